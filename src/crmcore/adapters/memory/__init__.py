@@ -1,0 +1,5 @@
+"""The in-memory adapter: the reference implementation of every crmcore port."""
+
+from crmcore.adapters.memory._store import InMemoryStore, MemoryUnitOfWork
+
+__all__ = ["InMemoryStore", "MemoryUnitOfWork"]

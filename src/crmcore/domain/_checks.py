@@ -1,0 +1,128 @@
+"""Small attrs validators and converters that raise crmcore's :class:`ValidationError`.
+
+attrs' own validators raise ``TypeError``/``ValueError``; the domain wants one error type that
+names the field and the value, so these wrap the few checks the entities need.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import attrs
+
+from crmcore.errors import ValidationError
+
+E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+
+UTC = dt.UTC
+
+
+def aware_utc(field: str, value: object) -> dt.datetime:
+    """Return ``value`` as a UTC datetime; reject naive datetimes and non-datetimes."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(field, value, "must be a timezone-aware datetime")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError(
+            field, value, "naive datetime: attach a timezone (crmcore stores UTC instants)"
+        )
+    return value.astimezone(UTC)
+
+
+def optional_aware_utc(field: str, value: object) -> dt.datetime | None:
+    return None if value is None else aware_utc(field, value)
+
+
+def text(field: str, value: object, *, max_length: int = 1000, allow_empty: bool = False) -> str:
+    """Return stripped text; reject non-strings, empty text and overly long text."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be text")
+    cleaned = value.strip()
+    if not cleaned and not allow_empty:
+        raise ValidationError(field, value, "must not be empty")
+    if len(cleaned) > max_length:
+        raise ValidationError(field, value, f"must be at most {max_length} characters")
+    if "\x00" in cleaned:
+        raise ValidationError(field, value, "must not contain NUL characters")
+    return cleaned
+
+
+def optional_text(field: str, value: object, *, max_length: int = 1000) -> str | None:
+    """Like :func:`text`, but ``None`` and blank text both mean "absent"."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return text(field, value, max_length=max_length)
+
+
+def member(field: str, enum_type: type[E], value: object) -> E:
+    """Coerce ``value`` (an enum member or its value) to ``enum_type``."""
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(str(m.value) for m in enum_type)
+        raise ValidationError(field, value, f"must be one of: {allowed}") from None
+
+
+def optional_member(field: str, enum_type: type[E], value: object) -> E | None:
+    return None if value is None else member(field, enum_type, value)
+
+
+_CONVERT = "crmcore.convert"
+
+
+def converts(func: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """Field metadata asking :func:`install_converters` to convert with ``func(name, value)``.
+
+    The conversion is attached by a field transformer rather than written as
+    ``converter=...`` so that mypy's attrs plugin types ``__init__`` by the declared field
+    types (the strict, documented API) while run time stays lenient (enum values as text, ...).
+    """
+    return {_CONVERT: func}
+
+
+def install_converters(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """attrs ``field_transformer``: turn :func:`converts` metadata into real converters."""
+    out = []
+    for field in fields:
+        func = field.metadata.get(_CONVERT)
+        if func is not None:
+            field = field.evolve(converter=_named_converter(func))
+        out.append(field)
+    return out
+
+
+def _named_converter(func: Callable[[str, Any], Any]) -> Any:
+    return attrs.Converter(  # type: ignore[call-overload,misc,unused-ignore]
+        lambda value, field: func(field.name, value), takes_field=True
+    )
+
+
+def tuple_of(field: str, values: object, item: Callable[[str, Any], T]) -> tuple[T, ...]:
+    """Convert an iterable to a tuple, converting each item (its field is ``field[i]``)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(field, values, "must be a sequence")
+    return tuple(item(f"{field}[{i}]", v) for i, v in enumerate(values))
+
+
+def instance_of(field: str, cls: type[T], value: object) -> T:
+    if not isinstance(value, cls):
+        raise ValidationError(field, value, f"must be a {cls.__name__}")
+    return value
+
+
+def uuid_value(field: str, value: object) -> uuid.UUID:
+    """Accept a UUID or its text form."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationError(field, value, "must be a UUID") from None

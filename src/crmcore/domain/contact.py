@@ -1,0 +1,136 @@
+"""Contact points: e-mail addresses, phone numbers and postal addresses.
+
+E-mail syntax is checked by ``email-validator`` with deliverability checks off (no DNS: the
+domain layer does no I/O). Phone numbers are parsed by ``phonenumbers`` (Google's
+libphonenumber metadata) and kept in E.164 form.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+import email_validator
+import phonenumbers
+
+from crmcore.domain import _checks
+from crmcore.errors import ValidationError
+
+__all__ = ["ContactLabel", "EmailAddress", "PhoneNumber", "PostalAddress"]
+
+
+class ContactLabel(enum.Enum):
+    """What a contact point is used for."""
+
+    PERSONAL = "personal"
+    WORK = "work"
+    OTHER = "other"
+
+
+def normalize_email(value: object, field: str = "email") -> str:
+    """Return the normalised form of an e-mail address (domain lower-cased, IDNA applied).
+
+    Raises:
+        ValidationError: if the address is not syntactically valid.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be text")
+    try:
+        result = email_validator.validate_email(
+            value.strip(), check_deliverability=False, allow_smtputf8=True
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationError(field, value, f"is not a valid e-mail address: {exc}") from None
+    return result.normalized
+
+
+def normalize_phone(value: object, region: str | None = None, field: str = "phone") -> str:
+    """Return a phone number in E.164 form (``+441632960961``).
+
+    Args:
+        value: the number as typed. Without ``region`` it must be international (``+``...).
+        region: ISO 3166 region used for national numbers (``"GB"``, ``"DE"``).
+
+    Raises:
+        ValidationError: if the number cannot be parsed or is not a possible number.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be text")
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(field, value, f"is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(field, value, "is not a valid phone number for its region")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+@attrs.frozen(field_transformer=_checks.install_converters)
+class EmailAddress:
+    """A validated, normalised e-mail address. ``EmailAddress("Ann@Example.COM")``."""
+
+    address: str = attrs.field(metadata=_checks.converts(lambda f, v: normalize_email(v, f)))
+    label: ContactLabel = attrs.field(
+        default=ContactLabel.PERSONAL,
+        metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
+    )
+
+    def __str__(self) -> str:
+        return self.address
+
+
+@attrs.frozen(field_transformer=_checks.install_converters)
+class PhoneNumber:
+    """A validated phone number held in E.164 form.
+
+    The constructor requires an international number; use :meth:`parse` with a region for a
+    national one.
+    """
+
+    e164: str = attrs.field(metadata=_checks.converts(lambda f, v: normalize_phone(v, None, f)))
+    label: ContactLabel = attrs.field(
+        default=ContactLabel.PERSONAL,
+        metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
+    )
+
+    @classmethod
+    def parse(
+        cls, text: str, region: str | None = None, label: ContactLabel = ContactLabel.PERSONAL
+    ) -> PhoneNumber:
+        """Parse a number as typed, national numbers relative to ``region``."""
+        return cls(normalize_phone(text, region), label)
+
+    def __str__(self) -> str:
+        return self.e164
+
+
+def _opt(max_length: int) -> dict[str, Any]:
+    return _checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=max_length))
+
+
+@attrs.frozen(field_transformer=_checks.install_converters)
+class PostalAddress:
+    """A postal address. Only ``country`` (ISO 3166-1 alpha-2) is required."""
+
+    country: str = attrs.field(metadata=_checks.converts(lambda f, v: _country(f, v)))
+    lines: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=_checks.converts(
+            lambda f, v: _checks.tuple_of(f, v, lambda ff, vv: _checks.text(ff, vv, max_length=200))
+        ),
+    )
+    locality: str | None = attrs.field(default=None, metadata=_opt(200))
+    region: str | None = attrs.field(default=None, metadata=_opt(200))
+    postal_code: str | None = attrs.field(default=None, metadata=_opt(32))
+    label: ContactLabel = attrs.field(
+        default=ContactLabel.PERSONAL,
+        metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
+    )
+
+
+def _country(field: str, value: object) -> str:
+    code = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise ValidationError(field, value, "must be an ISO 3166-1 alpha-2 country code")
+    return code

@@ -1,0 +1,92 @@
+"""Domain events: what happened, for the host to react to (ERP, marketing, messaging).
+
+Events carry identifiers, not personal data: a subscriber that needs the e-mail address looks
+the customer up, so an event log or a message queue never becomes a second copy of the
+registry that erasure would have to chase.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import attrs
+
+from crmcore.domain.lifecycle import LifecycleStage
+from crmcore.domain.numbers import CrmNumber
+from crmcore.domain.transaction import TransactionKind
+
+__all__ = [
+    "CustomerErased",
+    "CustomerRegistered",
+    "CustomerUpdated",
+    "CustomersMerged",
+    "DomainEvent",
+    "InteractionRecorded",
+    "SegmentEntered",
+    "SegmentExited",
+    "StageChanged",
+    "TransactionRecorded",
+]
+
+
+@attrs.frozen
+class DomainEvent:
+    """Base class of every event. ``at`` is when it happened (the store clock's time)."""
+
+    at: dt.datetime
+
+
+@attrs.frozen
+class CustomerRegistered(DomainEvent):
+    customer: CrmNumber
+
+
+@attrs.frozen
+class CustomerUpdated(DomainEvent):
+    customer: CrmNumber
+    version: int
+
+
+@attrs.frozen
+class InteractionRecorded(DomainEvent):
+    customer: CrmNumber
+    interaction_id: uuid.UUID
+
+
+@attrs.frozen
+class TransactionRecorded(DomainEvent):
+    customer: CrmNumber
+    transaction_id: uuid.UUID
+    kind: TransactionKind
+
+
+@attrs.frozen
+class StageChanged(DomainEvent):
+    customer: CrmNumber
+    from_stage: LifecycleStage
+    to_stage: LifecycleStage
+    reason: str
+
+
+@attrs.frozen
+class SegmentEntered(DomainEvent):
+    segment: str
+    customer: CrmNumber
+
+
+@attrs.frozen
+class SegmentExited(DomainEvent):
+    segment: str
+    customer: CrmNumber
+
+
+@attrs.frozen
+class CustomersMerged(DomainEvent):
+    survivor: CrmNumber
+    merged: CrmNumber
+
+
+@attrs.frozen
+class CustomerErased(DomainEvent):
+    customer: CrmNumber

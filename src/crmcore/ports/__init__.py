@@ -1,0 +1,350 @@
+"""Ports: what crmcore needs from storage and from the world, as ``typing.Protocol`` classes.
+
+This module is the prose of the adapter contract; :mod:`crmcore.testing.contract` is its
+executable form. Every adapter (in-memory, SQLAlchemy, or a third party's) must behave as
+written here, and the contract suite checks that it does.
+
+General rules for every repository:
+
+* Repositories speak domain objects, never rows. What they return is a copy: changing it does
+  not change storage until it is written back through the repository.
+* Repositories never commit. All writes happen inside a :class:`UnitOfWork` and become visible
+  to other units of work only when it commits. A unit of work that exits with an exception, or
+  without ``commit()``, leaves storage exactly as it was.
+* Uniqueness rules are enforced by every adapter alike: a duplicate CRM number or a duplicate
+  ``(source, external_id)`` raises :class:`~crmcore.errors.DuplicateError`; a duplicate
+  ``(source, external_ref)`` on a transaction or interaction is not an error but "already
+  recorded" (``add`` returns ``False`` and writes nothing).
+* Driver exceptions never leak: each is translated into :mod:`crmcore.errors`.
+* Timestamps go in and come out timezone-aware, in UTC, equal to what was written (to the
+  microsecond).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from crmcore.domain import (
+    CrmNumber,
+    CrmNumberScheme,
+    Customer,
+    CustomerAggregate,
+    DomainEvent,
+    Interaction,
+    Money,
+    Segment,
+    SegmentMembership,
+    Transaction,
+)
+
+__all__ = [
+    "AggregateRepository",
+    "Clock",
+    "CurrencyConverter",
+    "CustomerRepository",
+    "InteractionRepository",
+    "NumberAllocator",
+    "SegmentRepository",
+    "Store",
+    "TransactionRepository",
+    "UnitOfWork",
+]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Tells the time. Services take "now" from a clock so tests control time."""
+
+    def now(self) -> dt.datetime:
+        """Return the current instant, timezone-aware."""
+        ...
+
+
+class CurrencyConverter(Protocol):
+    """Converts money into the store's reporting currency. Supplied by the host.
+
+    crmcore ships no exchange rates: which rate applies (the day's, the booking rate, the
+    invoice's) is the host's accounting decision. Without a converter, recording a transaction
+    in a currency other than the reporting one fails with
+    :class:`~crmcore.errors.CurrencyConversionError`.
+    """
+
+    def convert(self, amount: Money, to_currency: str, at: dt.datetime) -> Money:
+        """Return ``amount`` in ``to_currency`` as of ``at``, rounded to that currency."""
+        ...
+
+
+class NumberAllocator(Protocol):
+    """Hands out CRM number sequences.
+
+    Rules: every call returns a sequence never returned before, also under concurrent callers
+    in threads or processes, and also after the customer it was given to was erased or merged.
+    A sequence taken by a unit of work that rolls back is not returned to the pool (gaps are
+    allowed); this is what lets allocation run outside the customer's transaction without
+    locking the registry.
+    """
+
+    def allocate(self) -> int:
+        """Return the next unused sequence (1-based)."""
+        ...
+
+    def allocate_many(self, count: int) -> Sequence[int]:
+        """Return ``count`` unused sequences at once (for bulk ingest)."""
+        ...
+
+
+class CustomerRepository(Protocol):
+    """The customer registry."""
+
+    def add(self, customer: Customer) -> None:
+        """Store a new customer.
+
+        Raises:
+            DuplicateError: the CRM number, or ``(source, external_id)``, is taken (also by an
+                erased customer: numbers are never reused).
+        """
+        ...
+
+    def get(self, number: CrmNumber) -> Customer:
+        """Return the customer with this number.
+
+        Raises:
+            ErasedError: the customer was erased.
+            NotFound: no such customer.
+        """
+        ...
+
+    def find(self, number: CrmNumber) -> Customer | None:
+        """Return the customer with this number, or ``None``."""
+        ...
+
+    def update(self, customer: Customer) -> None:
+        """Write back a changed customer (optimistic concurrency).
+
+        The stored version must equal ``customer.version``; on success the stored version
+        becomes ``customer.version + 1`` and ``customer.version`` is incremented to match, so
+        the same object can be changed and updated again.
+
+        Raises:
+            ConcurrencyError: the stored version differs (someone else updated it first).
+            NotFound: no such customer.
+            DuplicateError: a changed ``(source, external_id)`` is taken.
+        """
+        ...
+
+    def erase(self, number: CrmNumber) -> None:
+        """Delete the customer's personal data, keeping only a tombstone of the number.
+
+        Interactions, transactions, aggregates and segment memberships of the customer are
+        deleted too. Afterwards :meth:`get` raises :class:`~crmcore.errors.ErasedError` and the
+        number is never allocated again.
+        """
+        ...
+
+    def find_by_email(self, email: str) -> Sequence[Customer]:
+        """Customers having this address (normalised before comparing), by number."""
+        ...
+
+    def find_by_phone(self, e164: str) -> Sequence[Customer]:
+        """Customers having this E.164 phone number, by number."""
+        ...
+
+    def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
+        """The customer imported from ``source`` under ``external_id``, if any."""
+        ...
+
+    def count(self) -> int:
+        """Number of customers (erased ones excluded)."""
+        ...
+
+    def numbers(self) -> Sequence[CrmNumber]:
+        """All customer numbers (erased ones excluded), ascending."""
+        ...
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
+        """Every customer, ascending by number, fetched in batches."""
+        ...
+
+
+class InteractionRepository(Protocol):
+    """The history of contacts with customers."""
+
+    def add(self, interaction: Interaction) -> bool:
+        """Record an interaction; also updates the customer's aggregate.
+
+        Returns:
+            ``True`` if stored; ``False`` if ``(source, external_ref)`` was already recorded
+            (nothing is written).
+
+        Raises:
+            NotFound: the customer does not exist.
+            DuplicateError: the interaction id is taken.
+        """
+        ...
+
+    def get(self, interaction_id: uuid.UUID) -> Interaction:
+        """Raises :class:`~crmcore.errors.NotFound` if absent."""
+        ...
+
+    def find_by_external_ref(self, source: str, external_ref: str) -> Interaction | None: ...
+
+    def for_customer(
+        self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
+    ) -> Sequence[Interaction]:
+        """The customer's interactions, newest first (ties by id), optionally before an instant."""
+        ...
+
+
+class TransactionRepository(Protocol):
+    """Purchases and refunds."""
+
+    def add(self, transaction: Transaction) -> bool:
+        """Record a transaction (``reporting_total`` must be set); updates the aggregate.
+
+        Returns:
+            ``True`` if stored; ``False`` if ``(source, external_ref)`` was already recorded
+            (nothing is written), also when a concurrent unit of work recorded it first.
+
+        Raises:
+            NotFound: the customer does not exist.
+            DuplicateError: the transaction id is taken.
+            ValidationError: ``reporting_total`` is missing.
+        """
+        ...
+
+    def get(self, transaction_id: uuid.UUID) -> Transaction:
+        """Raises :class:`~crmcore.errors.NotFound` if absent."""
+        ...
+
+    def find_by_external_ref(self, source: str, external_ref: str) -> Transaction | None: ...
+
+    def for_customer(
+        self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
+    ) -> Sequence[Transaction]:
+        """The customer's transactions, newest first (ties by id), optionally before an instant."""
+        ...
+
+
+class AggregateRepository(Protocol):
+    """Per-customer running aggregates (read side; the other repositories keep them current)."""
+
+    def get(self, number: CrmNumber) -> CustomerAggregate:
+        """The customer's aggregate; an all-zero one if the customer has no history yet.
+
+        Raises:
+            NotFound: the customer does not exist.
+        """
+        ...
+
+
+class SegmentRepository(Protocol):
+    """Segment definitions and their saved membership runs."""
+
+    def save(self, segment: Segment) -> None:
+        """Create or replace a segment definition (by name)."""
+        ...
+
+    def get(self, name: str) -> Segment:
+        """Raises :class:`~crmcore.errors.NotFound` if absent."""
+        ...
+
+    def list(self) -> Sequence[Segment]:
+        """All segment definitions, by name."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Delete a definition and its membership runs. Raises NotFound if absent."""
+        ...
+
+    def save_membership(self, membership: SegmentMembership) -> None:
+        """Save one evaluation run.
+
+        Raises:
+            NotFound: the segment is not defined.
+            DuplicateError: a run of this segment at the same ``as_of`` exists.
+        """
+        ...
+
+    def latest_membership(
+        self, name: str, *, before: dt.datetime | None = None
+    ) -> SegmentMembership | None:
+        """The most recent run (strictly before ``before``, when given), or ``None``."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One atomic group of writes: everything or nothing.
+
+    Use as a context manager; call :meth:`commit` to make the writes durable. Leaving the block
+    without committing, or with an exception, rolls back. A unit of work is used once.
+    """
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def interactions(self) -> InteractionRepository: ...
+
+    @property
+    def transactions(self) -> TransactionRepository: ...
+
+    @property
+    def aggregates(self) -> AggregateRepository: ...
+
+    @property
+    def segments(self) -> SegmentRepository: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make every write of this unit durable and visible.
+
+        Raises:
+            ConcurrencyError: a write conflicts with one committed meanwhile (nothing is
+                written).
+        """
+        ...
+
+    def rollback(self) -> None:
+        """Discard every write of this unit."""
+        ...
+
+    def add_event(self, event: DomainEvent) -> None:
+        """Queue a domain event; it is published only if the unit commits."""
+        ...
+
+    def collect_events(self) -> list[DomainEvent]:
+        """Return and clear the queued events (after a commit, to publish them)."""
+        ...
+
+
+class Store(Protocol):
+    """A place customers live: a factory of units of work plus the store's settings."""
+
+    @property
+    def scheme(self) -> CrmNumberScheme:
+        """How this store's CRM numbers look."""
+        ...
+
+    @property
+    def reporting_currency(self) -> str:
+        """ISO 4217 code analytics report money in."""
+        ...
+
+    @property
+    def allocator(self) -> NumberAllocator: ...
+
+    def unit_of_work(self) -> UnitOfWork:
+        """Start a new unit of work (enter it with ``with``)."""
+        ...
