@@ -45,6 +45,11 @@ def normalize_email(value: object, field: str = "email") -> str:
     return result.normalized
 
 
+def email_lookup_key(value: object, field: str = "email") -> str:
+    """The key under which an address is looked up (see :attr:`EmailAddress.lookup_key`)."""
+    return normalize_email(value, field).lower()
+
+
 def normalize_phone(value: object, region: str | None = None, field: str = "phone") -> str:
     """Return a phone number in E.164 form (``+441632960961``).
 
@@ -75,6 +80,16 @@ class EmailAddress:
         default=ContactLabel.PERSONAL,
         metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
     )
+
+    @property
+    def lookup_key(self) -> str:
+        """The form used to find customers by e-mail: normalised, then case-folded.
+
+        RFC 5321 lets a server treat local parts case-sensitively, but in practice nobody
+        does, and a CRM that cannot find ``Ann@example.com`` under ``ann@example.com`` is
+        broken for its users. Display keeps the address as entered.
+        """
+        return self.address.lower()
 
     def __str__(self) -> str:
         return self.address

@@ -146,7 +146,8 @@ class CustomerRepository(Protocol):
         ...
 
     def find_by_email(self, email: str) -> Sequence[Customer]:
-        """Customers having this address (normalised before comparing), by number."""
+        """Customers having this address (compared by ``EmailAddress.lookup_key``: normalised,
+        case-insensitive), ascending by number. Invalid text finds nobody."""
         ...
 
     def find_by_phone(self, e164: str) -> Sequence[Customer]:

@@ -53,7 +53,7 @@ from crmcore.domain import (
     currency_exponent,
 )
 from crmcore.domain._checks import aware_utc
-from crmcore.domain.contact import normalize_email
+from crmcore.domain.contact import email_lookup_key
 from crmcore.errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -301,7 +301,7 @@ class _Customers:
 
     def _index(self, customer: Customer) -> None:
         for email in customer.emails:
-            _index_add(self._state.by_email, email.address, customer.number)
+            _index_add(self._state.by_email, email.lookup_key, customer.number)
         for phone in customer.phones:
             _index_add(self._state.by_phone, phone.e164, customer.number)
         if customer.external_id is not None:
@@ -310,7 +310,7 @@ class _Customers:
 
     def _unindex(self, customer: Customer) -> None:
         for email in customer.emails:
-            _index_remove(self._state.by_email, email.address, customer.number)
+            _index_remove(self._state.by_email, email.lookup_key, customer.number)
         for phone in customer.phones:
             _index_remove(self._state.by_phone, phone.e164, customer.number)
         if customer.external_id is not None:
@@ -437,7 +437,7 @@ class _Customers:
     def find_by_email(self, email: str) -> Sequence[Customer]:
         self._uow._check_active()
         try:
-            key = normalize_email(email)
+            key = email_lookup_key(email)
         except ValidationError:
             return []
         return self._sorted(self._state.by_email.get(key, ()))
