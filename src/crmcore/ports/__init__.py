@@ -109,6 +109,16 @@ class CustomerRepository(Protocol):
         """
         ...
 
+    def add_many(self, customers: Sequence[Customer]) -> None:
+        """Store many new customers at once (bulk ingest; one round trip per batch in SQL).
+
+        Raises:
+            DuplicateError: any number or ``(source, external_id)`` is taken, or repeated
+                within ``customers``. Nothing of the batch is visible after the unit of work
+                rolls back.
+        """
+        ...
+
     def get(self, number: CrmNumber) -> Customer:
         """Return the customer with this number.
 
@@ -187,6 +197,14 @@ class InteractionRepository(Protocol):
         """
         ...
 
+    def add_many(self, interactions: Sequence[Interaction]) -> int:
+        """Record many interactions at once; return how many were new.
+
+        Already-recorded ``(source, external_ref)`` pairs, and repeats of a pair within the
+        batch (the first wins), are skipped, exactly as :meth:`add` would.
+        """
+        ...
+
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         """Raises :class:`~crmcore.errors.NotFound` if absent."""
         ...
@@ -214,6 +232,14 @@ class TransactionRepository(Protocol):
             NotFound: the customer does not exist.
             DuplicateError: the transaction id is taken.
             ValidationError: ``reporting_total`` is missing.
+        """
+        ...
+
+    def add_many(self, transactions: Sequence[Transaction]) -> int:
+        """Record many transactions at once; return how many were new.
+
+        Already-recorded ``(source, external_ref)`` pairs, and repeats of a pair within the
+        batch (the first wins), are skipped, exactly as :meth:`add` would.
         """
         ...
 

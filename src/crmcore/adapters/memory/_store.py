@@ -352,6 +352,10 @@ class _Customers:
 
         self._uow._record(undo)
 
+    def add_many(self, customers: Sequence[Customer]) -> None:
+        for customer in customers:
+            self.add(customer)
+
     def get(self, number: CrmNumber) -> Customer:
         self._uow._check_active()
         self._uow._require_customer(number)
@@ -638,6 +642,9 @@ class _Interactions(_History):
         self._uow._bump_latest(occurred)
         return True
 
+    def add_many(self, interactions: Sequence[Interaction]) -> int:
+        return sum(self.add(interaction) for interaction in interactions)
+
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         return self._get(interaction_id)  # type: ignore[return-value]
 
@@ -704,6 +711,9 @@ class _Transactions(_History):
         self._uow._record(lambda: log.truncate(size))
         self._uow._bump_latest(occurred)
         return True
+
+    def add_many(self, transactions: Sequence[Transaction]) -> int:
+        return sum(self.add(transaction) for transaction in transactions)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         return self._get(transaction_id)  # type: ignore[return-value]
