@@ -8,7 +8,8 @@ libphonenumber metadata) and kept in E.164 form.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import attrs
 import email_validator
@@ -120,6 +121,33 @@ class PhoneNumber:
         return self.e164
 
 
+def email_addresses(
+    values: Iterable[EmailAddress | str], field: str = "emails"
+) -> tuple[EmailAddress, ...]:
+    """Validate addresses given as objects or text; errors name ``emails[i]``."""
+    return _checks.tuple_of(field, values, lambda f, v: _coerce(f, v, EmailAddress, None))
+
+
+def phone_numbers(
+    values: Iterable[PhoneNumber | str], region: str | None = None, field: str = "phones"
+) -> tuple[PhoneNumber, ...]:
+    """Validate numbers given as objects or text (national ones relative to ``region``)."""
+    return _checks.tuple_of(field, values, lambda f, v: _coerce(f, v, PhoneNumber, region))
+
+
+def _coerce(field: str, value: object, cls: type[_C], region: str | None) -> _C:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(field, value, f"must be a {cls.__name__} or text")
+    try:
+        if cls is PhoneNumber:
+            return cls(normalize_phone(value, region, field))
+        return cls(value)
+    except ValidationError as exc:
+        raise ValidationError(field, value, exc.reason) from None
+
+
 def _opt(max_length: int) -> dict[str, Any]:
     return _checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=max_length))
 
@@ -149,3 +177,6 @@ def _country(field: str, value: object) -> str:
     if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isalpha():
         raise ValidationError(field, value, "must be an ISO 3166-1 alpha-2 country code")
     return code
+
+
+_C = TypeVar("_C", EmailAddress, PhoneNumber)

@@ -8,12 +8,18 @@ import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import attrs
 
 from crmcore.domain import _checks
-from crmcore.domain.contact import EmailAddress, PhoneNumber, PostalAddress
+from crmcore.domain.contact import (
+    EmailAddress,
+    PhoneNumber,
+    PostalAddress,
+    email_addresses,
+    phone_numbers,
+)
 from crmcore.domain.interaction import InteractionChannel
 from crmcore.domain.lifecycle import LifecycleStage, StageChange, check_transition
 from crmcore.domain.numbers import CrmNumber
@@ -27,8 +33,6 @@ __all__ = [
     "Gender",
     "PersonName",
 ]
-
-_C = TypeVar("_C", EmailAddress, PhoneNumber)
 
 AttributeValue: TypeAlias = str | int | bool | Decimal | dt.date | dt.datetime
 """The types a custom attribute may hold (floats are excluded: use Decimal)."""
@@ -151,21 +155,11 @@ def _attributes(field: str, value: object) -> Mapping[str, AttributeValue]:
 
 
 def _emails(field: str, value: object) -> tuple[EmailAddress, ...]:
-    return _checks.tuple_of(field, value, lambda f, v: _contact(f, v, EmailAddress))
+    return email_addresses(value, field)  # type: ignore[arg-type]  # validated inside
 
 
 def _phones(field: str, value: object) -> tuple[PhoneNumber, ...]:
-    return _checks.tuple_of(field, value, lambda f, v: _contact(f, v, PhoneNumber))
-
-
-def _contact(field: str, value: object, cls: type[_C]) -> _C:
-    """Accept a contact object or its text, reporting errors under ``emails[1]`` etc."""
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)  # type: ignore[arg-type]  # validated by the constructor
-    except ValidationError as exc:
-        raise ValidationError(field, value, exc.reason) from None
+    return phone_numbers(value, None, field)  # type: ignore[arg-type]  # validated inside
 
 
 def _addresses(field: str, value: object) -> tuple[PostalAddress, ...]:

@@ -39,7 +39,7 @@ from crmcore.domain import (
     TransactionRecorded,
 )
 from crmcore.domain._checks import aware_utc, member, optional_member
-from crmcore.domain.contact import normalize_phone
+from crmcore.domain.contact import email_addresses, normalize_phone, phone_numbers
 from crmcore.errors import CurrencyConversionError, DuplicateError, NotFound, ValidationError
 from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
 
@@ -176,10 +176,6 @@ class Crm:
         """
         now = self._now()
         person = name if isinstance(name, PersonName) else PersonName(display=name)
-        phone_values = [
-            p if isinstance(p, PhoneNumber) else PhoneNumber(normalize_phone(p, phone_region))
-            for p in phones
-        ]
         scheme = self.store.scheme
         # Validate everything with a placeholder number first, so bad input uses no number.
         draft = Customer(
@@ -187,8 +183,8 @@ class Crm:
             name=person,
             created_at=now,
             updated_at=now,
-            emails=tuple(e if isinstance(e, EmailAddress) else EmailAddress(e) for e in emails),
-            phones=tuple(phone_values),
+            emails=email_addresses(emails),
+            phones=phone_numbers(phones, phone_region),
             addresses=tuple(addresses),
             gender=optional_member("gender", Gender, gender),
             birth_date=birth_date,
