@@ -169,6 +169,8 @@ def money(
             raise InvalidArgument(f"no {code} amount lies between {low} and {high}")
         return st.integers(lo, hi).map(lambda minor: Money.from_minor_units(minor, code))
 
+    if isinstance(currency, str):
+        return for_code(currency)  # fail fast on impossible bounds for a fixed currency
     return codes.flatmap(for_code)
 
 
