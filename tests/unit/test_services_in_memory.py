@@ -252,3 +252,32 @@ def test_customer_360_shows_recent_history_newest_first(crm: Crm, clock: FixedCl
     assert len(view.open_follow_ups) == 1
     clock.set(due + dt.timedelta(seconds=1))
     assert crm.customer_360(number).open_follow_ups == ()
+
+
+def test_merging_moves_history_and_contact_points_and_retires_the_duplicate(crm: Crm) -> None:
+    ann = crm.register("Ann Lee", emails=["ann@example.com"], tags=["vip"])
+    dup = crm.register("A. Lee", emails=["ann@work.example"], tags=["b2b"])
+    crm.record_transaction(buy(crm, dup.number, "7.00", source="erp", external_ref="D1"))
+    crm.record_transaction(buy(crm, ann.number, "3.00", days=2))
+    crm.record_interaction(Interaction(dup.number, T0, "chat", "inbound", "complaint"))
+    events: list[DomainEvent] = []
+    crm.subscribe(events.append)
+
+    merged = crm.merge(ann.number, dup.number)
+
+    assert [e.address for e in merged.emails] == ["ann@example.com", "ann@work.example"]
+    assert merged.tags == frozenset({"vip", "b2b"})
+    aggregate = crm.customer_360(ann.number).aggregate
+    assert (aggregate.purchase_count, aggregate.net_minor, aggregate.complaint_count) == (
+        2,
+        1000,
+        1,
+    )
+    assert crm.find_by_email("ann@work.example")[0].number == ann.number
+    with pytest.raises(ErasedError):
+        crm.get(dup.number)
+    again = crm.record_transaction(buy(crm, ann.number, "7.00", source="erp", external_ref="D1"))
+    assert not again.created
+    assert type(events[-1]).__name__ == "CustomersMerged"
+    with pytest.raises(ValidationError):
+        crm.merge(ann.number, ann.number)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -22,6 +22,7 @@ from crmcore.domain import (
     CustomerAggregate,
     CustomerErased,
     CustomerRegistered,
+    CustomersMerged,
     CustomerUpdated,
     DomainEvent,
     EmailAddress,
@@ -46,6 +47,12 @@ from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
 __all__ = ["BulkResult", "Crm", "Customer360", "RecordResult"]
 
 EventHandler = Callable[[DomainEvent], None]
+_T = TypeVar("_T")
+
+
+def _union(first: tuple[_T, ...], second: tuple[_T, ...]) -> tuple[_T, ...]:
+    """``first`` followed by the items of ``second`` it lacks, order kept."""
+    return first + tuple(item for item in second if item not in first)
 
 
 @attrs.frozen
@@ -300,6 +307,49 @@ class Crm:
             uow.customers.erase(key)
             uow.add_event(CustomerErased(at=self._now(), customer=key))
             self._finish(uow)
+
+    def merge(self, survivor: CrmNumber | str, duplicate: CrmNumber | str) -> Customer:
+        """Merge ``duplicate`` into ``survivor`` (the same person registered twice).
+
+        The survivor keeps its number, name and stage; it gains the duplicate's e-mail
+        addresses, phone numbers, postal addresses, tags, consents and custom attributes it
+        does not have, and all of its interactions and transactions (with their ids and
+        external references, so re-ingesting them stays a no-op). The duplicate's number is
+        retired like an erased one. All in one unit of work.
+
+        Raises:
+            ValidationError: both numbers are the same.
+            NotFound: either customer does not exist.
+        """
+        keep, drop = self._number(survivor), self._number(duplicate)
+        if keep == drop:
+            raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
+        now = self._now()
+        with self.store.unit_of_work() as uow:
+            target = uow.customers.get(keep)
+            source = uow.customers.get(drop)
+            interactions = uow.interactions.for_customer(drop)
+            transactions = uow.transactions.for_customer(drop)
+            target.emails = _union(target.emails, source.emails)
+            target.phones = _union(target.phones, source.phones)
+            target.addresses = _union(target.addresses, source.addresses)
+            target.consents = tuple(
+                sorted(_union(target.consents, source.consents), key=lambda c: c.at)
+            )
+            target.tags = target.tags | source.tags
+            target.attributes = {**source.attributes, **target.attributes}
+            target.updated_at = max(now, target.created_at)
+            uow.customers.erase(drop)
+            uow.customers.update(target)
+            uow.interactions.add_many(
+                [attrs.evolve(i, customer=keep) for i in reversed(interactions)]
+            )
+            uow.transactions.add_many(
+                [attrs.evolve(t, customer=keep) for t in reversed(transactions)]
+            )
+            uow.add_event(CustomersMerged(at=now, survivor=keep, merged=drop))
+            self._finish(uow)
+        return target
 
     # -- lookups -----------------------------------------------------------------------------
 
