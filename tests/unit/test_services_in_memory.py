@@ -281,3 +281,24 @@ def test_merging_moves_history_and_contact_points_and_retires_the_duplicate(crm:
     assert type(events[-1]).__name__ == "CustomersMerged"
     with pytest.raises(ValidationError):
         crm.merge(ann.number, ann.number)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda crm: crm.get("C123"), "crm_number"),
+        (lambda crm: crm.get(12345), "crm_number"),
+        (lambda crm: crm.change_stage("C0000000013", "vip"), "to_stage"),
+        (lambda crm: crm.customer_360("C0000000013", recent=-1), "recent"),
+        (lambda crm: crm.find_by_phone("12"), "phone"),
+        (lambda crm: crm.record_transaction("not a transaction"), "transaction"),
+        (lambda crm: crm.register(""), "name"),
+        (lambda crm: crm.register("Ann", stage="gold"), "stage"),
+        (lambda crm: crm.register("Ann", birth_date="1990-01-01"), "birth_date"),
+    ],
+)
+def test_bad_input_at_entry_points_names_the_field(crm: Crm, call: object, field: str) -> None:
+    crm.register("Somebody")
+    with pytest.raises(ValidationError) as info:
+        call(crm)  # type: ignore[operator]
+    assert info.value.field == field

@@ -268,7 +268,9 @@ class Crm:
         now = self._now()
         with self.store.unit_of_work() as uow:
             customer = uow.customers.get(key)
-            change = customer.change_stage(LifecycleStage(to_stage), now, reason)
+            change = customer.change_stage(
+                member("to_stage", LifecycleStage, to_stage), now, reason
+            )
             customer.updated_at = max(now, customer.created_at)
             uow.customers.update(customer)
             uow.add_event(
@@ -376,6 +378,8 @@ class Crm:
 
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
         """Profile, running totals, recent history and open follow-ups of one customer."""
+        if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
+            raise ValidationError("recent", recent, "must be a non-negative integer")
         key = self._number(number)
         now = self._now()
         with self.store.unit_of_work() as uow:
