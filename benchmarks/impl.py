@@ -1,0 +1,88 @@
+"""The interface every measured implementation provides, and the shared result shapes."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.data import Event
+from benchmarks.spec import RfmResult, SegmentMap
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Where an implementation finds its data and databases."""
+
+    data_dir: Path
+    segments: SegmentMap
+    sqlite_path: Path
+    postgres_url: str | None
+    customers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestCheck:
+    """What was stored: counts and the net money total (purchases - refunds, minor units)."""
+
+    customers: int
+    transactions: int
+    interactions: int
+    net_minor: int
+
+    def array(self) -> npt.NDArray[np.int64]:
+        return np.array(dataclasses.astuple(self), dtype=np.int64)
+
+
+Refreshed = tuple[int, int, int, int, int]
+"""(R, F, M, segment index, rule bits) of one customer after one new transaction."""
+
+
+class Implementation(abc.ABC):
+    """One contender. ``ingest`` runs first (timed once), then the other workloads."""
+
+    name: str
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def ingest(self) -> IngestCheck:
+        """Load the generated store into this implementation's natural form."""
+
+    @abc.abstractmethod
+    def rfm(self) -> RfmResult:
+        """Workload 1: R, F, M scores and the named segment of every customer."""
+
+    def prepare_scores(self) -> None:  # noqa: B027 - optional hook
+        """Untimed: build the per-customer aggregates the ``scores`` workload starts from."""
+
+    def scores(self) -> RfmResult | None:
+        """Workload 1b: the three scores alone from ready per-customer aggregates."""
+        return None
+
+    @abc.abstractmethod
+    def rules(self) -> npt.NDArray[np.int16]:
+        """Workload 2: the ten rule memberships of every customer, packed as bits."""
+
+    @abc.abstractmethod
+    def prepare_incremental(self) -> None:
+        """Untimed: remember the cut points of the last full run."""
+
+    @abc.abstractmethod
+    def refresh(self, event: Event) -> Refreshed:
+        """Workload 3: record one transaction, return the customer's refreshed result."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def scatter(n: int, ids: Any, values: Any, dtype: Any, fill: int) -> npt.NDArray[Any]:
+    """A length-``n`` array indexed by customer id, ``fill`` where ``ids`` has no row."""
+    out = np.full(n, fill, dtype=dtype)
+    out[np.asarray(ids, dtype=np.int64)] = np.asarray(values)
+    return out
