@@ -1,0 +1,27 @@
+"""The SQLAlchemy adapter: crmcore's ports on SQLite, PostgreSQL and MariaDB/MySQL.
+
+Needs the ``[sqlalchemy]`` extra (plus ``[postgres]`` or ``[mysql]`` for those drivers)::
+
+    from crmcore.adapters.sqlalchemy import SqlStore
+
+    store = SqlStore.from_url("sqlite:///crm.db", create_schema=True)
+
+See ``docs/embedding.md`` for sharing a database (and a ``MetaData``) with a host application
+and for running the bundled Alembic migrations.
+"""
+
+from crmcore.adapters.sqlalchemy._migrate import upgrade
+from crmcore.adapters.sqlalchemy._store import SqlNumberAllocator, SqlStore, SqlUnitOfWork
+from crmcore.adapters.sqlalchemy._tables import NAMING_CONVENTION, CrmTables, build_tables
+from crmcore.adapters.sqlalchemy._types import UtcDateTime
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "CrmTables",
+    "SqlNumberAllocator",
+    "SqlStore",
+    "SqlUnitOfWork",
+    "UtcDateTime",
+    "build_tables",
+    "upgrade",
+]

@@ -1,0 +1,53 @@
+"""Column types: timezone-aware UTC instants on every dialect."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from crmcore.errors import ValidationError
+
+__all__ = ["UtcDateTime"]
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """An instant stored as naive UTC and returned as an aware UTC ``datetime``.
+
+    A naive value is rejected before it reaches the database (``ValidationError``), an aware
+    one is converted to UTC; what comes back equals what was written, to the microsecond
+    (MariaDB/MySQL use ``DATETIME(6)``; PostgreSQL's ``timestamp`` and SQLite's text keep
+    microseconds natively).
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise ValidationError("datetime", value, "must be a datetime")
+        offset = value.utcoffset()
+        if offset is None:
+            raise ValidationError("datetime", value, "must be timezone-aware (naive given)")
+        return (value - offset).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite without type information (raw text)
+            value = dt.datetime.fromisoformat(value)
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC)
+        return value.replace(tzinfo=dt.UTC)
