@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import attrs
 
@@ -62,6 +62,9 @@ from crmcore.errors import (
     NotFound,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from crmcore.adapters.memory._metrics import MemoryMetrics
 
 __all__ = ["InMemoryStore"]
 
@@ -164,6 +167,12 @@ class InMemoryStore:
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
+
+    def metrics_source(self) -> MemoryMetrics:
+        """Analytics' columnar view of this store (see ``crmcore.adapters.memory._metrics``)."""
+        from crmcore.adapters.memory._metrics import MemoryMetrics
+
+        return MemoryMetrics(self)
 
     @contextmanager
     def read_state(self) -> Iterator[_State]:
@@ -413,9 +422,11 @@ class _Customers:
         state.aggregates.set_row(row, new_aggregate_table().defaults)
         tx_hits = _blank_log_rows(state.transaction_log, row)
         ix_hits = _blank_log_rows(state.interaction_log, row)
+        # Edit the run lists in place (and restore them in place): undo entries of earlier
+        # writes in the same unit of work hold these very list objects.
         old_memberships = {name: list(runs) for name, runs in state.memberships.items()}
-        for name, runs in state.memberships.items():
-            state.memberships[name] = [
+        for runs in state.memberships.values():
+            runs[:] = [
                 attrs.evolve(run, members=run.members - {number}) if number in run.members else run
                 for run in runs
             ]
@@ -433,8 +444,8 @@ class _Customers:
             state.aggregates.set_row(row, old_row)
             _restore_log_rows(state.transaction_log, tx_hits)
             _restore_log_rows(state.interaction_log, ix_hits)
-            state.memberships.clear()
-            state.memberships.update(old_memberships)
+            for name, runs in old_memberships.items():
+                state.memberships[name][:] = runs
 
         self._uow._record(undo)
 
@@ -482,16 +493,16 @@ def _remove_history(
     by_customer: dict[CrmNumber, list[uuid.UUID]],
     refs: dict[tuple[str, str], uuid.UUID],
     number: CrmNumber,
-) -> tuple[CrmNumber, list[_HistoryItem]]:
-    ids = by_customer.pop(number, [])
+) -> tuple[CrmNumber, list[uuid.UUID] | None, list[_HistoryItem]]:
+    ids = by_customer.pop(number, None)
     removed: list[_HistoryItem] = []
-    for item_id in ids:
+    for item_id in ids or ():
         item = items.pop(item_id)
         removed.append(item)
         if item.external_ref is not None:
             assert item.source is not None
             refs.pop((item.source, item.external_ref), None)
-    return number, removed
+    return number, ids, removed
 
 
 def _restore_history(
@@ -500,12 +511,14 @@ def _restore_history(
     | dict[uuid.UUID, Transaction],
     by_customer: dict[CrmNumber, list[uuid.UUID]],
     refs: dict[tuple[str, str], uuid.UUID],
-    removed: tuple[CrmNumber, list[_HistoryItem]],
+    removed: tuple[CrmNumber, list[uuid.UUID] | None, list[_HistoryItem]],
 ) -> None:
-    number, restored = removed
-    if not restored:
+    number, ids, restored = removed
+    if ids is None:
         return
-    by_customer[number] = [item.id for item in restored]
+    # Put back the very list object that was removed: undo entries of earlier writes in the
+    # same unit of work hold it and pop from it when they are replayed after this one.
+    by_customer[number] = ids
     for item in restored:
         items[item.id] = item  # type: ignore[assignment]
         if item.external_ref is not None:
@@ -564,11 +577,13 @@ class _History:
         self._uow._check_active()
         items, by_customer, refs = self._stores()
         self._uow._require_customer(item.customer)
-        if item.id in items:
-            raise DuplicateError(f"{self.kind} id", item.id)
+        # "Already recorded" wins over "id taken": retrying the very same record (same id,
+        # same reference) is the idempotent no-op, not a duplicate.
         ref = None if item.external_ref is None else (item.source or "", item.external_ref)
         if ref is not None and ref in refs:
             return False
+        if item.id in items:
+            raise DuplicateError(f"{self.kind} id", item.id)
         items[item.id] = item
         ids = by_customer.setdefault(item.customer, [])
         ids.append(item.id)
