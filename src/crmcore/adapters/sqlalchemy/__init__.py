@@ -11,7 +11,12 @@ and for running the bundled Alembic migrations.
 """
 
 from crmcore.adapters.sqlalchemy._migrate import upgrade
-from crmcore.adapters.sqlalchemy._store import SqlNumberAllocator, SqlStore, SqlUnitOfWork
+from crmcore.adapters.sqlalchemy._store import (
+    SqlNumberAllocator,
+    SqlStore,
+    SqlUnitOfWork,
+    configure_sqlite_engine,
+)
 from crmcore.adapters.sqlalchemy._tables import NAMING_CONVENTION, CrmTables, build_tables
 from crmcore.adapters.sqlalchemy._types import UtcDateTime
 
@@ -23,5 +28,6 @@ __all__ = [
     "SqlUnitOfWork",
     "UtcDateTime",
     "build_tables",
+    "configure_sqlite_engine",
     "upgrade",
 ]

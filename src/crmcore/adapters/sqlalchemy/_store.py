@@ -19,10 +19,12 @@ first write, which starts ``BEGIN IMMEDIATE``; writers queue on SQLite's single 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as dt
 import threading
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
@@ -90,7 +92,13 @@ from crmcore.errors import (
     ValidationError,
 )
 
-__all__ = ["SqlNumberAllocator", "SqlStore", "SqlUnitOfWork", "initialize_rows"]
+__all__ = [
+    "SqlNumberAllocator",
+    "SqlStore",
+    "SqlUnitOfWork",
+    "configure_sqlite_engine",
+    "initialize_rows",
+]
 
 _CURRENCY_KEY = "reporting_currency"
 _COUNTER = "crm_number"
@@ -107,8 +115,37 @@ def _is_memory_sqlite(database: str | None) -> bool:
     return database in (None, "", ":memory:") or "mode=memory" in (database or "")
 
 
-def _configure_sqlite_engine(engine: Engine, *, file: bool) -> None:
-    """Per-engine listeners (never global): FKs, WAL, and crmcore-controlled BEGIN."""
+_CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def configure_sqlite_engine(engine: Engine) -> Engine:
+    """Make a SQLite engine transaction-correct for crmcore (and for the host).
+
+    ``SqlStore.from_url`` does this to the engines it creates. Call it on your own SQLite
+    engine before sharing it (or a connection of it) with a :class:`SqlStore`: it attaches
+    listeners to this engine only (no global listener) that turn on foreign keys for every
+    connection, set a 30 s busy timeout, switch files to WAL, and replace the ``sqlite3``
+    module's legacy transaction handling with explicit ``BEGIN``, which is what makes
+    SAVEPOINTs (``begin_nested()``) work. See "Legacy Transaction Mode" in SQLAlchemy's
+    SQLite dialect documentation.
+
+    Args:
+        engine: an engine on a ``sqlite`` URL.
+
+    Returns:
+        the same engine.
+
+    Raises:
+        ConfigurationError: the engine is not SQLite.
+    """
+    if engine.dialect.name != "sqlite":
+        raise ConfigurationError(
+            f"configure_sqlite_engine needs a SQLite engine, got {engine.url!r}"
+        )
+    if engine in _CONFIGURED:
+        return engine
+    _CONFIGURED.add(engine)
+    file = not _is_memory_sqlite(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -127,6 +164,8 @@ def _configure_sqlite_engine(engine: Engine, *, file: bool) -> None:
     def _on_begin(conn: Connection) -> None:
         if not conn.get_execution_options().get(_LAZY, False):
             conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 class SqlStore:
@@ -184,8 +223,8 @@ class SqlStore:
         url = (bind if isinstance(bind, Engine) else bind.engine).url
         self._sqlite = self._dialect.name == "sqlite"
         self._sqlite_memory = self._sqlite and _is_memory_sqlite(url.database)
-        # Set by from_url when crmcore controls BEGIN on its own SQLite engine.
-        self._lazy_begin = False
+        # Units on a configured SQLite engine start BEGIN IMMEDIATE at their first write.
+        self._lazy_begin = isinstance(bind, Engine) and bind in _CONFIGURED
         # Units on one shared SQLite connection (":memory:") must not interleave.
         self._serial: threading.RLock | None = None
         self._local = threading.local()
@@ -219,10 +258,8 @@ class SqlStore:
         try:
             parsed = make_url(url)
             kwargs: dict[str, Any] = {}
-            file = False
             if parsed.get_backend_name() == "sqlite":
                 memory = _is_memory_sqlite(parsed.database)
-                file = not memory
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
                 if memory:
                     kwargs["poolclass"] = StaticPool
@@ -230,7 +267,7 @@ class SqlStore:
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
             raise ConfigurationError(f"cannot create an engine for this URL: {exc}") from exc
         if engine.dialect.name == "sqlite":
-            _configure_sqlite_engine(engine, file=file)
+            configure_sqlite_engine(engine)
         try:
             store = cls(
                 engine,
@@ -244,7 +281,6 @@ class SqlStore:
             engine.dispose()
             raise
         store._owns_engine = True
-        store._lazy_begin = engine.dialect.name == "sqlite"
         if store._sqlite_memory:
             store._serial = threading.RLock()
         if create_schema:
@@ -523,6 +559,12 @@ class SqlUnitOfWork:
         try:
             if store._connection is not None:
                 self._conn = store._connection
+                if store._sqlite and store._connection.engine not in _CONFIGURED:
+                    raise ConfigurationError(
+                        "a SQLite connection shared with crmcore must come from an engine "
+                        "passed through configure_sqlite_engine() (SAVEPOINTs do not work in "
+                        "the sqlite3 module's legacy transaction mode)"
+                    )
             else:
                 assert store._engine is not None
                 self._conn = store._engine.connect()
@@ -960,7 +1002,7 @@ def _validate_limit(limit: int | None, before: dt.datetime | None) -> dt.datetim
     return None if before is None else aware_utc("before", before)
 
 
-class _History:
+class _History(abc.ABC):
     """Shared add/get/list logic of interactions and transactions."""
 
     kind = "record"
@@ -969,14 +1011,17 @@ class _History:
         self._uow = uow
         self._t = uow._t
 
+    @abc.abstractmethod
     def _table(self) -> Table:
-        raise NotImplementedError  # pragma: no cover - overridden by both subclasses
+        """Overridden by both subclasses."""
 
+    @abc.abstractmethod
     def _from_row(self, row: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover - overridden by both subclasses
+        """Overridden by both subclasses."""
 
+    @abc.abstractmethod
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError  # pragma: no cover - overridden by both subclasses
+        """Overridden by both subclasses."""
 
     def _store(self, rows: list[dict[str, Any]]) -> int:
         """Insert rows skipping known (source, external_ref); fold the new ones in aggregates."""
@@ -1016,12 +1061,14 @@ class _History:
         self, conn: Connection, table: Table, rows: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         stmt = self._uow._insert_ignoring_refs(table)
-        if len(rows) == 1:
-            result = conn.execute(stmt, rows[0])
-            return rows if result.rowcount == 1 else []
         dialect = self._uow._store._dialect
+        if len(rows) == 1 and dialect.insert_returning:
+            hit = conn.execute(stmt.returning(table.c.id), rows[0]).first()
+            return rows if hit is not None else []
         if dialect.insert_executemany_returning:
-            inserted = set(conn.execute(stmt.returning(table.c.id), rows).scalars())
+            inserted = {
+                _as_uuid(i) for i in conn.execute(stmt.returning(table.c.id), rows).scalars()
+            }
             return [r for r in rows if _as_uuid(r["id"]) in inserted]
         # No RETURNING for executemany: find the references already stored first.
         ref_rows = [r for r in rows if r["external_ref"] is not None]

@@ -153,7 +153,15 @@ def build_tables(
         )
 
     def table(name: str, *items: Column[object] | object) -> Table:
-        return Table(f"{p}{name}", md, *items, schema=schema)  # type: ignore[arg-type]
+        return Table(
+            f"{p}{name}",
+            md,
+            *items,  # type: ignore[arg-type]
+            schema=schema,
+            # Exact, case-sensitive text comparison everywhere, as in the other dialects.
+            mysql_charset="utf8mb4",
+            mysql_collate="utf8mb4_bin",
+        )
 
     customers_ref = fq("customers")
     settings_t = f"{p}settings"

@@ -7,6 +7,8 @@ Create Date: 2026-05-09
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context, op
 
@@ -17,6 +19,8 @@ revision = "crmcore_0001"
 down_revision = None
 branch_labels = ("crmcore",)
 depends_on = None
+
+_MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 _TABLES = (
     "settings",
@@ -67,6 +71,7 @@ def upgrade() -> None:
             "source", "external_id", name=op.f(f"uq_{p}customers_source_external_id")
         ),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}number_counter",
@@ -74,6 +79,7 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f(f"pk_{p}number_counter")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}segments",
@@ -82,6 +88,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f(f"pk_{p}segments")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}settings",
@@ -89,6 +96,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f(f"pk_{p}settings")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}aggregates",
@@ -107,6 +115,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer", name=op.f(f"pk_{p}aggregates")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}customer_emails",
@@ -120,6 +129,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer", "position", name=op.f(f"pk_{p}customer_emails")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}customer_emails_lookup_key"),
@@ -139,6 +149,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer", "position", name=op.f(f"pk_{p}customer_phones")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}customer_phones_e164"),
@@ -156,6 +167,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer", "tag", name=op.f(f"pk_{p}customer_tags")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}customer_tags_tag"), f"{p}customer_tags", ["tag"], unique=False, schema=schema
@@ -183,6 +195,7 @@ def upgrade() -> None:
             "source", "external_ref", name=op.f(f"uq_{p}interactions_source_external_ref")
         ),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}interactions_customer_occurred_at"),
@@ -200,6 +213,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("segment", "as_of", name=op.f(f"pk_{p}segment_runs")),
         schema=schema,
+        **_MYSQL,
     )
     op.create_table(
         f"{p}transactions",
@@ -222,6 +236,7 @@ def upgrade() -> None:
             "source", "external_ref", name=op.f(f"uq_{p}transactions_source_external_ref")
         ),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}transactions_customer_occurred_at"),
@@ -244,6 +259,7 @@ def upgrade() -> None:
             "segment", "as_of", "customer", name=op.f(f"pk_{p}segment_members")
         ),
         schema=schema,
+        **_MYSQL,
     )
     op.create_index(
         op.f(f"ix_{p}segment_members_customer"),

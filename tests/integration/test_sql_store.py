@@ -1,0 +1,380 @@
+"""SQL specifics of SqlStore on SQLite (memory, file), PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+
+from crmcore import (
+    ConcurrencyError,
+    ConfigurationError,
+    Crm,
+    CrmNumber,
+    DuplicateError,
+    ErasedError,
+    FixedClock,
+    Interaction,
+    Money,
+    NotFound,
+    Transaction,
+    ValidationError,
+)
+from crmcore.adapters.sqlalchemy import (
+    SqlStore,
+    UtcDateTime,
+    build_tables,
+    configure_sqlite_engine,
+)
+from crmcore.testing import strategies as cst
+
+BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def backend_url(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> str:
+    if name == "sqlite-memory":
+        return "sqlite://"
+    if name == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    if name == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SqlStore]:
+    s = SqlStore.from_url(url, create_schema=True, table_prefix="st_")
+    try:
+        yield s
+    finally:
+        s.drop_schema()
+        s.close()
+
+
+@pytest.fixture
+def crm(store: SqlStore) -> Crm:
+    return Crm(store, clock=FixedClock(NOW))
+
+
+def purchase(number: CrmNumber, amount: str = "10.00", **kw: object) -> Transaction:
+    return Transaction(
+        customer=number,
+        occurred_at=kw.pop("at", NOW),  # type: ignore[arg-type]
+        kind=kw.pop("kind", "purchase"),  # type: ignore[arg-type]
+        total=Money(amount, "USD"),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_customers_round_trip_exactly(store: SqlStore) -> None:
+    @settings(max_examples=10, suppress_health_check=list(HealthCheck), deadline=None)
+    @given(customer=cst.customers())
+    def check(customer: object) -> None:
+        assert hasattr(customer, "number")
+        customer.number = store.scheme.format(store.allocator.allocate())  # type: ignore[attr-defined]
+        if customer.external_id is not None:  # type: ignore[attr-defined]
+            customer.external_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+        with store.unit_of_work() as uow:
+            uow.customers.add(customer)  # type: ignore[arg-type]
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(customer.number) == customer  # type: ignore[attr-defined]
+
+    check()
+
+
+def test_history_round_trips_and_timestamps_keep_microseconds(crm: Crm, store: SqlStore) -> None:
+    ann = crm.register("Ann Lee")
+    at = dt.datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    tx = crm.record_transaction(purchase(ann.number, "3.33", at=at, source="erp", external_ref="1"))
+    ix = Interaction(
+        customer=ann.number,
+        occurred_at=at,
+        channel="email",
+        direction="inbound",
+        kind="complaint",
+        notes="ünïcødé 🎉",
+        follow_up_due=at + dt.timedelta(microseconds=1),
+    )
+    crm.record_interaction(ix)
+    with store.unit_of_work() as uow:
+        stored = uow.transactions.get(tx.record.id)
+        assert stored == tx.record
+        assert stored.occurred_at == at and stored.occurred_at.tzinfo == dt.UTC
+        assert uow.interactions.get(ix.id) == ix
+        agg = uow.aggregates.get(ann.number)
+    assert agg.last_purchase_at == at and agg.complaint_count == 1
+
+
+def test_naive_datetimes_never_reach_the_database(store: SqlStore) -> None:
+    t = store.tables.segment_runs
+    stmt = sa.insert(t).values(segment="x", as_of=dt.datetime(2024, 1, 1))
+    assert store.engine is not None
+    with store.engine.connect() as conn, pytest.raises(sa.exc.StatementError) as info:
+        conn.execute(stmt)
+    assert isinstance(info.value.orig, ValidationError)
+
+
+def test_stale_update_raises_and_never_overwrites(crm: Crm) -> None:
+    ann = crm.register("Ann Lee")
+    first, second = crm.get(ann.number), crm.get(ann.number)
+    first.organisation = "First"
+    crm.update(first)
+    second.organisation = "Second"
+    with pytest.raises(ConcurrencyError):
+        crm.update(second)
+    assert crm.get(ann.number).organisation == "First"
+    assert crm.get(ann.number).version == 1
+
+
+def test_erase_keeps_a_tombstone_and_the_number_is_never_reused(crm: Crm, store: SqlStore) -> None:
+    ann = crm.register("Ann Lee", emails=["ann@example.com"], tags=["vip"])
+    crm.record_transaction(purchase(ann.number, source="erp", external_ref="1"))
+    crm.erase(ann.number)
+    with pytest.raises(ErasedError):
+        crm.get(ann.number)
+    assert store.engine is not None
+    with store.engine.connect() as conn:
+        t = store.tables
+        row = conn.execute(sa.select(t.customers).where(t.customers.c.number == ann.number.value))
+        tomb = row.mappings().one()
+        assert tomb["erased"] and tomb["display_name"] is None and tomb["created_at"] is None
+        for table in (t.transactions, t.customer_emails, t.customer_tags, t.aggregates):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    with store.unit_of_work() as uow, pytest.raises(DuplicateError):
+        uow.customers.add(ann)
+    assert crm.register("Bob").number != ann.number
+    # The erased customer's reference is free again (its record is gone).
+    bob = crm.register("Bob Two")
+    assert crm.record_transaction(purchase(bob.number, source="erp", external_ref="1")).created
+
+
+def test_duplicate_external_ref_stores_one_row(crm: Crm, store: SqlStore) -> None:
+    ann = crm.register("Ann Lee")
+    tx = purchase(ann.number, source="erp", external_ref="A-1")
+    with store.unit_of_work() as uow:
+        stamped = crm.with_reporting_total(tx)
+        assert uow.transactions.add(stamped) is True
+        again = crm.with_reporting_total(purchase(ann.number, source="erp", external_ref="A-1"))
+        assert uow.transactions.add(again) is False
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.aggregates.get(ann.number).purchase_count == 1
+        assert len(uow.transactions.for_customer(ann.number)) == 1
+
+
+def test_add_many_folds_aggregates_set_wise(crm: Crm, store: SqlStore) -> None:
+    people = [crm.register(f"Customer {i}") for i in range(3)]
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    txs = []
+    for i in range(30):
+        who = people[i % 3].number
+        kind = "refund" if i % 10 == 9 else "purchase"
+        txs.append(
+            purchase(
+                who,
+                f"{i + 1}.00",
+                at=base + dt.timedelta(days=i),
+                kind=kind,
+                source="erp",
+                external_ref=f"r{i % 25}",
+            )
+        )
+    result = crm.record_transactions(txs)
+    assert (result.created, result.already_recorded) == (25, 5)
+    with store.unit_of_work() as uow:
+        for person in people:
+            mine = [t for t in txs[:25] if t.customer == person.number]
+            agg = uow.aggregates.get(person.number)
+            buys = [t for t in mine if t.kind.value == "purchase"]
+            assert agg.purchase_count == len(buys)
+            assert agg.refund_count == len(mine) - len(buys)
+            assert agg.purchase_minor == sum(t.total.minor_units for t in buys)
+            assert agg.first_purchase_at == min(t.occurred_at for t in buys)
+            assert agg.last_purchase_at == max(t.occurred_at for t in buys)
+    # A second batch with the same references adds nothing.
+    retried = [attrs.evolve(t, id=uuid.uuid4()) for t in txs]
+    assert crm.record_transactions(retried).created == 0
+
+
+def test_recording_for_a_missing_customer_raises_not_found(store: SqlStore) -> None:
+    ghost = store.scheme.format(999)
+    tx = Transaction(
+        customer=ghost,
+        occurred_at=NOW,
+        kind="purchase",
+        total=Money("1", "USD"),
+        reporting_total=Money("1", "USD"),
+    )
+    with store.unit_of_work() as uow, pytest.raises(NotFound):
+        uow.transactions.add(tx)
+
+
+def test_rolled_back_unit_leaves_nothing(crm: Crm, store: SqlStore) -> None:
+    draft = crm.register("Ann Lee")
+    with store.unit_of_work() as uow:
+        uow.customers.erase(draft.number)
+        # no commit
+    assert crm.get(draft.number).name.display == "Ann Lee"
+
+
+def test_reporting_currency_lives_in_the_database(url: str) -> None:
+    first = SqlStore.from_url(url, create_schema=True, reporting_currency="EUR", table_prefix="rc_")
+    try:
+        assert first.reporting_currency == "EUR"
+        if url != "sqlite://":  # a private in-memory database dies with its engine
+            second = SqlStore.from_url(url, table_prefix="rc_")
+            assert second.reporting_currency == "EUR"
+            second.close()
+            with pytest.raises(ConfigurationError, match="conflicts"):
+                SqlStore.from_url(url, reporting_currency="GBP", table_prefix="rc_")
+    finally:
+        first.drop_schema()
+        first.close()
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Backends a second engine can reach (a private in-memory database is not shareable)."""
+    return backend_url(request, request.param, tmp_path)
+
+
+def test_host_connection_units_are_savepoints_and_never_commit(shared_url: str) -> None:
+    url = shared_url
+    owner = SqlStore.from_url(url, create_schema=True, table_prefix="hc_")
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite"):
+        with engine.connect() as conn:
+            with pytest.raises(ConfigurationError, match="configure_sqlite_engine"):
+                Crm(SqlStore(conn, table_prefix="hc_")).get("C0000000013")
+            conn.rollback()
+        configure_sqlite_engine(engine)
+    try:
+        with engine.connect() as conn:
+            store = SqlStore(conn, table_prefix="hc_")
+            crm = Crm(store, clock=FixedClock(NOW))
+            ann = crm.register("Ann Lee")
+            assert crm.get(ann.number).name.display == "Ann Lee"
+            assert conn.in_transaction()  # the host's transaction is still open
+            conn.rollback()  # the host decides: nothing it did not commit survives
+        with owner.unit_of_work() as uow:
+            assert uow.customers.find(ann.number) is None
+    finally:
+        engine.dispose()
+        owner.drop_schema()
+        owner.close()
+
+
+def test_tables_share_the_hosts_metadata_with_prefix(shared_url: str) -> None:
+    url = shared_url
+    host = sa.MetaData()
+    sa.Table("host_orders", host, sa.Column("id", sa.Integer, primary_key=True))
+    store = SqlStore.from_url(url, metadata=host, table_prefix="shop_crm_")
+    try:
+        assert {"host_orders", "shop_crm_customers", "shop_crm_aggregates"} <= set(host.tables)
+        store.create_schema()
+        assert store.engine is not None
+        names = set(sa.inspect(store.engine).get_table_names())
+        assert "shop_crm_customers" in names and "host_orders" not in names
+    finally:
+        store.drop_schema()
+        store.close()
+
+
+def test_every_constraint_is_named_within_63_characters() -> None:
+    tables = build_tables(prefix="a_rather_long_prefix")
+    for table in tables.all:
+        for item in [*table.constraints, *table.indexes]:
+            assert item.name, (table.name, item)
+            assert len(str(item.name)) <= 63
+    with pytest.raises(ConfigurationError):
+        build_tables(prefix="Bad-Prefix")
+
+
+def test_dialect_name_and_repr(store: SqlStore, url: str) -> None:
+    expected = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mariadb"}
+    assert store.dialect_name == expected[url.split(":")[0].split("+")[0]]
+    assert "SqlStore(dialect=" in repr(store)
+
+
+def test_iter_all_pages_in_number_order(crm: Crm, store: SqlStore) -> None:
+    numbers = [crm.register(f"C {i}").number for i in range(7)]
+    with store.unit_of_work() as uow:
+        assert [c.number for c in uow.customers.iter_all(batch_size=3)] == sorted(numbers)
+        assert uow.customers.count() == 7
+
+
+def test_segments_and_memberships(crm: Crm, store: SqlStore) -> None:
+    from crmcore import Segment, SegmentMembership
+
+    ann = crm.register("Ann")
+    with store.unit_of_work() as uow:
+        uow.segments.save(Segment("vip", "frequency >= 3"))
+        uow.segments.save(Segment("vip", "frequency >= 4", "changed"))
+        run = SegmentMembership("vip", NOW, frozenset({ann.number}))
+        uow.segments.save_membership(run)
+        with pytest.raises(DuplicateError):
+            uow.segments.save_membership(run)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.segments.get("vip").rule == "frequency >= 4"
+        assert uow.segments.latest_membership("vip") == run
+        assert uow.segments.latest_membership("vip", before=NOW) is None
+        uow.segments.delete("vip")
+        assert uow.segments.list() == []
+
+
+def test_unit_of_work_is_used_once(store: SqlStore) -> None:
+    uow = store.unit_of_work()
+    with uow:
+        pass
+    with pytest.raises(ConfigurationError):
+        uow.__enter__()
+    with pytest.raises(ConfigurationError):
+        uow.customers.count()
+
+
+def test_allocate_many_is_consecutive_and_never_repeats(store: SqlStore) -> None:
+    block = store.allocator.allocate_many(5)
+    assert list(block) == list(range(block[0], block[0] + 5))
+    assert store.allocator.allocate() == block[-1] + 1
+    with pytest.raises(ValidationError):
+        store.allocator.allocate_many(-1)
+
+
+def test_pytest_plugin_fixture_gives_a_working_store(crm_sqlite_store: SqlStore) -> None:
+    crm = Crm(crm_sqlite_store, clock=FixedClock(NOW))
+    assert crm.get(crm.register("Ann").number).name.display == "Ann"
+
+
+def test_utc_type_returns_aware_utc() -> None:
+    kind = UtcDateTime()
+    dialect = sa.create_engine("sqlite://").dialect
+    plus2 = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    stored = kind.process_bind_param(plus2, dialect)
+    assert stored == dt.datetime(2024, 1, 1, 10)
+    assert kind.process_result_value(stored, dialect) == plus2
+
+
+def test_money_is_exact_integer_minor_units(crm: Crm, store: SqlStore) -> None:
+    ann = crm.register("Ann")
+    big = Decimal("99999999999999.99")
+    crm.record_transaction(purchase(ann.number, str(big)))
+    with store.unit_of_work() as uow:
+        assert uow.aggregates.get(ann.number).purchase_minor == 9_999_999_999_999_999
+        assert uow.transactions.for_customer(ann.number)[0].total.amount == big
+        with pytest.raises(NotFound):
+            uow.transactions.get(uuid.uuid4())
