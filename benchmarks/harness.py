@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import data
+from benchmarks.spec import FALLBACK_SEGMENT_MAP
 
 ORDER = (
     "pandas",
@@ -209,6 +210,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def segment_table() -> tuple[list[str], list[int]]:
+    """crmcore's default named-segment map as data, or the stand-in until analytics exists."""
+    try:
+        from benchmarks.crm import crmcore_segment_map
+    except ImportError as exc:
+        print(f"crmcore analytics unavailable ({exc}); stand-in segment map", file=sys.stderr)
+        segments = FALLBACK_SEGMENT_MAP
+    else:
+        segments = crmcore_segment_map()
+    return list(segments.names), segments.table.ravel().tolist()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = [n for n in args.only.split(",") if n and n not in args.skip.split(",")]
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.postgres_url:
         chosen = [n for n in chosen if "postgresql" not in n]
 
+    segments = segment_table()
     work = Path(tempfile.mkdtemp(prefix="crmcore-bench-"))
     sqlite_path = args.data_root / f"bench-{args.size}.sqlite"
     ok = True
@@ -246,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 "budget_s": args.budget,
                 "events": events,
                 "out_dir": str(work),
+                "segments": segments,
             }
             ok &= run_worker(spec, work)
     sqlite_path.unlink(missing_ok=True)

@@ -55,18 +55,18 @@ class Implementation(abc.ABC):
         """Load the generated store into this implementation's natural form."""
 
     @abc.abstractmethod
-    def rfm(self) -> RfmResult:
+    def rfm(self) -> RfmResult | Any:
         """Workload 1: R, F, M scores and the named segment of every customer."""
 
     def prepare_scores(self) -> None:  # noqa: B027 - optional hook
         """Untimed: build the per-customer aggregates the ``scores`` workload starts from."""
 
-    def scores(self) -> RfmResult | None:
+    def scores(self) -> RfmResult | Any:
         """Workload 1b: the three scores alone from ready per-customer aggregates."""
         return None
 
     @abc.abstractmethod
-    def rules(self) -> npt.NDArray[np.int16]:
+    def rules(self) -> npt.NDArray[np.int16] | Any:
         """Workload 2: the ten rule memberships of every customer, packed as bits."""
 
     @abc.abstractmethod
@@ -77,8 +77,19 @@ class Implementation(abc.ABC):
     def refresh(self, event: Event) -> Refreshed:
         """Workload 3: record one transaction, return the customer's refreshed result."""
 
+    def convert(self, workload: str, native: Any) -> Any:
+        """Untimed: turn a workload's native result into the compared shape (default: as is).
+
+        Implementations whose natural answer is not indexed by customer id (crmcore's are in
+        snapshot row order, keyed by CRM number) translate here, outside the timing."""
+        return native
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def notes(self) -> dict[str, dict[str, Any]]:
+        """Extra figures per workload to add to its record (e.g. memory per transaction)."""
+        return {}
 
 
 def scatter(n: int, ids: Any, values: Any, dtype: Any, fill: int) -> npt.NDArray[Any]:

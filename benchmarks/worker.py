@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.data import incremental_events, read_arrays
 from benchmarks.impl import Context, Implementation
-from benchmarks.spec import FALLBACK_SEGMENT_MAP, SegmentMap
+from benchmarks.spec import K, SegmentMap
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -82,12 +82,11 @@ def load_implementation(name: str) -> Callable[[Context], Implementation]:
     return found
 
 
-def segment_map() -> SegmentMap:
-    try:
-        from benchmarks.crm import crmcore_segment_map
-    except ImportError:
-        return FALLBACK_SEGMENT_MAP
-    return crmcore_segment_map()
+def segment_map(spec: dict[str, Any]) -> SegmentMap:
+    """The named-segment table chosen by the harness (it imports crmcore; workers of the
+    baselines do not, so crmcore's modules never count in their memory)."""
+    names, table = spec["segments"]
+    return SegmentMap(tuple(names), np.array(table, dtype=np.int16).reshape(K, K, K))
 
 
 class _Recorder:
@@ -132,7 +131,7 @@ def run(spec: dict[str, Any]) -> None:
     name = spec["implementation"]
     ctx = Context(
         data_dir=Path(spec["data_dir"]),
-        segments=segment_map(),
+        segments=segment_map(spec),
         sqlite_path=Path(spec["sqlite_path"]),
         postgres_url=spec.get("postgres_url"),
         customers=spec["customers"],
@@ -142,24 +141,26 @@ def run(spec: dict[str, Any]) -> None:
     workloads = spec["workloads"]
     repeat = spec["repeat"]
     try:
-        check = rec.measure("ingest", impl.ingest, 1)
+        check = impl.convert("ingest", rec.measure("ingest", impl.ingest, 1))
         rec.results["ingest"] = check.array()
         if "rfm" in workloads:
-            res = rec.measure("rfm", impl.rfm, repeat)
+            res = impl.convert("rfm", rec.measure("rfm", impl.rfm, repeat))
             for key, value in res.arrays().items():
                 rec.results[f"rfm.{key}"] = value
         if "scores" in workloads:
             impl.prepare_scores()
             if impl.scores() is not None:
-                res = rec.measure("scores", impl.scores, repeat)
+                res = impl.convert("scores", rec.measure("scores", impl.scores, repeat))
                 for key in ("r", "f", "m"):
                     rec.results[f"scores.{key}"] = getattr(res, key)
         if "rules" in workloads:
-            rec.results["rules"] = rec.measure("rules", impl.rules, repeat)
+            rec.results["rules"] = impl.convert("rules", rec.measure("rules", impl.rules, repeat))
         if "incremental" in workloads:
             _incremental(impl, rec, spec)
     finally:
         impl.close()
+    for record in rec.records:
+        record.update(impl.notes().get(record["workload"], {}))
     out = Path(spec["out_dir"])
     np.savez(out / f"{name}.npz", **rec.results)
     (out / f"{name}.json").write_text(json.dumps(rec.records))
