@@ -57,14 +57,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("CRMCORE_BENCH_POSTGRES_URL", DEFAULT_PG),
         help="server to create a scratch database on ('' to skip PostgreSQL)",
     )
+    p.add_argument(
+        "--postgres-db",
+        default="",
+        help="use this existing, empty database as is (not created or dropped; for tests)",
+    )
     p.add_argument("--data-root", type=Path, default=DATA_ROOT)
     p.add_argument("--seed", type=int, default=20250101)
     return p.parse_args(argv)
 
 
 @contextlib.contextmanager
-def scratch_postgres(base_url: str) -> Iterator[str | None]:
+def scratch_postgres(base_url: str, given: str = "") -> Iterator[str | None]:
     """A fresh database on the server for this run, dropped afterwards."""
+    if given:
+        yield given
+        return
     if not base_url:
         yield None
         return
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {data_dir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     customers = data.SIZES[args.size]
     events = args.events or (200 if args.size == "tiny" else 1000)
-    if not args.postgres_url:
+    if not (args.postgres_url or args.postgres_db):
         chosen = [n for n in chosen if "postgresql" not in n]
 
     segments = segment_table()
