@@ -89,10 +89,10 @@ def test_lock_conflicts_become_concurrency_error(store: SqlStore) -> None:
                 conn.exec_driver_sql("SET lock_timeout = '50ms'")
             elif name != "sqlite":
                 conn.exec_driver_sql("SET innodb_lock_wait_timeout = 1")
+            # SQLite needs the write lock at BEGIN IMMEDIATE; the servers at the UPDATE.
+            sql = "BEGIN IMMEDIATE" if name == "sqlite" else f"UPDATE {t.name} SET value = 1"
             with pytest.raises(ConcurrencyError), translated("counter"):
-                if name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # needs the write lock too
-                conn.execute(sa.update(t).values(value=t.c.value + 1))
+                conn.exec_driver_sql(sql)
         waiter.dispose()
     finally:
         holder.rollback()
