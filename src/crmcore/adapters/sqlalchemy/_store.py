@@ -1060,37 +1060,24 @@ class _History(abc.ABC):
     def _insert(
         self, conn: Connection, table: Table, rows: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
+        """Insert skipping stored references; return the rows that were new.
+
+        One executemany (multi-row VALUES / pipelined) with the dialect's "skip on conflict"
+        (ON CONFLICT DO NOTHING, INSERT IGNORE). When the driver reports fewer rows than were
+        sent, the ids (pre-checked to be new) are looked up to tell which rows landed; this
+        stays exact when a concurrent unit recorded some of the same references first.
+        """
         stmt = self._uow._insert_ignoring_refs(table)
-        dialect = self._uow._store._dialect
-        if len(rows) == 1 and dialect.insert_returning:
-            hit = conn.execute(stmt.returning(table.c.id), rows[0]).first()
-            return rows if hit is not None else []
-        if dialect.insert_executemany_returning:
-            inserted = {
-                _as_uuid(i) for i in conn.execute(stmt.returning(table.c.id), rows).scalars()
-            }
-            return [r for r in rows if _as_uuid(r["id"]) in inserted]
-        # No RETURNING for executemany: find the references already stored first.
-        ref_rows = [r for r in rows if r["external_ref"] is not None]
-        known: set[tuple[str, str]] = set()
-        pairs = sorted({(r["source"], r["external_ref"]) for r in ref_rows})
-        for chunk in _chunks(pairs):
-            known.update(
-                (s, e)
-                for s, e in conn.execute(
-                    select(table.c.source, table.c.external_ref).where(
-                        tuple_(table.c.source, table.c.external_ref).in_(chunk)
-                    )
-                )
+        result = conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+        if result.rowcount == len(rows):
+            return rows
+        inserted: set[uuid.UUID] = set()
+        for chunk in _chunks([r["id"] for r in rows]):
+            inserted.update(
+                _as_uuid(i)
+                for i in conn.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
             )
-        fresh = [r for r in rows if (r["source"], r["external_ref"]) not in known]
-        if fresh:
-            result = conn.execute(stmt, fresh)
-            if result.rowcount not in (-1, len(fresh)):
-                raise ConcurrencyError(
-                    f"another unit of work recorded some of these {self.kind}s meanwhile; retry"
-                )
-        return fresh
+        return [r for r in rows if _as_uuid(r["id"]) in inserted]
 
     def _get(self, item_id: uuid.UUID) -> Any:
         conn = self._uow._read()
