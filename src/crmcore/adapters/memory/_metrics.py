@@ -1,0 +1,263 @@
+"""Customer metrics snapshots straight from the in-memory store's numpy columns.
+
+When ``as_of`` is at or after the store's latest transaction/interaction (the usual case),
+the snapshot is a copy of the maintained aggregate columns: no history is scanned. For an
+earlier ``as_of`` the aggregates are recomputed from the append-only logs with grouped numpy
+reductions (``bincount``, ``add.at``, ``maximum.at``), counting only events at or before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from crmcore._epoch import NONE_MAX, NONE_MIN, to_us
+from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
+from crmcore.analytics._metrics import (
+    CHANNELS,
+    AggregateColumns,
+    BoolArray,
+    Categorical,
+    CustomerMetrics,
+    Int64Array,
+    ObjectArray,
+    ProfileColumns,
+    TagIndex,
+    build_metrics,
+    resolve_fields,
+    row_from_aggregate,
+)
+from crmcore.domain import CrmNumber, Customer
+from crmcore.domain._checks import aware_utc
+from crmcore.errors import ErasedError, NotFound
+
+if TYPE_CHECKING:
+    from crmcore.adapters.memory._store import InMemoryStore, _State
+
+__all__ = ["MemoryMetrics"]
+
+_TX_COLUMNS: Final = (
+    "purchase_count",
+    "refund_count",
+    "purchase_minor",
+    "refund_minor",
+    "first_purchase_us",
+    "last_purchase_us",
+)
+_IX_COLUMNS: Final = ("interaction_count", "complaint_count", "last_interaction_us")
+_NEEDS: Final[dict[str, tuple[str, ...]]] = {
+    "frequency": ("purchase_count",),
+    "refunds": ("refund_count",),
+    "monetary": ("purchase_minor", "refund_minor"),
+    "recency_days": ("purchase_count", "last_purchase_us"),
+    "last_purchase_at": ("purchase_count", "last_purchase_us"),
+    "first_purchase_at": ("purchase_count", "first_purchase_us"),
+    "created_at": ("created_us",),
+    "tenure_days": ("created_us",),
+    "interactions": ("interaction_count",),
+    "complaints": ("complaint_count",),
+    "last_interaction_at": ("interaction_count", "last_interaction_us"),
+    "stage": ("stage",),
+}
+_COMPLAINT_CODE: Final = 1  # InteractionKind declaration order: inquiry, complaint, ...
+
+
+def _raw_needed(fields: frozenset[str]) -> set[str]:
+    out: set[str] = set()
+    for name in fields:
+        out.update(_NEEDS.get(name, ()))
+    return out
+
+
+class MemoryMetrics:
+    """:class:`~crmcore.analytics.MetricsSource` over an :class:`InMemoryStore`.
+
+    Args:
+        store: the store to read.
+    """
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"MemoryMetrics({self._store!r})"
+
+    def snapshot(
+        self, as_of: dt.datetime, fields: Collection[str] | None = None
+    ) -> CustomerMetrics:
+        """See :meth:`crmcore.analytics.MetricsSource.snapshot`."""
+        when = aware_utc("as_of", as_of)
+        as_of_us = to_us(when)
+        chosen = resolve_fields(fields)
+        with self._store.read_state() as state:
+            total = state.aggregates.size
+            alive = state.aggregates.view("alive").astype(np.bool_)
+            rows = np.flatnonzero(alive)
+            every = len(rows) == total
+            raw = _raw_needed(chosen)
+            current = as_of_us >= state.latest_event_us
+            values: dict[str, Int64Array] = {}
+            for name in raw:
+                if current or name in ("created_us", "stage"):
+                    column = state.aggregates.view(name)
+                    values[name] = column.copy() if every else column[rows]
+            historic = raw - values.keys()
+            if historic & set(_TX_COLUMNS):
+                values.update(_from_transactions(state, as_of_us, total, rows, every))
+            if historic & set(_IX_COLUMNS):
+                values.update(_from_interactions(state, as_of_us, total, rows, every))
+            channels = None
+            if chosen & CHANNEL_FIELDS:
+                channels = _channel_counts(state, as_of_us, total, rows, every)
+            numbers_list = state.row_numbers
+            profile = None
+            if chosen & (PROFILE_FIELDS - {"crm_number"}):
+                customers = [state.customers[numbers_list[r]] for r in rows.tolist()]
+                profile = _profile(customers)
+
+        def numbers() -> ObjectArray:
+            listed = np.empty(total, dtype=object)
+            listed[:] = numbers_list[:total]
+            return listed if every else listed[rows]
+
+        return build_metrics(
+            when,
+            chosen,
+            size=len(rows),
+            aggregates=AggregateColumns(**{k: v for k, v in values.items() if k in raw}),
+            channel_counts=channels,
+            profile=profile,
+            numbers=numbers,
+        )
+
+    def customer_row(
+        self, number: CrmNumber, as_of: dt.datetime, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """See :meth:`crmcore.analytics.MetricsSource.customer_row`.
+
+        O(1) from the maintained aggregates when ``as_of`` is at or after the customer's
+        latest event; per-channel counts and earlier instants scan the logs with numpy.
+        """
+        as_of_us = to_us(aware_utc("as_of", as_of))
+        chosen = resolve_fields(fields)
+        with self._store.read_state() as state:
+            customer = state.customers.get(number)
+            if customer is None:
+                if number in state.tombstones:
+                    raise ErasedError("customer", number)
+                raise NotFound("customer", number)
+            row = state.row_of[number]
+            columns = state.aggregates.columns
+            agg = {name: int(columns[name][row]) for name in _raw_needed(chosen)}
+            stale = as_of_us < state.latest_event_us
+            if stale and _raw_needed(chosen) & set(_TX_COLUMNS + _IX_COLUMNS):
+                one = np.array([row], dtype=np.int64)
+                size = state.aggregates.size
+                for name, column in {
+                    **_from_transactions(state, as_of_us, size, one, False),
+                    **_from_interactions(state, as_of_us, size, one, False),
+                }.items():
+                    if name in agg:
+                        agg[name] = int(column[0])
+            extra: dict[str, Any] = {}
+            if chosen & CHANNEL_FIELDS:
+                one = np.array([row], dtype=np.int64)
+                counts = _channel_counts(state, as_of_us, state.aggregates.size, one, False)
+                for channel in CHANNELS:
+                    extra[f"interactions_{channel.value}"] = int(counts[channel][0])
+            extra.update(_profile_row(customer))
+        return row_from_aggregate(as_of_us, chosen, agg, extra)
+
+
+def _from_transactions(
+    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+) -> dict[str, Int64Array]:
+    log = state.transaction_log
+    owner = log.view("row")
+    when = log.view("occurred_us")
+    take = (when <= as_of_us) & (owner >= 0)
+    purchase = take & (log.view("kind") == 0)
+    refund = take & ~purchase
+    minor = log.view("reporting_minor")
+    out = {
+        "purchase_count": np.bincount(owner[purchase], minlength=total).astype(np.int64),
+        "refund_count": np.bincount(owner[refund], minlength=total).astype(np.int64),
+    }
+    for name, mask in (("purchase_minor", purchase), ("refund_minor", refund)):
+        sums = np.zeros(total, dtype=np.int64)
+        np.add.at(sums, owner[mask], minor[mask])
+        out[name] = sums
+    first = np.full(total, NONE_MAX, dtype=np.int64)
+    np.minimum.at(first, owner[purchase], when[purchase])
+    last = np.full(total, NONE_MIN, dtype=np.int64)
+    np.maximum.at(last, owner[purchase], when[purchase])
+    out["first_purchase_us"], out["last_purchase_us"] = first, last
+    return out if every else {name: column[rows] for name, column in out.items()}
+
+
+def _from_interactions(
+    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+) -> dict[str, Int64Array]:
+    log = state.interaction_log
+    owner = log.view("row")
+    when = log.view("occurred_us")
+    take = (when <= as_of_us) & (owner >= 0)
+    complaint = take & (log.view("kind") == _COMPLAINT_CODE)
+    last = np.full(total, NONE_MIN, dtype=np.int64)
+    np.maximum.at(last, owner[take], when[take])
+    out = {
+        "interaction_count": np.bincount(owner[take], minlength=total).astype(np.int64),
+        "complaint_count": np.bincount(owner[complaint], minlength=total).astype(np.int64),
+        "last_interaction_us": last,
+    }
+    return out if every else {name: column[rows] for name, column in out.items()}
+
+
+def _channel_counts(
+    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+) -> dict[Any, Int64Array]:
+    log = state.interaction_log
+    owner = log.view("row")
+    take = (log.view("occurred_us") <= as_of_us) & (owner >= 0)
+    channel = log.view("channel")
+    flat = np.bincount(
+        owner[take] * len(CHANNELS) + channel[take], minlength=total * len(CHANNELS)
+    ).astype(np.int64)
+    grid = flat.reshape(total, len(CHANNELS))
+    if not every:
+        grid = grid[rows]
+    return {c: np.ascontiguousarray(grid[:, i]) for i, c in enumerate(CHANNELS)}
+
+
+def _country(customer: Customer) -> str | None:
+    return customer.addresses[0].country if customer.addresses else None
+
+
+def _profile(customers: Sequence[Customer]) -> ProfileColumns:
+    births = [c.birth_date.year if c.birth_date is not None else -1 for c in customers]
+    birth_year = np.asarray(births, dtype=np.int64).reshape(-1)
+    missing: BoolArray = birth_year < 0
+    return ProfileColumns(
+        gender=Categorical.from_values(
+            None if c.gender is None else c.gender.value for c in customers
+        ),
+        owner=Categorical.from_values(c.owner for c in customers),
+        country=Categorical.from_values(_country(c) for c in customers),
+        birth_year=birth_year,
+        birth_year_missing=missing,
+        tags=TagIndex.from_sets((c.tags for c in customers), len(customers)),
+    )
+
+
+def _profile_row(customer: Customer) -> dict[str, Any]:
+    return {
+        "crm_number": customer.number.value,
+        "tags": customer.tags,
+        "gender": None if customer.gender is None else customer.gender.value,
+        "owner": customer.owner,
+        "country": _country(customer),
+        "birth_year": None if customer.birth_date is None else customer.birth_date.year,
+    }

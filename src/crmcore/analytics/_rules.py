@@ -1,0 +1,703 @@
+"""The segment rule language: one small immutable AST, a text parser and a Python builder.
+
+Text is Python expression syntax, parsed with :mod:`ast` and walked with a strict whitelist
+(nothing is ever evaluated)::
+
+    recency_days <= 30 and frequency >= 3 and "vip" in tags and stage != "churned"
+
+A missing value (a customer without purchases has no ``recency_days``) makes every
+comparison on it false, ``!=`` and ``not in [...]`` included; ``x is None`` tests for it.
+``not`` is plain negation. See ``docs/rules.md`` for the full reference.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Final, Literal, TypeAlias
+
+import attrs
+
+from crmcore._epoch import from_us, to_us
+from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
+from crmcore.errors import RuleSyntaxError
+
+__all__ = [
+    "Ago",
+    "And",
+    "At",
+    "Between",
+    "Compare",
+    "F",
+    "HasTag",
+    "InList",
+    "IsNull",
+    "Match",
+    "Not",
+    "Or",
+    "Rule",
+    "ago",
+    "field",
+    "parse_rule",
+    "tag",
+]
+
+Op = Literal["==", "!=", "<", "<=", ">", ">="]
+_INT64: Final = (-(2**63), 2**63 - 1)
+_MAX_TEXT: Final = 10_000
+_UNITS: Final = (
+    ("days", 86_400_000_000),
+    ("hours", 3_600_000_000),
+    ("minutes", 60_000_000),
+    ("seconds", 1_000_000),
+    ("microseconds", 1),
+)
+
+
+@attrs.frozen
+class At:
+    """A fixed instant (microseconds since the epoch, UTC)."""
+
+    us: int
+
+    def resolve(self, as_of_us: int) -> int:
+        return self.us
+
+    def __str__(self) -> str:
+        return f'datetime("{from_us(self.us).isoformat()}")'
+
+
+@attrs.frozen
+class Ago:
+    """An instant relative to the snapshot's ``as_of``: ``as_of - us`` microseconds."""
+
+    us: int
+
+    def resolve(self, as_of_us: int) -> int:
+        return as_of_us - self.us
+
+    def __str__(self) -> str:
+        if self.us == 0:
+            return "now()"
+        sign = "-" if self.us > 0 else "+"
+        size = abs(self.us)
+        for unit, width in _UNITS:
+            if size % width == 0:
+                return f"now() {sign} {unit}({size // width})"
+        raise AssertionError("microseconds always divide")  # pragma: no cover
+
+
+Value: TypeAlias = int | str | At | Ago
+
+
+def _show(value: Value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _spec(name: str, rule: str = "", position: int = 0) -> FieldSpec:
+    spec = FIELDS.get(name)
+    if spec is None:
+        raise RuleSyntaxError(
+            f"unknown field {name!r}; allowed fields: {', '.join(sorted(FIELDS))}", rule, position
+        )
+    return spec
+
+
+def _check_value(spec: FieldSpec, value: object) -> Value:
+    """Validate a literal against a field (raise RuleSyntaxError without position)."""
+    if spec.kind is FieldKind.INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RuleSyntaxError(f"{spec.name} is compared with whole numbers, got {value!r}")
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise RuleSyntaxError(f"integer {value} is out of the 64-bit range")
+        return value
+    if spec.kind is FieldKind.INSTANT:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise RuleSyntaxError(f"{spec.name} needs an aware datetime, got {value!r}")
+            return At(to_us(value))
+        if isinstance(value, At | Ago):
+            return value
+        raise RuleSyntaxError(
+            f"{spec.name} is compared with instants (date(...), datetime(...), now() - days(n)),"
+            f" got {value!r}"
+        )
+    if spec.kind is FieldKind.TEXT:
+        if not isinstance(value, str):
+            raise RuleSyntaxError(f"{spec.name} is compared with text, got {value!r}")
+        if "\x00" in value or len(value) > _MAX_TEXT:
+            raise RuleSyntaxError(f"text for {spec.name} must not contain NUL or be that long")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RuleSyntaxError(f"text for {spec.name} is not valid Unicode") from None
+        if spec.choices and value not in spec.choices:
+            raise RuleSyntaxError(f"{spec.name} is one of {', '.join(spec.choices)}; got {value!r}")
+        return value
+    raise RuleSyntaxError("tags are tested with \"'tag' in tags\"")
+
+
+class Rule:
+    """Base class of rule nodes. Combine with ``&``, ``|`` and ``~``; ``str()`` is text."""
+
+    __slots__ = ()
+    precedence: ClassVar[int] = 3
+
+    def __and__(self, other: Rule) -> Rule:
+        left = self.items if isinstance(self, And) else (self,)
+        return And((*left, _rule(other)))
+
+    def __or__(self, other: Rule) -> Rule:
+        left = self.items if isinstance(self, Or) else (self,)
+        return Or((*left, _rule(other)))
+
+    def __invert__(self) -> Rule:
+        return Not(self)
+
+    def __bool__(self) -> bool:
+        raise TypeError("a rule has no truth value; combine rules with &, | and ~")
+
+    def fields(self) -> frozenset[str]:
+        """The snapshot fields the rule reads."""
+        return frozenset(_walk_fields(self))
+
+
+def _rule(value: object) -> Rule:
+    if not isinstance(value, Rule):
+        raise TypeError(f"expected a rule, got {value!r}")
+    return value
+
+
+def _rules(items: Iterable[Rule]) -> tuple[Rule, ...]:
+    return tuple(items)
+
+
+def _values(items: Iterable[Value]) -> tuple[Value, ...]:
+    return tuple(items)
+
+
+def _walk_fields(node: Rule) -> Iterator[str]:
+    if isinstance(node, And | Or):
+        for item in node.items:
+            yield from _walk_fields(item)
+    elif isinstance(node, Not):
+        yield from _walk_fields(node.item)
+    elif isinstance(node, HasTag):
+        yield "tags"
+    else:
+        yield node.field  # type: ignore[attr-defined]
+
+
+@attrs.frozen
+class Compare(Rule):
+    """``field op value``."""
+
+    field: str
+    op: Op
+    value: Value
+
+    def __attrs_post_init__(self) -> None:
+        spec = _spec(self.field)
+        object.__setattr__(self, "value", _check_value(spec, self.value))
+        if self.op not in ("==", "!=", "<", "<=", ">", ">="):
+            raise RuleSyntaxError(f"unknown comparison {self.op!r}")
+        if spec.kind is FieldKind.TEXT and self.op not in ("==", "!="):
+            raise RuleSyntaxError(
+                f"{self.field} is text: use ==, !=, in, startswith or contains, not {self.op}"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.op} {_show(self.value)}"
+
+
+@attrs.frozen
+class Between(Rule):
+    """``low <= field <= high`` (both ends included)."""
+
+    field: str
+    low: Value
+    high: Value
+
+    def __attrs_post_init__(self) -> None:
+        spec = _spec(self.field)
+        if spec.kind not in (FieldKind.INT, FieldKind.INSTANT):
+            raise RuleSyntaxError(f"between applies to numbers and instants, not {self.field}")
+        object.__setattr__(self, "low", _check_value(spec, self.low))
+        object.__setattr__(self, "high", _check_value(spec, self.high))
+
+    def __str__(self) -> str:
+        return f"between({self.field}, {_show(self.low)}, {_show(self.high)})"
+
+
+@attrs.frozen
+class InList(Rule):
+    """``field in [values]`` (or ``not in`` when ``negated``; a missing value is in neither)."""
+
+    field: str
+    values: tuple[Value, ...] = attrs.field(converter=_values)
+    negated: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        spec = _spec(self.field)
+        if spec.kind not in (FieldKind.INT, FieldKind.TEXT):
+            raise RuleSyntaxError(f"in [...] applies to numbers and text, not {self.field}")
+        object.__setattr__(self, "values", tuple(_check_value(spec, v) for v in self.values))
+
+    def __str__(self) -> str:
+        word = "not in" if self.negated else "in"
+        return f"{self.field} {word} [{', '.join(_show(v) for v in self.values)}]"
+
+
+@attrs.frozen
+class HasTag(Rule):
+    """``"tag" in tags``."""
+
+    tag: str
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.tag, str) or "\x00" in self.tag or len(self.tag) > _MAX_TEXT:
+            raise RuleSyntaxError(f"a tag is text, got {self.tag!r}")
+
+    def __str__(self) -> str:
+        return f"{self.tag!r} in tags"
+
+
+@attrs.frozen
+class IsNull(Rule):
+    """``field is None`` (or ``is not None`` when ``negated``)."""
+
+    field: str
+    negated: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        spec = _spec(self.field)
+        if spec.kind is FieldKind.TAGS:
+            raise RuleSyntaxError("tags is never None (an untagged customer has no tags)")
+
+    def __str__(self) -> str:
+        return f"{self.field} is {'not ' if self.negated else ''}None"
+
+
+@attrs.frozen
+class Match(Rule):
+    """Literal text matching: ``field.startswith(text)`` or ``text in field`` (contains)."""
+
+    field: str
+    kind: Literal["startswith", "contains"]
+    text: str
+
+    def __attrs_post_init__(self) -> None:
+        spec = _spec(self.field)
+        if spec.kind is not FieldKind.TEXT:
+            raise RuleSyntaxError(f"{self.kind} applies to text fields, not {self.field}")
+        if self.kind not in ("startswith", "contains"):
+            raise RuleSyntaxError(f"unknown text match {self.kind!r}")
+        if not isinstance(self.text, str) or "\x00" in self.text or len(self.text) > _MAX_TEXT:
+            raise RuleSyntaxError(f"{self.kind} needs text without NUL, got {self.text!r}")
+
+    def __str__(self) -> str:
+        return f"{self.field}.{self.kind}({self.text!r})"
+
+
+@attrs.frozen
+class And(Rule):
+    """All of ``items`` hold."""
+
+    items: tuple[Rule, ...] = attrs.field(converter=_rules)
+    precedence: ClassVar[int] = 1
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.items) < 2:
+            raise RuleSyntaxError("'and' needs at least two operands")
+        for item in self.items:
+            _rule(item)
+
+    def __str__(self) -> str:
+        return " and ".join(_wrap(item, 1) for item in self.items)
+
+
+@attrs.frozen
+class Or(Rule):
+    """At least one of ``items`` holds."""
+
+    items: tuple[Rule, ...] = attrs.field(converter=_rules)
+    precedence: ClassVar[int] = 0
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.items) < 2:
+            raise RuleSyntaxError("'or' needs at least two operands")
+        for item in self.items:
+            _rule(item)
+
+    def __str__(self) -> str:
+        return " or ".join(_wrap(item, 0) for item in self.items)
+
+
+@attrs.frozen
+class Not(Rule):
+    """``item`` does not hold (plain negation: a missing value's false comparison flips)."""
+
+    item: Rule
+    precedence: ClassVar[int] = 2
+
+    def __attrs_post_init__(self) -> None:
+        _rule(self.item)
+
+    def __str__(self) -> str:
+        return f"not {_wrap(self.item, 2)}"
+
+
+def _wrap(item: Rule, level: int) -> str:
+    # Parenthesise operands of equal or lower precedence, so text parses back to the same tree.
+    text = str(item)
+    return f"({text})" if item.precedence <= level else text
+
+
+# -- builder -----------------------------------------------------------------------------------
+
+
+class FieldRef:
+    """A field in the Python builder: ``field("recency_days") <= 30`` or ``F.frequency >= 3``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        _spec(name)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"field({self.name!r})"
+
+    def __eq__(self, value: object) -> Rule:  # type: ignore[override]
+        return Compare(self.name, "==", value)  # type: ignore[arg-type]
+
+    def __ne__(self, value: object) -> Rule:  # type: ignore[override]
+        return Compare(self.name, "!=", value)  # type: ignore[arg-type]
+
+    def __lt__(self, value: object) -> Rule:
+        return Compare(self.name, "<", value)  # type: ignore[arg-type]
+
+    def __le__(self, value: object) -> Rule:
+        return Compare(self.name, "<=", value)  # type: ignore[arg-type]
+
+    def __gt__(self, value: object) -> Rule:
+        return Compare(self.name, ">", value)  # type: ignore[arg-type]
+
+    def __ge__(self, value: object) -> Rule:
+        return Compare(self.name, ">=", value)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def between(self, low: object, high: object) -> Rule:
+        """``low <= field <= high``."""
+        return Between(self.name, low, high)  # type: ignore[arg-type]
+
+    def is_in(self, values: Iterable[object]) -> Rule:
+        """``field in [values]``."""
+        return InList(self.name, tuple(values))  # type: ignore[arg-type]
+
+    def not_in(self, values: Iterable[object]) -> Rule:
+        """``field not in [values]`` (false for a missing value)."""
+        return InList(self.name, tuple(values), negated=True)  # type: ignore[arg-type]
+
+    def is_null(self) -> Rule:
+        """``field is None``."""
+        return IsNull(self.name)
+
+    def not_null(self) -> Rule:
+        """``field is not None``."""
+        return IsNull(self.name, negated=True)
+
+    def startswith(self, text: str) -> Rule:
+        """Literal prefix match (no wildcards)."""
+        return Match(self.name, "startswith", text)
+
+    def contains(self, text: str) -> Rule:
+        """Literal substring match (no wildcards)."""
+        return Match(self.name, "contains", text)
+
+
+def field(name: str) -> FieldRef:
+    """A snapshot field for the builder.
+
+    Raises:
+        RuleSyntaxError: unknown field (the message lists the allowed ones).
+    """
+    return FieldRef(name)
+
+
+class _Fields:
+    """``F.recency_days`` is ``field("recency_days")``."""
+
+    def __getattr__(self, name: str) -> FieldRef:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return FieldRef(name)
+
+
+F: Final = _Fields()
+
+
+def tag(name: str) -> Rule:
+    """``"name" in tags``."""
+    return HasTag(name)
+
+
+def ago(
+    delta: dt.timedelta | None = None, *, days: int = 0, hours: int = 0, minutes: int = 0
+) -> Ago:
+    """An instant before the snapshot's ``as_of``: ``ago(days=30)`` is ``now() - days(30)``."""
+    total = delta or dt.timedelta()
+    total += dt.timedelta(days=days, hours=hours, minutes=minutes)
+    return Ago(total // dt.timedelta(microseconds=1))
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+_OPS: Final[dict[type[ast.cmpop], Op]] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+}
+_FLIP: Final[dict[Op, Op]] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines = text.splitlines(keepends=True) or [""]
+
+    def position(self, node: ast.AST) -> int:
+        line = getattr(node, "lineno", 1)
+        col = getattr(node, "col_offset", 0)
+        if line == 1:
+            col = max(col - 1, 0)  # the opening parenthesis parse_rule adds
+        before = sum(len(s) for s in self.lines[: line - 1])
+        current = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+        return before + len(current.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
+
+    def fail(self, message: str, node: ast.AST) -> RuleSyntaxError:
+        return RuleSyntaxError(message, self.text, self.position(node))
+
+    def build(self, node: ast.AST, make: Any, *args: Any) -> Rule:
+        try:
+            return make(*args)  # type: ignore[no-any-return]
+        except RuleSyntaxError as exc:
+            raise self.fail(exc.message, node) from None
+
+    def rule(self, node: ast.expr) -> Rule:
+        if isinstance(node, ast.BoolOp):
+            items = tuple(self.rule(v) for v in node.values)
+            return And(items) if isinstance(node.op, ast.And) else Or(items)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return Not(self.rule(node.operand))
+        if isinstance(node, ast.Compare):
+            parts: list[Rule] = []
+            left = node.left
+            for op, right in zip(node.ops, node.comparators, strict=True):
+                parts.append(self.comparison(node, left, op, right))
+                left = right
+            return parts[0] if len(parts) == 1 else And(tuple(parts))
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise self.fail(
+            "expected a condition (a comparison, 'in', 'is None', between(...), "
+            "startswith/contains, and/or/not)",
+            node,
+        )
+
+    def field_name(self, node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            try:
+                _spec(node.id)
+            except RuleSyntaxError as exc:
+                raise self.fail(exc.message, node) from None
+            return node.id
+        return None
+
+    def comparison(
+        self, whole: ast.Compare, left: ast.expr, op: ast.cmpop, right: ast.expr
+    ) -> Rule:
+        if isinstance(op, ast.Is | ast.IsNot):
+            name = self.field_name(left)
+            if name is None or not (isinstance(right, ast.Constant) and right.value is None):
+                raise self.fail("'is' is only used as 'field is None' / 'is not None'", left)
+            return self.build(left, IsNull, name, isinstance(op, ast.IsNot))
+        if isinstance(op, ast.In | ast.NotIn):
+            negated = isinstance(op, ast.NotIn)
+            container = self.field_name(right)
+            if container is not None:
+                text = self.value(left)
+                if not isinstance(text, str):
+                    raise self.fail(f"'... in {container}' needs text on the left", left)
+                if container == "tags":
+                    inner = self.build(left, HasTag, text)
+                else:
+                    inner = self.build(left, Match, container, "contains", text)
+                return Not(inner) if negated else inner
+            name = self.field_name(left)
+            if name is None or not isinstance(right, ast.List | ast.Tuple | ast.Set):
+                raise self.fail("'in' takes 'field in [values]' or 'text in field'", right)
+            values = tuple(self.value(v) for v in right.elts)
+            return self.build(right, InList, name, values, negated)
+        mapped = _OPS.get(type(op))
+        if mapped is None:  # pragma: no cover - every cmpop is handled above
+            raise self.fail("unsupported comparison", whole)
+        name = self.field_name(left)
+        if name is not None:
+            if self.field_name(right) is not None:
+                raise self.fail("compare a field with a value, not with another field", right)
+            return self.build(right, Compare, name, mapped, self.value(right))
+        name = self.field_name(right)
+        if name is None:
+            raise self.fail("a comparison needs a field on one side", left)
+        return self.build(left, Compare, name, _FLIP[mapped], self.value(left))
+
+    def call(self, node: ast.Call) -> Rule:
+        if node.keywords:
+            raise self.fail("keyword arguments are not allowed", node.keywords[0].value)
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            name = self.field_name(func.value)
+            if name is None or func.attr not in ("startswith", "contains"):
+                raise self.fail("only field.startswith(text) and field.contains(text)", func)
+            if len(node.args) != 1:
+                raise self.fail(f"{func.attr} takes one text argument", node)
+            text = self.value(node.args[0])
+            if not isinstance(text, str):
+                raise self.fail(f"{func.attr} takes text", node.args[0])
+            return self.build(node, Match, name, func.attr, text)
+        if isinstance(func, ast.Name) and func.id in ("between", "is_null", "not_null"):
+            want = 3 if func.id == "between" else 1
+            if len(node.args) != want:
+                raise self.fail(f"{func.id} takes {want} argument(s)", node)
+            name = self.field_name(node.args[0])
+            if name is None:
+                raise self.fail(f"the first argument of {func.id} is a field", node.args[0])
+            if func.id == "between":
+                low, high = self.value(node.args[1]), self.value(node.args[2])
+                return self.build(node, Between, name, low, high)
+            return self.build(node, IsNull, name, func.id == "not_null")
+        raise self.fail(
+            "unknown function; conditions use between, is_null, not_null, "
+            "field.startswith, field.contains",
+            func,
+        )
+
+    def value(self, node: ast.expr) -> Value:
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise self.fail(f"unsupported literal {value!r} (whole numbers and text)", node)
+            if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+                raise self.fail(f"integer {value} is out of the 64-bit range", node)
+            return value
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) is int
+        ):
+            number = -node.operand.value
+            if number < _INT64[0]:
+                raise self.fail(f"integer {number} is out of the 64-bit range", node)
+            return number
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+            base = self.value(node.left)
+            shift = self.duration(node.right)
+            sign = 1 if isinstance(node.op, ast.Add) else -1
+            if isinstance(base, At):
+                return At(base.us + sign * shift)
+            if isinstance(base, Ago):
+                return Ago(base.us - sign * shift)
+            raise self.fail("only instants take + / - durations", node.left)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            name, args = node.func.id, node.args
+            if name == "now" and not args:
+                return Ago(0)
+            if name in ("date", "datetime") and len(args) == 1:
+                text = self.value(args[0])
+                if not isinstance(text, str):
+                    raise self.fail(f"{name} takes ISO text", args[0])
+                return self.instant(name, text, args[0])
+        raise self.fail(
+            "expected a value: a whole number, text, date(...), datetime(...), now(), "
+            "or an instant +/- days(n)/hours(n)/minutes(n)/seconds(n)",
+            node,
+        )
+
+    def instant(self, kind: str, text: str, node: ast.expr) -> At:
+        try:
+            if kind == "date":
+                day = dt.date.fromisoformat(text)
+                return At(to_us(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)))
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise self.fail(f"{kind}({text!r}) is not an ISO {kind}", node) from None
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise self.fail(
+                f"datetime({text!r}) needs a UTC offset (naive times are ambiguous)", node
+            )
+        return At(to_us(moment))
+
+    def duration(self, node: ast.expr) -> int:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and not node.keywords
+            and len(node.args) == 1
+        ):
+            width = dict(_UNITS).get(node.func.id)
+            amount = self.value(node.args[0])
+            if width is not None and isinstance(amount, int):
+                if abs(amount * width) > 10**17:
+                    raise self.fail("duration out of range", node)
+                return amount * width
+        raise self.fail("expected a duration: days(n), hours(n), minutes(n), seconds(n)", node)
+
+
+def parse_rule(text: str | Rule) -> Rule:
+    """Parse rule text into a :class:`Rule` (never evaluating it).
+
+    Args:
+        text: the rule, e.g. ``'recency_days <= 30 and "vip" in tags'``.
+
+    Returns:
+        The rule's AST.
+
+    Raises:
+        RuleSyntaxError: malformed text, an unknown field (the message lists the allowed
+            ones), a value of the wrong type; ``position`` points at the problem.
+    """
+    if isinstance(text, Rule):
+        return text
+    if not isinstance(text, str):
+        raise RuleSyntaxError(f"a rule is text, got {type(text).__name__}")
+    if len(text) > _MAX_TEXT:
+        raise RuleSyntaxError(f"a rule is at most {_MAX_TEXT} characters", text[:80], 0)
+    if not text.strip():
+        raise RuleSyntaxError("the rule is empty", text, 0)
+    if "\x00" in text:
+        raise RuleSyntaxError("a rule must not contain NUL", text, text.index("\x00"))
+    try:
+        # Parenthesised, so a rule may span lines; positions are shifted back by one.
+        tree = ast.parse(f"({text}\n)", mode="eval")
+    except SyntaxError as exc:
+        lines = text.splitlines(keepends=True) or [""]
+        line = max((exc.lineno or 1) - 1, 0)
+        column = max((exc.offset or 1) - 1 - (line == 0), 0)
+        offset = sum(len(s) for s in lines[:line]) + column
+        raise RuleSyntaxError(f"invalid rule: {exc.msg}", text, min(offset, len(text))) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise RuleSyntaxError("the rule is too deeply nested", text, 0) from None
+    parser = _Parser(text)
+    try:
+        return parser.rule(tree.body)
+    except RecursionError:
+        raise RuleSyntaxError("the rule is too deeply nested", text, 0) from None

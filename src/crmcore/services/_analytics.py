@@ -1,0 +1,356 @@
+"""Analytics use cases: score, segment, reclassify, and refresh one customer incrementally.
+
+Snapshots come from the store's :class:`~crmcore.analytics.MetricsSource` (its
+``metrics_source()``), are taken outside any unit of work, and the writes that follow (segment
+runs, stage changes) happen in one unit of work each, publishing their events after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from crmcore._epoch import to_us
+from crmcore.analytics import (
+    RFM_FIELDS,
+    CustomerMetrics,
+    MetricsSource,
+    RfmPolicy,
+    RfmResult,
+    RfmScore,
+    Rule,
+    compile_predicate,
+    evaluate,
+    parse_rule,
+    score_rfm,
+)
+from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
+from crmcore.domain import (
+    CrmNumber,
+    Customer,
+    LifecycleStage,
+    SegmentEntered,
+    SegmentExited,
+    SegmentMembership,
+    StageChange,
+    StageChanged,
+    TransactionKind,
+)
+from crmcore.domain._checks import aware_utc
+from crmcore.errors import ConfigurationError
+from crmcore.ports import UnitOfWork
+from crmcore.services._crm import Crm
+
+__all__ = ["Analytics", "CustomerRefresh", "SegmentRun", "StageMove"]
+
+
+@attrs.frozen
+class SegmentRun:
+    """One evaluation of a saved segment.
+
+    Attributes:
+        membership: the saved snapshot ``(segment, as_of, members)``.
+        entered: customers in this run but not in the previous one.
+        exited: customers in the previous run but not in this one.
+        previous_as_of: when the previous run was (``None``: first run).
+    """
+
+    membership: SegmentMembership
+    entered: frozenset[CrmNumber]
+    exited: frozenset[CrmNumber]
+    previous_as_of: dt.datetime | None
+
+
+@attrs.frozen
+class StageMove:
+    """The lifecycle changes applied to one customer by a reclassification."""
+
+    customer: CrmNumber
+    changes: tuple[StageChange, ...]
+
+
+@attrs.frozen
+class CustomerRefresh:
+    """One customer's metrics, scores, segment matches and stage after a change.
+
+    Attributes:
+        customer: the customer.
+        metrics: field -> value as of ``as_of``.
+        rfm: scores against the last full run's cut points (``None`` before any run).
+        segments: saved segment name -> whether the customer matches it now.
+        stage_changes: lifecycle changes applied (empty when none was needed or no policy).
+    """
+
+    customer: CrmNumber
+    as_of: dt.datetime
+    metrics: dict[str, Any]
+    rfm: RfmScore | None
+    segments: dict[str, bool]
+    stage_changes: tuple[StageChange, ...]
+
+
+def _source_of(store: object) -> MetricsSource:
+    factory = getattr(store, "metrics_source", None)
+    if factory is None:
+        raise ConfigurationError(
+            f"{type(store).__name__} offers no metrics_source(); pass Analytics(crm, source=...)"
+        )
+    return factory()  # type: ignore[no-any-return]
+
+
+class Analytics:
+    """Scoring and segmentation use cases over one :class:`~crmcore.Crm`.
+
+    Example::
+
+        analytics = Analytics(crm)
+        result = analytics.rfm()                      # scores + named segments
+        run = analytics.run_segment("vip-lapsed")     # saved, with entered/exited
+
+    Args:
+        crm: the facade (its store, clock and event subscribers are used).
+        source: where snapshots come from (default: ``crm.store.metrics_source()``).
+    """
+
+    def __init__(self, crm: Crm, source: MetricsSource | None = None) -> None:
+        self.crm = crm
+        self.source = source if source is not None else _source_of(crm.store)
+        self.last_rfm: RfmResult | None = None
+
+    def __repr__(self) -> str:
+        return f"Analytics(crm={self.crm!r})"
+
+    def _as_of(self, as_of: dt.datetime | None) -> dt.datetime:
+        return self.crm._now() if as_of is None else aware_utc("as_of", as_of)
+
+    # -- snapshots and scores ---------------------------------------------------------------
+
+    def snapshot(
+        self, as_of: dt.datetime | None = None, fields: Collection[str] | None = None
+    ) -> CustomerMetrics:
+        """The metrics of every customer as of ``as_of`` (default: now).
+
+        Args:
+            as_of: aware instant; later transactions and interactions do not count.
+            fields: fields to compute (``None``: all; fewer is faster).
+        """
+        return self.source.snapshot(self._as_of(as_of), fields)
+
+    def rfm(self, as_of: dt.datetime | None = None, policy: RfmPolicy | None = None) -> RfmResult:
+        """RFM scores and named segments of every customer as of ``as_of`` (default: now).
+
+        The result is kept as :attr:`last_rfm`; :meth:`refresh` scores single customers
+        against its cut points.
+        """
+        result = score_rfm(self.snapshot(as_of, RFM_FIELDS), policy)
+        self.last_rfm = result
+        return result
+
+    def evaluate(self, rule: Rule | str, as_of: dt.datetime | None = None) -> frozenset[CrmNumber]:
+        """The customers matching ``rule`` as of ``as_of`` (nothing is saved).
+
+        Raises:
+            RuleSyntaxError: malformed rule.
+        """
+        parsed = parse_rule(rule)
+        metrics = self.snapshot(as_of, parsed.fields())
+        return frozenset(metrics.numbers()[evaluate(parsed, metrics)].tolist())
+
+    # -- segment runs ------------------------------------------------------------------------
+
+    def run_segment(self, name: str, as_of: dt.datetime | None = None) -> SegmentRun:
+        """Evaluate a saved segment, save its membership, emit entered/exited events.
+
+        Raises:
+            NotFound: no segment of that name.
+            DuplicateError: the segment already has a run at exactly ``as_of``.
+        """
+        return self.run_segments([name], as_of)[0]
+
+    def run_segments(
+        self, names: Iterable[str] | None = None, as_of: dt.datetime | None = None
+    ) -> list[SegmentRun]:
+        """Evaluate several saved segments (default: all) over one snapshot, in one unit of work.
+
+        Returns:
+            One :class:`SegmentRun` per segment, in the order given (or by name).
+        """
+        when = self._as_of(as_of)
+        with self.crm.store.unit_of_work() as uow:
+            segments = (
+                list(uow.segments.list()) if names is None else [uow.segments.get(n) for n in names]
+            )
+        rules = {s.name: parse_rule(s.rule) for s in segments}
+        needed: set[str] = set()
+        for rule in rules.values():
+            needed |= rule.fields()
+        metrics = self.snapshot(when, needed)
+        numbers = metrics.numbers()
+        members = {
+            name: frozenset(numbers[evaluate(rule, metrics)].tolist())
+            for name, rule in rules.items()
+        }
+        now = self.crm._now()
+        runs: list[SegmentRun] = []
+        with self.crm.store.unit_of_work() as uow:
+            for segment in segments:
+                previous = uow.segments.latest_membership(segment.name, before=when)
+                membership = SegmentMembership(segment.name, when, members[segment.name])
+                uow.segments.save_membership(membership)
+                entered, exited = membership.diff(previous)
+                for number in sorted(entered):
+                    uow.add_event(SegmentEntered(at=now, segment=segment.name, customer=number))
+                for number in sorted(exited):
+                    uow.add_event(SegmentExited(at=now, segment=segment.name, customer=number))
+                runs.append(
+                    SegmentRun(
+                        membership,
+                        entered,
+                        exited,
+                        None if previous is None else previous.as_of,
+                    )
+                )
+            self.crm._finish(uow)
+        return runs
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def reclassify(
+        self, policy: LifecyclePolicy | None = None, as_of: dt.datetime | None = None
+    ) -> list[StageMove]:
+        """Move every customer to the stage its purchase history calls for, in one unit of work.
+
+        Candidates are found vectorised; each is then planned from its own values and
+        history, changed step by step through allowed transitions with a reason, and a
+        :class:`~crmcore.StageChanged` event is emitted per step.
+
+        Returns:
+            The customers moved, with their changes.
+        """
+        policy = policy or LifecyclePolicy()
+        when = self._as_of(as_of)
+        metrics = self.snapshot(when, LIFECYCLE_FIELDS)
+        rows = np.flatnonzero(policy.candidates(metrics)).tolist()
+        numbers = metrics.numbers()
+        moves: list[StageMove] = []
+        now = self.crm._now()
+        with self.crm.store.unit_of_work() as uow:
+            for row in rows:
+                changes = self._apply_policy(uow, numbers[row], policy, when, now, metrics.row(row))
+                if changes:
+                    moves.append(StageMove(numbers[row], changes))
+            self.crm._finish(uow)
+        return moves
+
+    def _apply_policy(
+        self,
+        uow: UnitOfWork,
+        number: CrmNumber,
+        policy: LifecyclePolicy,
+        as_of: dt.datetime,
+        now: dt.datetime,
+        values: dict[str, Any],
+    ) -> tuple[StageChange, ...]:
+        customer = uow.customers.get(number)
+        recency = values["recency_days"]
+        span = 0
+        if recency is not None:
+            span = to_us(values["last_purchase_at"]) - to_us(values["first_purchase_at"])
+        health, reason = policy.health_one(recency, values["frequency"], span)
+        since = 0
+        if customer.stage in (LifecycleStage.CHURNED, LifecycleStage.REACTIVATED):
+            since = _purchases_since_churn(uow, customer, as_of)
+        steps = policy.plan(customer.stage, health, reason, values["frequency"], since)
+        if not steps:
+            return ()
+        at = max(now, customer.stage_history[-1].at) if customer.stage_history else now
+        changes = tuple(customer.change_stage(to, at, why) for to, why in steps)
+        customer.updated_at = max(now, customer.created_at, customer.updated_at)
+        uow.customers.update(customer)
+        for change in changes:
+            uow.add_event(
+                StageChanged(
+                    at=now,
+                    customer=number,
+                    from_stage=change.from_stage,
+                    to_stage=change.to_stage,
+                    reason=change.reason,
+                )
+            )
+        return changes
+
+    # -- incremental ---------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        number: CrmNumber | str,
+        as_of: dt.datetime | None = None,
+        *,
+        policy: LifecyclePolicy | None = None,
+        segments: Iterable[str] | None = None,
+    ) -> CustomerRefresh:
+        """Refresh one customer after a change, without recomputing anyone else.
+
+        Reads the customer's metrics row (O(1) from maintained aggregates), scores it
+        against :attr:`last_rfm`'s cut points, tests the saved segments' rules on it, and,
+        with a ``policy``, applies its lifecycle changes (emitting StageChanged). Segment
+        memberships are not saved here: the next :meth:`run_segments` records them and
+        emits the entered/exited events against the previous saved run.
+
+        Args:
+            number: the customer.
+            as_of: default now.
+            policy: lifecycle policy to apply (``None``: stage untouched).
+            segments: names of saved segments to test (default: all saved segments).
+        """
+        key = self.crm._number(number)
+        when = self._as_of(as_of)
+        with self.crm.store.unit_of_work() as uow:
+            saved = (
+                list(uow.segments.list())
+                if segments is None
+                else [uow.segments.get(n) for n in segments]
+            )
+        rules = {s.name: parse_rule(s.rule) for s in saved}
+        needed = set(RFM_FIELDS | LIFECYCLE_FIELDS)
+        for rule in rules.values():
+            needed |= rule.fields()
+        values = self.source.customer_row(key, when, needed)
+        score = None
+        if self.last_rfm is not None:
+            score = self.last_rfm.score_one(
+                values["recency_days"],
+                values["frequency"],
+                values["monetary"],
+                customer=key,
+                as_of=when,
+            )
+        matches = {name: compile_predicate(rule, when)(values) for name, rule in rules.items()}
+        changes: tuple[StageChange, ...] = ()
+        if policy is not None:
+            now = self.crm._now()
+            with self.crm.store.unit_of_work() as uow:
+                changes = self._apply_policy(uow, key, policy, when, now, values)
+                self.crm._finish(uow)
+        return CustomerRefresh(key, when, values, score, matches, changes)
+
+
+def _purchases_since_churn(uow: UnitOfWork, customer: Customer, as_of: dt.datetime) -> int:
+    # Registered as churned without a recorded change: count purchases since registration.
+    churned_at = customer.created_at
+    for change in reversed(customer.stage_history):
+        if change.to_stage is LifecycleStage.CHURNED:
+            churned_at = change.at
+            break
+    transactions = uow.transactions.for_customer(customer.number)
+    return sum(
+        1
+        for tx in transactions
+        if tx.kind is TransactionKind.PURCHASE
+        and tx.occurred_at > churned_at
+        and tx.occurred_at <= as_of
+    )

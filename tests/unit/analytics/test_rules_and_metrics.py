@@ -1,0 +1,329 @@
+"""Snapshots equal a from-scratch recomputation; the rule compilers agree on random stores.
+
+One random store per example (built from ``crmcore.testing.strategies``) and many rules per
+example (generated from a drawn seed), so the 10,000-rule agreement check stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmcore import Crm, FixedClock, InMemoryStore, InteractionKind, TransactionKind
+from crmcore._epoch import MICROS_PER_DAY, to_us
+from crmcore.analytics import (
+    FIELDS,
+    Ago,
+    And,
+    At,
+    Between,
+    Compare,
+    CustomerMetrics,
+    F,
+    FieldKind,
+    HasTag,
+    InList,
+    IsNull,
+    Match,
+    Not,
+    Or,
+    Rule,
+    ago,
+    compile_predicate,
+    evaluate,
+    field,
+    parse_rule,
+    tag,
+)
+from crmcore.testing import strategies
+
+LOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+HIGH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+SPECIAL_TEXT = [
+    "' ; -- % _ \\",
+    "%",
+    "_",
+    "\\",
+    "a%",
+    "a_b",
+    "agent-1",
+    "agent",
+    "key-accounts",
+    "\U0001f600",
+    "x\U0001f600y",
+    "'",
+    '"',
+    "--",
+    ";",
+    "A",
+    "a",
+    "O'Brien; DROP TABLE customers; --",
+]
+TAGS = ["vip", "gold", "b2b", "früh", "%", "a_b"]
+
+
+@st.composite
+def stores(draw: st.DrawFn) -> tuple[InMemoryStore, dt.datetime]:
+    """A small random store and an as-of instant inside its history."""
+    customers = draw(
+        st.lists(
+            strategies.customers(min_created=LOW, max_created=HIGH),
+            min_size=1,
+            max_size=10,
+            unique_by=lambda c: c.number,
+        )
+    )
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    with store.unit_of_work() as uow:
+        for customer in customers:
+            customer.owner = draw(st.none() | st.sampled_from(SPECIAL_TEXT))
+            customer.tags = frozenset(draw(st.lists(st.sampled_from(TAGS), max_size=3)))
+            uow.customers.add(customer)
+        uow.commit()
+    numbers = st.sampled_from([c.number for c in customers])
+    for tx in draw(
+        st.lists(
+            strategies.transactions(
+                numbers, currency="USD", min_occurred=LOW, max_occurred=HIGH, with_lines=False
+            ),
+            max_size=25,
+        )
+    ):
+        crm.record_transaction(tx)
+    for interaction in draw(
+        st.lists(strategies.interactions(numbers, min_occurred=LOW, max_occurred=HIGH), max_size=15)
+    ):
+        crm.record_interaction(interaction)
+    as_of = draw(
+        st.sampled_from([HIGH + dt.timedelta(days=1)])
+        | strategies.aware_datetimes(min_value=LOW, max_value=HIGH)
+    )
+    return store, as_of
+
+
+def reference_rows(store: InMemoryStore, as_of: dt.datetime) -> dict[str, dict[str, Any]]:
+    """Every field of every customer recomputed from domain objects (the slow, obvious way)."""
+    out: dict[str, dict[str, Any]] = {}
+    with store.unit_of_work() as uow:
+        for number in uow.customers.numbers():
+            c = uow.customers.get(number)
+            txs = [t for t in uow.transactions.for_customer(number) if t.occurred_at <= as_of]
+            ixs = [i for i in uow.interactions.for_customer(number) if i.occurred_at <= as_of]
+            buys = [t for t in txs if t.kind is TransactionKind.PURCHASE]
+            refunds = [t for t in txs if t.kind is TransactionKind.REFUND]
+            last = max((t.occurred_at for t in buys), default=None)
+            row: dict[str, Any] = {
+                "crm_number": number.value,
+                "frequency": len(buys),
+                "refunds": len(refunds),
+                "monetary": sum(t.reporting_total.minor_units for t in buys)
+                - sum(t.reporting_total.minor_units for t in refunds),
+                "first_purchase_at": min((t.occurred_at for t in buys), default=None),
+                "last_purchase_at": last,
+                "recency_days": None
+                if last is None
+                else (to_us(as_of) - to_us(last)) // MICROS_PER_DAY,
+                "tenure_days": (to_us(as_of) - to_us(c.created_at)) // MICROS_PER_DAY,
+                "interactions": len(ixs),
+                "complaints": sum(i.kind is InteractionKind.COMPLAINT for i in ixs),
+                "last_interaction_at": max((i.occurred_at for i in ixs), default=None),
+                "stage": c.stage.value,
+                "created_at": c.created_at,
+                "tags": c.tags,
+                "gender": None if c.gender is None else c.gender.value,
+                "birth_year": None if c.birth_date is None else c.birth_date.year,
+                "owner": c.owner,
+                "country": c.addresses[0].country if c.addresses else None,
+            }
+            for name in FIELDS:
+                if name.startswith("interactions_"):
+                    channel = name.removeprefix("interactions_")
+                    row[name] = sum(i.channel.value == channel for i in ixs)
+            out[number.value] = row
+    return out
+
+
+def snapshot_rows(metrics: CustomerMetrics) -> dict[str, dict[str, Any]]:
+    return {n.value: metrics.row(i) for i, n in enumerate(metrics.numbers())}
+
+
+@settings(max_examples=60)
+@given(stores())
+def test_snapshot_equals_a_recomputation_from_the_objects(case):
+    store, as_of = case
+    metrics = store.metrics_source().snapshot(as_of)
+    assert snapshot_rows(metrics) == reference_rows(store, as_of)
+
+
+@settings(max_examples=30)
+@given(stores())
+def test_single_customer_rows_equal_snapshot_rows(case):
+    store, as_of = case
+    source = store.metrics_source()
+    rows = snapshot_rows(source.snapshot(as_of))
+    with store.unit_of_work() as uow:
+        numbers = list(uow.customers.numbers())
+    for number in numbers:
+        assert source.customer_row(number, as_of) == rows[number.value]
+
+
+@settings(max_examples=20)
+@given(stores(), st.sampled_from(sorted(FIELDS)))
+def test_a_narrow_snapshot_holds_the_same_values(case, name):
+    store, as_of = case
+    source = store.metrics_source()
+    full = snapshot_rows(source.snapshot(as_of))
+    narrow = snapshot_rows(source.snapshot(as_of, [name]))
+    for number, row in narrow.items():
+        assert row[name] == full[number][name]
+
+
+def test_erased_customers_leave_the_snapshot():
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    ann, bob = crm.register("Ann"), crm.register("Bob")
+    crm.erase(ann.number)
+    metrics = store.metrics_source().snapshot(HIGH)
+    assert metrics.numbers().tolist() == [bob.number]
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+_INSTANT_LOW, _INSTANT_HIGH = to_us(LOW), to_us(HIGH)
+
+
+def random_value(rng: random.Random, name: str) -> Any:
+    spec = FIELDS[name]
+    if spec.kind is FieldKind.INT:
+        return rng.choice([0, 1, 2, 3, 5, 10, 30, 100, 365, 1000, 5000, -1, 1990, 2000])
+    if spec.kind is FieldKind.INSTANT:
+        if rng.random() < 0.5:
+            return Ago(rng.randint(-3, 800) * MICROS_PER_DAY)
+        return At(rng.randint(_INSTANT_LOW, _INSTANT_HIGH))
+    if spec.choices:
+        return rng.choice(spec.choices)
+    if name == "crm_number":
+        return rng.choice(["C", "C0", "C00000000", "%", "_"])
+    return rng.choice(SPECIAL_TEXT)
+
+
+def random_leaf(rng: random.Random) -> Rule:
+    name = rng.choice(sorted(FIELDS))
+    spec = FIELDS[name]
+    if spec.kind is FieldKind.TAGS:
+        return HasTag(rng.choice(TAGS))
+    roll = rng.random()
+    if roll < 0.1:
+        return IsNull(name, rng.random() < 0.5)
+    if spec.kind is FieldKind.TEXT:
+        if roll < 0.4 and not spec.choices:
+            return Match(name, rng.choice(["startswith", "contains"]), rng.choice(SPECIAL_TEXT))
+        if roll < 0.6:
+            values = [random_value(rng, name) for _ in range(rng.randint(0, 3))]
+            return InList(name, values, rng.random() < 0.5)
+        return Compare(name, rng.choice(["==", "!="]), random_value(rng, name))
+    if roll < 0.25:
+        low, high = sorted([random_value(rng, name), random_value(rng, name)], key=_key)
+        return Between(name, low, high)
+    if roll < 0.4 and spec.kind is FieldKind.INT:
+        values = [random_value(rng, name) for _ in range(rng.randint(0, 3))]
+        return InList(name, values, rng.random() < 0.5)
+    op = rng.choice(["==", "!=", "<", "<=", ">", ">="])
+    return Compare(name, op, random_value(rng, name))
+
+
+def _key(value: Any) -> int:
+    return value.resolve(to_us(HIGH)) if isinstance(value, At | Ago) else value
+
+
+def random_rule(rng: random.Random, depth: int = 0) -> Rule:
+    roll = rng.random()
+    if depth >= 3 or roll < 0.45:
+        return random_leaf(rng)
+    if roll < 0.6:
+        return Not(random_rule(rng, depth + 1))
+    items = [random_rule(rng, depth + 1) for _ in range(rng.randint(2, 3))]
+    return And(items) if roll < 0.8 else Or(items)
+
+
+RULES_PER_STORE = 400
+
+
+@settings(max_examples=25)
+@given(stores(), st.integers(0, 2**32))
+def test_the_rule_compilers_agree_on_10000_rules(case, seed):
+    store, as_of = case
+    rng = random.Random(seed)
+    source = store.metrics_source()
+    metrics = source.snapshot(as_of)
+    numbers = metrics.numbers()
+    rows = [metrics.row(i) for i in range(len(metrics))]
+    single = [source.customer_row(n, as_of) for n in numbers]
+    for _ in range(RULES_PER_STORE):
+        rule = random_rule(rng)
+        text = str(rule)
+        assert parse_rule(text) == rule, text
+        mask = evaluate(rule, metrics)
+        predicate = compile_predicate(text, as_of)
+        expected = [predicate(row) for row in rows]
+        assert mask.tolist() == expected, text
+        assert [predicate(row) for row in single] == expected, text
+
+
+def test_the_documented_example_selects_as_expected():
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    vip = crm.register("Vee", tags=["vip"])
+    crm.register("Plain")
+    metrics = store.metrics_source().snapshot(HIGH)
+    mask = evaluate('"vip" in tags and stage != "churned" and recency_days is None', metrics)
+    assert metrics.numbers()[mask].tolist() == [vip.number]
+
+
+def test_missing_values_make_comparisons_false_and_not_flips_them():
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    crm.register("No purchases")
+    metrics = store.metrics_source().snapshot(HIGH)
+    for text in [
+        "recency_days < 5",
+        "recency_days != 5",
+        "recency_days not in [5]",
+        "owner != 'x'",
+    ]:
+        assert evaluate(text, metrics).tolist() == [False]
+        assert evaluate(f"not ({text})", metrics).tolist() == [True]
+    assert evaluate("recency_days is None and owner is None", metrics).tolist() == [True]
+
+
+def test_text_matching_is_literal():
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    crm.register("A", owner="a%b")
+    crm.register("B", owner="axb")
+    metrics = store.metrics_source().snapshot(HIGH, ["owner"])
+    assert evaluate("owner.startswith('a%')", metrics).tolist() == [True, False]
+    assert evaluate("'%' in owner", metrics).tolist() == [True, False]
+    assert evaluate("owner.contains('_')", metrics).tolist() == [False, False]
+
+
+def test_rules_of_the_builder_equal_parsed_rules():
+    built = (
+        (F.recency_days <= 30) & (field("frequency") >= 3) & tag("vip") & ~(F.stage == "churned")
+    )
+    text = 'recency_days <= 30 and frequency >= 3 and "vip" in tags and not stage == "churned"'
+    assert built == parse_rule(text)
+    assert parse_rule(str(built)) == built
+    assert F.owner.is_null() | F.owner.startswith("a%") == parse_rule(
+        "owner is None or owner.startswith('a%')"
+    )
+    assert F.frequency.between(1, 3) == parse_rule("between(frequency, 1, 3)")
+    assert F.frequency.not_in([1, 2]) == parse_rule("frequency not in [1, 2]")
+    relative = F.last_purchase_at >= ago(days=30)
+    assert str(relative) == "last_purchase_at >= now() - days(30)"
+    assert relative == parse_rule("last_purchase_at >= now() - days(30)")
