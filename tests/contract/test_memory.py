@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from hypothesis.stateful import run_state_machine_as_test
+
 from crmcore import InMemoryStore
 from crmcore.ports import Store
 from crmcore.testing.contract import StoreContract
+from crmcore.testing.stateful import make_differential_machine
+
+from .conftest import STATEFUL_SETTINGS
 
 
 class TestInMemoryStore(StoreContract):
     def make_store(self) -> Store:
         return InMemoryStore(reporting_currency="USD")
+
+
+def test_the_in_memory_store_agrees_with_a_second_in_memory_store() -> None:
+    """The machine itself is sound: two reference stores never diverge."""
+    machine = make_differential_machine(lambda: InMemoryStore(reporting_currency="USD"))
+    run_state_machine_as_test(machine, settings=STATEFUL_SETTINGS)

@@ -1,0 +1,16 @@
+"""Settings shared by the contract's state-machine runs on every backend."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+STATEFUL_SETTINGS = settings(
+    max_examples=int(os.environ.get("CRMCORE_STATEFUL_EXAMPLES", "200")),
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+"""CI runs at least 200 examples x 30 steps per backend; lower the examples locally with
+``CRMCORE_STATEFUL_EXAMPLES=20``."""
