@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import attrs
+import numpy as np
 
 from crmcore._epoch import NONE_MIN, from_us_or_none, to_us
 from crmcore.adapters.memory._columns import (
@@ -601,6 +602,78 @@ class _History:
         self._uow._record(undo)
         return True
 
+    def _store_items(self, batch: Sequence[_HistoryItem]) -> tuple[list[_HistoryItem], _Undo]:
+        """Store a batch's objects exactly as :meth:`_store_item` would, one by one (first of
+        a repeated reference wins), and return the stored ones and one function undoing
+        them all. On an error nothing of the batch stays stored."""
+        self._uow._check_active()
+        items, by_customer, refs = self._stores()
+        stored: list[_HistoryItem] = []
+        lists: list[list[uuid.UUID]] = []
+        keys: list[tuple[str, str] | None] = []
+
+        def forget() -> None:
+            for item, ids, ref in zip(
+                reversed(stored), reversed(lists), reversed(keys), strict=True
+            ):
+                del items[item.id]
+                ids.pop()
+                if not ids:
+                    by_customer.pop(item.customer, None)
+                if ref is not None:
+                    del refs[ref]
+
+        try:
+            for item in batch:
+                self._uow._require_customer(item.customer)
+                ref = None if item.external_ref is None else (item.source or "", item.external_ref)
+                if ref is not None and ref in refs:
+                    continue
+                if item.id in items:
+                    raise DuplicateError(f"{self.kind} id", item.id)
+                items[item.id] = item
+                ids = by_customer.setdefault(item.customer, [])
+                ids.append(item.id)
+                if ref is not None:
+                    refs[ref] = item.id
+                stored.append(item)
+                lists.append(ids)
+                keys.append(ref)
+        except BaseException:
+            forget()
+            raise
+        return stored, forget
+
+    def _apply_columns(
+        self,
+        stored: Sequence[_HistoryItem],
+        forget: _Undo,
+        log: ColumnTable,
+        log_values: dict[str, Int64Array],
+        updates: Callable[[dict[str, Int64Array]], None],
+        names: tuple[str, ...],
+    ) -> None:
+        """Append a batch to ``log`` and let ``updates`` fold it into the aggregate columns
+        (numpy ufunc.at), recording one undo entry for the whole batch."""
+        state = self._state
+        rows = log_values["row"]
+        touched = np.unique(rows)
+        saved = {name: state.aggregates.columns[name][touched].copy() for name in names}
+        size = log.size
+        log.append_many(log_values)
+        updates(state.aggregates.columns)
+        previous_latest = state.latest_event_us
+        state.latest_event_us = max(previous_latest, int(log_values["occurred_us"].max()))
+
+        def undo() -> None:
+            state.latest_event_us = previous_latest
+            log.truncate(size)
+            for name, values in saved.items():
+                state.aggregates.columns[name][touched] = values
+            forget()
+
+        self._uow._record(undo)
+
     def _get(self, item_id: uuid.UUID) -> _HistoryItem:
         self._uow._check_active()
         items, _, _ = self._stores()
@@ -658,7 +731,35 @@ class _Interactions(_History):
         return True
 
     def add_many(self, interactions: Sequence[Interaction]) -> int:
-        return sum(self.add(interaction) for interaction in interactions)
+        """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
+        batch = list(interactions)
+        for interaction in batch:
+            if not isinstance(interaction, Interaction):
+                raise ValidationError("interaction", interaction, "must be an Interaction")
+        stored, forget = self._store_items(batch)
+        if not stored:
+            return 0
+        state, n = self._state, len(stored)
+        ixs: list[Interaction] = stored  # type: ignore[assignment]
+        rows = np.fromiter((state.row_of[i.customer] for i in ixs), np.int64, n)
+        occurred = np.fromiter((to_us(i.occurred_at) for i in ixs), np.int64, n)
+        kinds = np.fromiter((_KIND_CODE[i.kind] for i in ixs), np.int64, n)
+        channels = np.fromiter((_CHANNEL_CODE[i.channel] for i in ixs), np.int64, n)
+
+        def updates(cols: dict[str, Int64Array]) -> None:
+            np.add.at(cols["interaction_count"], rows, 1)
+            np.add.at(cols["complaint_count"], rows, kinds == _KIND_CODE[_COMPLAINT])
+            np.maximum.at(cols["last_interaction_us"], rows, occurred)
+
+        self._apply_columns(
+            stored,
+            forget,
+            state.interaction_log,
+            {"row": rows, "occurred_us": occurred, "kind": kinds, "channel": channels},
+            updates,
+            ("interaction_count", "complaint_count", "last_interaction_us"),
+        )
+        return n
 
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         return self._get(interaction_id)  # type: ignore[return-value]
@@ -727,8 +828,67 @@ class _Transactions(_History):
         self._uow._bump_latest(occurred)
         return True
 
+    def _check(self, transaction: object) -> Transaction:
+        if not isinstance(transaction, Transaction):
+            raise ValidationError("transaction", transaction, "must be a Transaction")
+        reporting = transaction.reporting_total
+        if reporting is None:
+            raise ValidationError(
+                "reporting_total", None, "must be set before storing (the services do this)"
+            )
+        if reporting.currency != self._uow._store.reporting_currency:
+            raise ValidationError(
+                "reporting_total.currency",
+                reporting.currency,
+                f"must be the store's reporting currency {self._uow._store.reporting_currency}",
+            )
+        return transaction
+
     def add_many(self, transactions: Sequence[Transaction]) -> int:
-        return sum(self.add(transaction) for transaction in transactions)
+        """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
+        batch = [self._check(transaction) for transaction in transactions]
+        stored, forget = self._store_items(batch)
+        if not stored:
+            return 0
+        state, n = self._state, len(stored)
+        txs: list[Transaction] = stored  # type: ignore[assignment]
+        rows = np.fromiter((state.row_of[t.customer] for t in txs), np.int64, n)
+        occurred = np.fromiter((to_us(t.occurred_at) for t in txs), np.int64, n)
+        minor = np.fromiter(_reporting_minor(txs), np.int64, n)
+        refund = np.fromiter((t.kind is TransactionKind.REFUND for t in txs), np.bool_, n)
+        channels = np.fromiter((_SALES_CHANNEL_CODE[t.channel] for t in txs), np.int64, n)
+        bought = ~refund
+
+        def updates(cols: dict[str, Int64Array]) -> None:
+            np.add.at(cols["purchase_count"], rows[bought], 1)
+            np.add.at(cols["purchase_minor"], rows[bought], minor[bought])
+            np.minimum.at(cols["first_purchase_us"], rows[bought], occurred[bought])
+            np.maximum.at(cols["last_purchase_us"], rows[bought], occurred[bought])
+            np.add.at(cols["refund_count"], rows[refund], 1)
+            np.add.at(cols["refund_minor"], rows[refund], minor[refund])
+
+        self._apply_columns(
+            stored,
+            forget,
+            state.transaction_log,
+            {
+                "row": rows,
+                "occurred_us": occurred,
+                "kind": refund.astype(np.int64),
+                "reporting_minor": minor,
+                "channel": channels,
+            },
+            updates,
+            (
+                "purchase_count",
+                "purchase_minor",
+                "first_purchase_us",
+                "last_purchase_us",
+                "refund_count",
+                "refund_minor",
+            ),
+        )
+        return n
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         return self._get(transaction_id)  # type: ignore[return-value]
@@ -740,6 +900,12 @@ class _Transactions(_History):
         self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
     ) -> Sequence[Transaction]:
         return self._for_customer(number, limit, before)  # type: ignore[return-value]
+
+
+def _reporting_minor(transactions: Sequence[Transaction]) -> Iterator[int]:
+    for transaction in transactions:
+        assert transaction.reporting_total is not None  # checked by _check
+        yield transaction.reporting_total.minor_units
 
 
 class _Aggregates:
