@@ -168,7 +168,8 @@ class MemoryMetrics:
                 counts = _channel_counts(state, as_of_us, state.aggregates.size, one, False)
                 for channel in CHANNELS:
                     extra[f"interactions_{channel.value}"] = int(counts[channel][0])
-            extra.update(_profile_row(customer))
+            if chosen & PROFILE_FIELDS:
+                extra.update(_profile_row(customer))
         return row_from_aggregate(as_of_us, chosen, agg, extra)
 
 
