@@ -67,7 +67,7 @@ from crmcore.errors import (
     RuleSyntaxError,
     ValidationError,
 )
-from crmcore.services import BulkResult, Crm, Customer360, RecordResult
+from crmcore.services import Analytics, BulkResult, Crm, Customer360, RecordResult
 
 if TYPE_CHECKING:
     from crmcore.adapters.sqlalchemy import SqlStore as SqlStore
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SCHEME",
     "TRANSITIONS",
+    "Analytics",
     "BulkResult",
     "CheckAlgorithm",
     "ConcurrencyError",
