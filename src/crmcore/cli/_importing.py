@@ -24,6 +24,7 @@ from typing import IO, Any, Final, Protocol
 import attrs
 
 from crmcore.cli._common import EXIT_USAGE, CliError
+from crmcore.cli._lookup import Lookup, lookup_for
 from crmcore.domain import (
     CrmNumber,
     Customer,
@@ -39,7 +40,7 @@ from crmcore.domain import (
 )
 from crmcore.domain._checks import member
 from crmcore.domain.contact import normalize_phone
-from crmcore.errors import CrmError, DuplicateError, NotFound, ValidationError
+from crmcore.errors import CrmError, DuplicateError, ValidationError
 from crmcore.ports import Store
 from crmcore.services import Crm
 
@@ -316,6 +317,7 @@ class _Resolver:
 
     store: Store
     customer_source: str
+    lookup: Lookup
     cache: dict[tuple[str, str], CrmNumber | None] = attrs.Factory(dict)
 
     LIMIT: Final = 200_000
@@ -343,16 +345,16 @@ class _Resolver:
         if missing:
             if len(self.cache) + len(missing) > self.LIMIT:
                 self.cache.clear()
-            with self.store.unit_of_work() as uow:
-                for how, text in sorted(missing):
-                    if how == "number":
-                        try:
-                            found = uow.customers.find(CrmNumber(text))
-                        except NotFound:
-                            found = None
-                    else:
-                        found = uow.customers.find_by_external_id(self.customer_source, text)
-                    self.cache[(how, text)] = found.number if found is not None else None
+            numbers = {CrmNumber(text) for how, text in missing if how == "number"}
+            external = {text for how, text in missing if how == "external"}
+            found = self.lookup.existing(numbers) if numbers else set()
+            ids = self.lookup.by_external_id(self.customer_source, external) if external else {}
+            for how, text in missing:
+                if how == "number":
+                    number = CrmNumber(text)
+                    self.cache[(how, text)] = number if number in found else None
+                else:
+                    self.cache[(how, text)] = ids.get(text)
         return self.cache
 
 
@@ -385,6 +387,7 @@ class _Customers:
     now: dt.datetime
     source: str
     phone_region: str | None
+    lookup: Lookup
 
     def prepare(self, row: dict[str, str | None]) -> Customer:
         given, family = _cell(row, "given_name"), _cell(row, "family_name")
@@ -438,17 +441,28 @@ class _Customers:
 
     def _write_batch(self, customers: Sequence[Customer]) -> tuple[int, int]:
         store = self.store
+        wanted: dict[str, set[str]] = {}
+        for customer in customers:
+            if customer.external_id is not None:
+                assert customer.source is not None
+                wanted.setdefault(customer.source, set()).add(customer.external_id)
+        known = {
+            (source, external_id)
+            for source, ids in wanted.items()
+            for external_id in self.lookup.by_external_id(source, ids)
+        }
+        fresh: list[Customer] = []
+        for customer in customers:
+            if customer.external_id is not None:
+                assert customer.source is not None
+                key = (customer.source, customer.external_id)
+                if key in known:
+                    continue
+                known.add(key)  # a repeat within the batch: the first wins
+            fresh.append(customer)
+        # A concurrent importer may add the same keys meanwhile: add_many then raises
+        # DuplicateError and write() retries row by row.
         with store.unit_of_work() as uow:
-            fresh: list[Customer] = []
-            seen: set[tuple[str, str]] = set()
-            for customer in customers:
-                if customer.external_id is not None:
-                    assert customer.source is not None
-                    key = (customer.source, customer.external_id)
-                    if key in seen or uow.customers.find_by_external_id(*key) is not None:
-                        continue
-                    seen.add(key)
-                fresh.append(customer)
             if fresh:
                 for customer, sequence in zip(
                     fresh, store.allocator.allocate_many(len(fresh)), strict=True
@@ -461,10 +475,18 @@ class _Customers:
 
 @attrs.frozen
 class _Pending:
-    """A history row waiting for its customer to be resolved."""
+    """A history row waiting for its customer to be resolved (built, and validated, then)."""
 
     key: tuple[str, str]
     build: Callable[[CrmNumber], Any]
+    row: dict[str, str | None]
+
+
+def _rejection_error(
+    line: int, exc: ValidationError, row: dict[str, str | None], aliases: dict[str, str]
+) -> RowError:
+    rejected = _rejection(exc, row, aliases)
+    return RowError(line, rejected.field, rejected.value, rejected.reason)
 
 
 def _history_write(
@@ -488,8 +510,7 @@ def _history_write(
         except _Rejected as exc:
             report.append(RowError(line, exc.field, exc.value, exc.reason))
         except ValidationError as exc:
-            field = _field_of(exc.field, aliases)
-            report.append(RowError(line, field, str(exc.value), exc.reason))
+            report.append(_rejection_error(line, exc, pending.row, aliases))
     if not ready:
         return 0, 0
     try:
@@ -537,18 +558,10 @@ class _Transactions:
             kind = member("kind", TransactionKind, kind_text)
             channel = member("channel", SalesChannel, channel_text)
             total = Money(amount, currency)
-            # Validate everything except the customer now, so errors point at this row.
-            Transaction(
-                _placeholder(self.crm.store),
-                occurred,
-                kind,
-                total,
-                channel=channel,
-                source=source,
-                external_ref=external_ref,
-            )
         except ValidationError as exc:
             raise _rejection(exc, row, _TX_ALIASES) from None
+        # Same currency: the reporting total is the total, and recording need not convert.
+        reporting = total if total.currency == self.crm.store.reporting_currency else None
 
         def build(number: CrmNumber) -> Transaction:
             return Transaction(
@@ -559,9 +572,10 @@ class _Transactions:
                 channel=channel,
                 source=source,
                 external_ref=external_ref,
+                reporting_total=reporting,
             )
 
-        return _Pending(key, build)
+        return _Pending(key, build, row)
 
     def _convert(self, tx: Transaction) -> Transaction:
         try:
@@ -599,11 +613,7 @@ class _Interactions:
             "source": _cell(row, "source") or self.source,
             "external_ref": _cell(row, "external_ref"),
         }
-        try:
-            Interaction(_placeholder(self.crm.store), **values)
-        except ValidationError as exc:
-            raise _rejection(exc, row, {"customer": "crm_number"}) from None
-        return _Pending(key, lambda number: Interaction(number, **values))
+        return _Pending(key, lambda number: Interaction(number, **values), row)
 
     def _bulk(self, interactions: list[Interaction]) -> int:
         with self.crm.store.unit_of_work() as uow:
@@ -641,12 +651,13 @@ def import_csv(
         CliError: the file cannot be read, its header is wrong, or it is not CSV/UTF-8.
     """
     importer: _Importer
+    lookup = lookup_for(crm.store)
     if kind == "customers":
-        importer = _Customers(crm.store, crm.clock.now(), source, phone_region)
+        importer = _Customers(crm.store, crm.clock.now(), source, phone_region, lookup)
     elif kind == "transactions":
-        importer = _Transactions(crm, _Resolver(crm.store, customer_source), source)
+        importer = _Transactions(crm, _Resolver(crm.store, customer_source, lookup), source)
     else:
-        importer = _Interactions(crm, _Resolver(crm.store, customer_source), source)
+        importer = _Interactions(crm, _Resolver(crm.store, customer_source, lookup), source)
     created = present = 0
     batch: list[tuple[int, Any]] = []
     # Errors of the current batch, reported in line order when the batch is written.
