@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from crmcore._version import __version__
+from crmcore.analytics import DEFAULT_SEGMENT_MAP, RfmPolicy
+from crmcore.cli._analysis import external_ids, report_data, write_rfm_csv
 from crmcore.cli._common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -20,13 +24,19 @@ from crmcore.cli._common import (
     err_console,
     open_store,
     out_console,
+    parse_instant,
     progress,
     safe_url,
     sqlite_url,
     translate_errors,
 )
 from crmcore.cli._importing import ErrorReport, import_csv
-from crmcore.services import Crm
+from crmcore.cli._report import render_html, render_text
+from crmcore.cli._synthetic import DEMO_END, populate
+from crmcore.clock import FixedClock
+from crmcore.domain import Segment
+from crmcore.ports import Clock, Store
+from crmcore.services import Analytics, Crm
 
 __all__ = ["CliConfig", "cli", "main"]
 
@@ -207,10 +217,245 @@ def customer_show(number: str, db: str | None, recent: int) -> None:
         render_customer(out_console(), view, store.reporting_currency)
 
 
+# -- analytics ----------------------------------------------------------------------------------
+
+_BINS = click.option(
+    "--bins",
+    "bins",
+    type=click.IntRange(2, 100),
+    default=5,
+    show_default=True,
+    help="Score levels K (quantiles 1..K; K is best).",
+)
+_TIES = click.option(
+    "--ties",
+    type=click.Choice(["shared", "ordinal"]),
+    default="shared",
+    show_default=True,
+    help="shared: equal values get equal scores; ordinal: equal-size groups, "
+    "ties broken by CRM number.",
+)
+
+
+def _analytics(store: Store, clock: Clock | None = None) -> Analytics:
+    return Analytics(Crm(store, clock=clock, converter=current_config().converter))
+
+
+@cli.command("rfm")
+@db_option
+@click.option("--as-of", "as_of", required=True, metavar="TIME", help="ISO 8601 instant or date.")
+@_BINS
+@_TIES
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    default="-",
+    help="CSV file to write (default: stdout).",
+)
+def rfm(db: str | None, as_of: str, bins: int, ties: str, out: Path) -> None:
+    """RFM scores and named segment of every customer as of TIME, as CSV.
+
+    Columns: crm_number, external_id, recency_days, frequency, monetary (decimal, reporting
+    currency), r, f, m, segment. Customers without a purchase as of TIME have empty
+    recency, scores and segment.
+    """
+    when = parse_instant(as_of, "--as-of")
+    policy = RfmPolicy(k=bins, ties=ties, segment_map=DEFAULT_SEGMENT_MAP if bins == 5 else None)
+    with open_store(db) as store:
+        result = _analytics(store).rfm(when, policy)
+        with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as handle:
+            rows = write_rfm_csv(result, store, handle)
+    err_console().print(f"{rows} customers, {result.n} scored, as of {when.isoformat()}")
+
+
+@cli.command("segment")
+@db_option
+@click.option(
+    "--rule", required=True, help='Segment rule, e.g. "recency_days <= 30 and frequency >= 3".'
+)
+@click.option("--as-of", "as_of", metavar="TIME", default=None, help="Default: now.")
+@click.option(
+    "--save",
+    "name",
+    metavar="NAME",
+    default=None,
+    help="Save the rule as segment NAME and record this run (reports who entered and left "
+    "since the previous run).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    default="-",
+    help="CSV file of the members (crm_number, external_id; default: stdout).",
+)
+def segment(db: str | None, rule: str, as_of: str | None, name: str | None, out: Path) -> None:
+    """The customers matching a rule, as CSV (crm_number, external_id)."""
+    from crmcore.analytics import parse_rule
+
+    parse_rule(rule)  # a bad rule is reported before the database is touched
+    with open_store(db) as store:
+        analytics = _analytics(store)
+        when = parse_instant(as_of, "--as-of") if as_of else analytics.crm.clock.now()
+        if name is None:
+            members = analytics.evaluate(rule, when)
+            run = None
+        else:
+            with store.unit_of_work() as uow:
+                uow.segments.save(Segment(name, rule))
+                uow.commit()
+            run = analytics.run_segment(name, when)
+            members = run.membership.members
+        ids = external_ids(store)
+        with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("crm_number", "external_id"))
+            for number in sorted(members):
+                writer.writerow((number.value, ids.get(number, "")))
+    console = err_console()
+    console.print(f"{len(members)} customers match, as of {when.isoformat()}")
+    if run is not None:
+        since = run.previous_as_of.isoformat() if run.previous_as_of else "(first run)"
+        console.print(
+            f"since the previous run {since}: {len(run.entered)} entered, {len(run.exited)} left"
+        )
+
+
+@cli.command("report")
+@db_option
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="HTML file to write.",
+)
+@click.option("--as-of", "as_of", metavar="TIME", default=None, help="Default: now.")
+@_BINS
+@_TIES
+def report(db: str | None, html_path: Path, as_of: str | None, bins: int, ties: str) -> None:
+    """Write the segmentation report as one self-contained HTML page.
+
+    Segment sizes and value, an RFM heat map, the lifecycle funnel and the latest runs of the
+    saved segments. Counts and sums only: no personal data.
+    """
+    policy = RfmPolicy(k=bins, ties=ties, segment_map=DEFAULT_SEGMENT_MAP if bins == 5 else None)
+    with open_store(db) as store:
+        analytics = _analytics(store)
+        when = parse_instant(as_of, "--as-of") if as_of else analytics.crm.clock.now()
+        data = report_data(analytics, when, policy)
+    try:
+        html_path.write_text(render_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {html_path}: {exc.strerror or exc}") from None
+    err_console().print(f"report written to {html_path}")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+DEMO_DB: Final = "crmcore-demo.sqlite"
+DEMO_SEGMENTS: Final = (
+    Segment("vip-lapsed", '"vip" in tags and recency_days > 90', "VIPs who stopped buying"),
+    Segment("big-spenders", "monetary >= 150000", "net value of 1,500.00 or more"),
+    Segment(
+        "unhappy-recent",
+        "complaints >= 1 and recency_days <= 120",
+        "complained and bought recently",
+    ),
+    Segment(
+        "newsletter-regulars",
+        '"newsletter" in tags and frequency >= 5 and recency_days <= 180',
+        "newsletter readers who buy often",
+    ),
+)
+
+
+def _demo_store(db: str | None) -> contextlib.AbstractContextManager[Store]:
+    """The demo's store: the host's, a fresh default SQLite file, or an empty ``--db``."""
+    if current_config().open_store is not None:
+        return open_store(db)
+    if db is None:
+        path = Path(DEMO_DB)
+        for stale in (path, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
+            stale.unlink(missing_ok=True)
+        db = str(path)
+    url = sqlite_url(db)
+    check_url(url)
+    from crmcore.adapters.sqlalchemy import upgrade
+
+    with translate_errors(url):
+        upgrade(url)
+    return open_store(db)
+
+
+@cli.command("demo")
+@click.option(
+    "--db",
+    "db",
+    metavar="URL",
+    default=None,
+    help=f"Database URL or SQLite file (default: ./{DEMO_DB}, recreated on every run); "
+    "it must be empty.",
+)
+@click.option(
+    "--customers",
+    type=click.IntRange(1, 1_000_000),
+    default=5000,
+    show_default=True,
+    help="How many synthetic customers to generate.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+def demo(db: str | None, customers: int, seed: int) -> None:
+    """Generate a synthetic store, then score, segment and classify it, and print a report.
+
+    The data is made up (names from a short list, e-mail addresses at example.com) and
+    spans the three years before 2026-01-01, the demo's "now".
+    """
+    out = out_console()
+    console = err_console()
+    with _demo_store(db) as store:
+        with store.unit_of_work() as uow:
+            existing = uow.customers.count()
+        if existing:
+            raise CliError(
+                f"the demo needs an empty database; this one has {existing} customers "
+                "(omit --db to use a fresh ./crmcore-demo.sqlite)"
+            )
+        analytics = _analytics(store, FixedClock(DEMO_END))
+        with progress(console) as bar:
+            task = bar.add_task("generating customers", total=customers)
+            counts = populate(
+                store,
+                customers,
+                seed=seed,
+                end=DEMO_END,
+                on_progress=lambda done: bar.update(task, completed=done),
+            )
+            steps = bar.add_task("scoring and segmenting", total=3)
+            moves = analytics.reclassify(as_of=DEMO_END)
+            bar.advance(steps)
+            with store.unit_of_work() as uow:
+                for definition in DEMO_SEGMENTS:
+                    uow.segments.save(definition)
+                uow.commit()
+            analytics.run_segments(as_of=DEMO_END - dt.timedelta(days=91))
+            bar.advance(steps)
+            analytics.run_segments(as_of=DEMO_END)
+            data = report_data(analytics, DEMO_END)
+            bar.advance(steps)
+        out.print(
+            f"[bold]crmcore demo[/bold]: {counts.customers:,} customers, "
+            f"{counts.transactions:,} transactions, {counts.interactions:,} interactions "
+            f"generated; {len(moves):,} customers moved to their lifecycle stage"
+        )
+        render_text(out, data)
+    where = f"--db {db}" if db else f"--db {DEMO_DB}"
+    out.print(
+        "\nNext: [bold]crmcore report "
+        f"{where} --html report.html --as-of 2026-01-01[/bold] for the HTML version, "
+        f"[bold]crmcore rfm {where} --as-of 2026-01-01[/bold] for every customer's scores."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the ``crmcore`` command line (the console script's entry point)."""
     cli.main(args=argv, prog_name="crmcore")
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,163 @@
+"""What the analytic commands compute: RFM rows, rule matches and the report's figures."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from typing import IO, Final
+
+import numpy as np
+
+from crmcore.analytics import RfmPolicy, RfmResult
+from crmcore.cli._report import Movement, ReportData, SegmentRow
+from crmcore.domain import CrmNumber, LifecycleStage, Money
+from crmcore.ports import Store
+from crmcore.services import Analytics
+
+__all__ = [
+    "RFM_COLUMNS",
+    "external_ids",
+    "movements",
+    "report_data",
+    "write_rfm_csv",
+]
+
+RFM_COLUMNS: Final = (
+    "crm_number",
+    "external_id",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r",
+    "f",
+    "m",
+    "segment",
+)
+"""Columns of ``crmcore rfm`` output, in order."""
+
+FUNNEL: Final = tuple(stage.value for stage in LifecycleStage)
+
+
+def external_ids(store: Store) -> dict[CrmNumber, str]:
+    """``number -> external_id`` of every customer that has one."""
+    out: dict[CrmNumber, str] = {}
+    with store.unit_of_work() as uow:
+        for customer in uow.customers.iter_all(batch_size=5000):
+            if customer.external_id is not None:
+                out[customer.number] = customer.external_id
+    return out
+
+
+def _rfm_rows(result: RfmResult, store: Store) -> Iterator[list[str]]:
+    metrics = result.metrics
+    ids = external_ids(store)
+    numbers = metrics.numbers()
+    order = np.argsort(metrics.number_order(), kind="stable")
+    recency = metrics.recency_days
+    scored = result.scored
+    frequency, monetary = metrics.frequency, metrics.monetary
+    segments = result.segments()
+    currency = store.reporting_currency
+    for i in order.tolist():
+        number = numbers[i]
+        ok = bool(scored[i])
+        yield [
+            number.value,
+            ids.get(number, ""),
+            str(int(recency[i])) if ok else "",
+            str(int(frequency[i])),
+            str(Money.from_minor_units(int(monetary[i]), currency).amount),
+            str(int(result.r[i])) if ok else "",
+            str(int(result.f[i])) if ok else "",
+            str(int(result.m[i])) if ok else "",
+            (segments[i] or "") if ok else "",
+        ]
+
+
+def write_rfm_csv(result: RfmResult, store: Store, out: IO[str]) -> int:
+    """Write one row per customer (ascending CRM number); return the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(RFM_COLUMNS)
+    count = 0
+    for row in _rfm_rows(result, store):
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _lifecycle(analytics: Analytics, as_of: dt.datetime) -> list[tuple[str, int]]:
+    stages = analytics.snapshot(as_of, {"stage"}).text("stage")
+    counts = np.bincount(stages.codes[stages.codes >= 0], minlength=len(stages.categories))
+    by_name = {name: int(counts[i]) for i, name in enumerate(stages.categories)}
+    return [(stage, by_name.get(stage, 0)) for stage in FUNNEL]
+
+
+def movements(store: Store) -> list[Movement]:
+    """Each saved segment's latest run compared with the run before it."""
+    out: list[Movement] = []
+    with store.unit_of_work() as uow:
+        for segment in uow.segments.list():
+            latest = uow.segments.latest_membership(segment.name)
+            if latest is None:
+                continue
+            previous = uow.segments.latest_membership(segment.name, before=latest.as_of)
+            entered, exited = latest.diff(previous)
+            out.append(
+                Movement(
+                    segment=segment.name,
+                    rule=segment.rule,
+                    size=len(latest.members),
+                    entered=len(entered),
+                    exited=len(exited),
+                    previous_as_of=None if previous is None else previous.as_of,
+                )
+            )
+    return out
+
+
+def report_data(
+    analytics: Analytics, as_of: dt.datetime, policy: RfmPolicy | None = None
+) -> ReportData:
+    """Score, group and count everything the report shows (no personal data)."""
+    policy = policy or RfmPolicy()
+    result = analytics.rfm(as_of, policy)
+    metrics = result.metrics
+    k = policy.k
+    scored = result.scored
+    monetary = metrics.monetary
+    names = result.segment_names
+    codes = result.segment_codes.astype(np.int64)
+    sizes = np.bincount(codes[scored], minlength=len(names))
+    values = np.zeros(len(names), dtype=np.int64)
+    np.add.at(values, codes[scored], monetary[scored])
+    rows = [
+        SegmentRow(name, int(sizes[i]), int(values[i]))
+        for i, name in enumerate(names)
+        if sizes[i] > 0
+    ]
+    rows.sort(key=lambda row: (-row.customers, row.name))
+    unscored = ~scored
+    if unscored.any():
+        rows.append(SegmentRow("unscored", int(unscored.sum()), int(monetary[unscored].sum())))
+    shape = policy.shape
+    grid = np.zeros((shape[0], shape[1]), dtype=np.int64)
+    grid_value = np.zeros((shape[0], shape[1]), dtype=np.int64)
+    r = result.r[scored].astype(np.int64) - 1
+    f = result.f[scored].astype(np.int64) - 1
+    np.add.at(grid, (r, f), 1)
+    np.add.at(grid_value, (r, f), monetary[scored])
+    store = analytics.crm.store
+    return ReportData(
+        as_of=as_of,
+        currency=store.reporting_currency,
+        customers=len(result),
+        scored=result.n,
+        segments=rows,
+        grid=grid.tolist(),
+        grid_value=grid_value.tolist(),
+        lifecycle=_lifecycle(analytics, as_of),
+        movements=movements(store),
+        k=k,
+        ties=str(policy.ties),
+    )
