@@ -1,9 +1,9 @@
 """Collects the Python examples in README.md and docs/*.md as tests, so the docs cannot lie.
 
-Every fenced block that opens with three backticks and ``python`` is one test item; the blocks
-of one file run in order in one shared namespace (later examples build on earlier ones), in a
-temporary working directory. A block fenced as ``python skip`` (an excerpt that cannot run on
-its own) is not collected.
+Every fenced block that opens with three backticks and ``python`` is run; the blocks of one
+file run in order, as one test item, in one shared namespace (later examples build on earlier
+ones) and a temporary working directory. A block fenced as ``python skip`` (an excerpt that
+cannot run on its own) is not run.
 """
 
 from __future__ import annotations
@@ -29,51 +29,40 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 class MarkdownFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         text = self.path.read_text(encoding="utf-8")
-        namespace: dict[str, Any] = {"__name__": f"markdown:{self.path.name}"}
-        workdir = {"path": None}
-        for index, match in enumerate(_BLOCK.finditer(text)):
-            line = text.count("\n", 0, match.start()) + 2
-            yield MarkdownExample.from_parent(
-                self,
-                name=f"example-{index + 1}-line-{line}",
-                source=match.group(1),
-                line=line,
-                namespace=namespace,
-                workdir=workdir,
-            )
+        blocks = [
+            (text.count("\n", 0, match.start()) + 2, match.group(1))
+            for match in _BLOCK.finditer(text)
+        ]
+        if blocks:
+            # One item per file: the examples of a page build on each other, so they run in
+            # order in one namespace and must never be split across xdist workers.
+            yield MarkdownExamples.from_parent(self, name="examples", blocks=blocks)
 
 
-class MarkdownExample(pytest.Item):
-    def __init__(
-        self,
-        *,
-        source: str,
-        line: int,
-        namespace: dict[str, Any],
-        workdir: dict[str, Any],
-        **kwargs: Any,
-    ) -> None:
+class MarkdownExamples(pytest.Item):
+    def __init__(self, *, blocks: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.source = source
-        self.line = line
-        self.namespace = namespace
-        self.workdir = workdir
-        # All examples of one file share state: keep them on one xdist worker, in order.
-        self.add_marker(pytest.mark.xdist_group(str(self.path)))
+        self.blocks = blocks
+        self.failed_line = 0
 
     def runtest(self) -> None:
-        if self.workdir["path"] is None:
-            self.workdir["path"] = tempfile.mkdtemp(prefix="crmcore-docs-")
-        code = compile("\n" * (self.line - 1) + self.source, str(self.path), "exec")
+        namespace: dict[str, Any] = {"__name__": f"markdown:{self.path.name}"}
         previous = os.getcwd()
-        os.chdir(self.workdir["path"])
-        try:
-            exec(code, self.namespace)  # noqa: S102 - running our own documentation examples
-        finally:
-            os.chdir(previous)
+        with tempfile.TemporaryDirectory(prefix="crmcore-docs-") as workdir:
+            os.chdir(workdir)
+            try:
+                for line, source in self.blocks:
+                    self.failed_line = line
+                    code = compile("\n" * (line - 1) + source, str(self.path), "exec")
+                    exec(code, namespace)  # noqa: S102 - running our own documentation examples
+            finally:
+                os.chdir(previous)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        return f"{self.path}:{self.line}: example failed\n{excinfo.getrepr(style='short')}"
+        return (
+            f"{self.path}:{self.failed_line}: the example starting here failed\n"
+            f"{excinfo.getrepr(style='short')}"
+        )
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.line - 1, self.name
+        return self.path, 0, f"{self.path.name} examples ({len(self.blocks)} blocks)"

@@ -20,7 +20,7 @@ PACKAGE_EXTRAS = ".[all,dataframes]"
 def tests(session: nox.Session) -> None:
     """The full test suite: unit, contract on every backend, integration, docs examples."""
     session.install("-e", PACKAGE_EXTRAS, "pytest-xdist>=3.5", "coverage[toml]>=7")
-    args = session.posargs or ["-n", "2", "--dist", "loadgroup"]
+    args = session.posargs or ["-n", "2"]
     session.run("pytest", *args, env={"PYTHONHASHSEED": "0"})
 
 
