@@ -314,7 +314,9 @@ def customers(
     chosen = [LifecycleStage(s) for s in stages] if stages is not None else list(LifecycleStage)
     if not chosen:
         raise InvalidArgument("stages must not be empty")
-    return _customer(numbers if numbers is not None else crm_numbers(), min_created, max_created, chosen)
+    return _customer(
+        numbers if numbers is not None else crm_numbers(), min_created, max_created, chosen
+    )
 
 
 def interactions(
