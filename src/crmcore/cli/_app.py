@@ -32,11 +32,11 @@ from crmcore.cli._common import (
 )
 from crmcore.cli._importing import ErrorReport, import_csv
 from crmcore.cli._report import render_html, render_text
-from crmcore.cli._synthetic import DEMO_END, populate
 from crmcore.clock import FixedClock
 from crmcore.domain import Segment
 from crmcore.ports import Clock, Store
 from crmcore.services import Analytics, Crm
+from crmcore.testing.synthetic import DEMO_END, populate
 
 __all__ = ["CliConfig", "cli", "main"]
 

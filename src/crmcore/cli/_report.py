@@ -246,8 +246,8 @@ values in {esc(data.currency)}</p>
 {_bars_svg(data.segments, data.currency)}
 <table><tr><th>segment</th><th>customers</th><th>share</th><th>value</th></tr>{seg_rows}</table>
 <h2>RFM heat map</h2>
-<p class="muted">Customers by recency score (rows, 5 = most recent) and frequency score
-(columns, 5 = most frequent).</p>
+<p class="muted">Customers by recency score (rows, {data.k} = most recent) and frequency
+score (columns, {data.k} = most frequent).</p>
 {_heat(data.grid)}
 <h2>Lifecycle funnel</h2>
 {_funnel(data.lifecycle)}

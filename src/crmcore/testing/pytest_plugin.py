@@ -8,6 +8,8 @@ Fixtures:
     crm_clock: a :class:`~crmcore.FixedClock` at 2026-01-01T00:00Z.
     crm: a :class:`~crmcore.Crm` over ``crm_memory_store`` and ``crm_clock``.
     crm_sqlite_store: a ``SqlStore`` on a temporary SQLite file (needs the [sqlalchemy] extra).
+    crm_seeded_store: an in-memory store with 200 synthetic customers and their histories
+        (seeded: the same every run; see :mod:`crmcore.testing.synthetic`).
 """
 
 from __future__ import annotations
@@ -57,3 +59,18 @@ def crm_sqlite_store(tmp_path: Path) -> Iterator[Any]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def crm_seeded_store() -> InMemoryStore:
+    """An in-memory store holding 200 seeded synthetic customers with three years of history.
+
+    Built by :func:`crmcore.testing.synthetic.populate` (seed 7, all events before
+    2026-01-01): the same customers, purchases and interactions on every run.
+    """
+    from crmcore import InMemoryStore
+    from crmcore.testing.synthetic import populate
+
+    store = InMemoryStore(reporting_currency="USD")
+    populate(store, 200, seed=7)
+    return store

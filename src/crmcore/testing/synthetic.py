@@ -1,14 +1,24 @@
-"""A small, seeded generator of realistic customer histories for ``crmcore demo``.
+"""A small, seeded generator of realistic customer histories, for demos and tests.
 
-The shape follows the benchmark generator (``benchmarks/data.py``), scaled for a demo that
-runs in seconds: purchases per customer are negative-binomial (heavy tail, mean ~8, about one
-customer in eight never buys), amounts lognormal, ~3% of purchases are refunded a few days
-later, each customer buys only during an active period that ends (churn) at a random time, and
+``crmcore demo`` and the ``crm_seeded_store`` pytest fixture use it; so can your tests::
+
+    from crmcore import InMemoryStore
+    from crmcore.testing.synthetic import populate
+
+    store = InMemoryStore()
+    populate(store, 1000, seed=42)
+
+The shape follows the benchmark generator (``benchmarks/data.py``), scaled to run in
+seconds: purchases per customer are negative-binomial (heavy tail, mean ~8, about one customer
+in eight never buys), amounts lognormal, ~3% of purchases are refunded a few days later, each
+customer buys only during an active period that ends (churn) at a random time, and
 interactions are Poisson(3) per customer with ~6% complaints. Everything happens in the three
-years before ``end``; the same seed gives the same store.
+years before ``end``; the same seed gives the same histories.
 
 Names and e-mail addresses are made up from short fixed lists and the reserved domain
-``example.com``: the demo contains no real person's data.
+``example.com``: the generated stores contain no real person's data. Every customer is
+registered with ``source="demo"`` and ``external_id="D<sequence>"``; transactions and
+interactions carry ``source="demo"`` and unique external references.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from crmcore.domain import (
     Transaction,
     TransactionKind,
 )
+from crmcore.domain._checks import aware_utc
+from crmcore.errors import ValidationError
 from crmcore.ports import Store
 
 __all__ = ["DEMO_END", "GeneratedCounts", "populate"]
@@ -221,8 +233,27 @@ def populate(
     """Generate ``customers`` customers with their histories and write them to ``store``.
 
     Writes in batches (one unit of work each) through the bulk repository methods and calls
-    ``on_progress(customers_written)`` after each batch.
+    ``on_progress(customers_written)`` after each batch. Customers are registered as leads;
+    run a lifecycle reclassification to move them to the stage their history calls for.
+
+    Args:
+        store: an empty or non-empty store (new customers get new numbers).
+        customers: how many customers to generate.
+        seed: the random seed; the same seed and size give the same histories.
+        end: every generated event happens before this instant.
+        batch_size: customers per unit of work.
+        on_progress: called with the number of customers written so far.
+
+    Returns:
+        How many customers, transactions and interactions were written.
+
+    Raises:
+        ValidationError: a negative ``customers`` or a non-positive ``batch_size``.
     """
+    for name, value, low in (("customers", customers, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(name, value, f"must be an integer >= {low}")
+    end = aware_utc("end", end)
     written = GeneratedCounts(0, 0, 0)
     done = 0
     index = 0
