@@ -404,3 +404,30 @@ def test_version(run: Run) -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert "crmcore" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_bulk_lookups_agree_with_the_ports(kind: str, db: str) -> None:
+    from crmcore.cli._lookup import lookup_for
+
+    store = SqlStore.from_url(db) if kind == "sqlite" else InMemoryStore(reporting_currency="EUR")
+    try:
+        crm = Crm(store)
+        ann = crm.register("Ann", source="crm", external_id="A1")
+        bob = crm.register("Bob", source="crm", external_id="B1")
+        cy = crm.register("Cy")
+        gone = crm.register("Gone", source="crm", external_id="G1")
+        crm.erase(gone.number)
+        lookup = lookup_for(store)
+        assert type(lookup).__name__ == ("_SqlLookup" if kind == "sqlite" else "_PortLookup")
+        assert lookup.by_external_id("crm", {"A1", "B1", "G1", "X"}) == {
+            "A1": ann.number,
+            "B1": bob.number,
+        }
+        assert lookup.by_external_id("other", {"A1"}) == {}
+        assert lookup.existing({ann.number, cy.number, gone.number}) == {ann.number, cy.number}
+        assert lookup.all_external_ids() == {ann.number: "A1", bob.number: "B1"}
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()

@@ -10,6 +10,7 @@ from typing import IO, Final
 import numpy as np
 
 from crmcore.analytics import RfmPolicy, RfmResult
+from crmcore.cli._lookup import lookup_for
 from crmcore.cli._report import Movement, ReportData, SegmentRow
 from crmcore.domain import CrmNumber, LifecycleStage, Money
 from crmcore.ports import Store
@@ -41,12 +42,7 @@ FUNNEL: Final = tuple(stage.value for stage in LifecycleStage)
 
 def external_ids(store: Store) -> dict[CrmNumber, str]:
     """``number -> external_id`` of every customer that has one."""
-    out: dict[CrmNumber, str] = {}
-    with store.unit_of_work() as uow:
-        for customer in uow.customers.iter_all(batch_size=5000):
-            if customer.external_id is not None:
-                out[customer.number] = customer.external_id
-    return out
+    return lookup_for(store).all_external_ids()
 
 
 def _rfm_rows(result: RfmResult, store: Store) -> Iterator[list[str]]:

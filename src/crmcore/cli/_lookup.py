@@ -31,6 +31,10 @@ class Lookup(Protocol):
         """Those of ``numbers`` that belong to existing (not erased) customers."""
         ...
 
+    def all_external_ids(self) -> dict[CrmNumber, str]:
+        """``number -> external_id`` of every customer that has one."""
+        ...
+
 
 class _PortLookup:
     def __init__(self, store: Store) -> None:
@@ -54,6 +58,14 @@ class _PortLookup:
                         out.add(number)
                 except NotFound:
                     continue
+        return out
+
+    def all_external_ids(self) -> dict[CrmNumber, str]:
+        out: dict[CrmNumber, str] = {}
+        with self.store.unit_of_work() as uow:
+            for customer in uow.customers.iter_all(batch_size=5000):
+                if customer.external_id is not None:
+                    out[customer.number] = customer.external_id
         return out
 
 
@@ -91,6 +103,16 @@ class _SqlLookup:
                 query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
                 out.update(CrmNumber(number) for (number,) in conn.execute(query))
         return out
+
+    def all_external_ids(self) -> dict[CrmNumber, str]:
+        from sqlalchemy import and_, select
+
+        c = self.customers.c
+        query = select(c.number, c.external_id).where(
+            and_(c.external_id.is_not(None), c.erased.is_(False))
+        )
+        with self.engine.connect() as conn:
+            return {CrmNumber(number): external for number, external in conn.execute(query)}
 
 
 def lookup_for(store: Store) -> Lookup:
