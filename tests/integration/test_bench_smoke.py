@@ -1,0 +1,90 @@
+"""The benchmark suite at its tiny size: every workload runs and every implementation agrees.
+
+Only agreement is checked here (the harness exits non-zero on any mismatch); timings are
+never asserted. PostgreSQL runs in its own test so a missing server skips only that part.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pandas")
+pytest.importorskip("sqlalchemy")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(tmp_path: Path, only: str, *extra: str) -> list[dict[str, object]]:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(  # noqa: S603 - our interpreter, our module, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--size",
+            "tiny",
+            "--repeat",
+            "1",
+            "--events",
+            "40",
+            "--only",
+            only,
+            "--data-root",
+            str(tmp_path / "data"),
+            "--json",
+            str(out),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records: list[dict[str, object]] = json.loads(out.read_text())
+    return records
+
+
+def assert_all_agree(records: list[dict[str, object]], implementations: set[str]) -> None:
+    assert {r["implementation"] for r in records} == implementations
+    workloads = {r["workload"] for r in records}
+    assert {"ingest", "rfm", "rules", "incremental"} <= workloads
+    assert all(r["agrees"] for r in records), [r for r in records if not r["agrees"]]
+    for record in records:
+        assert {"size", "workload", "implementation", "median_s", "peak_rss_mib"} <= set(record)
+
+
+def crmcore_sql_ready() -> bool:
+    from crmcore.adapters.sqlalchemy import SqlStore
+
+    return hasattr(SqlStore, "metrics_source")
+
+
+def test_memory_and_sql_sqlite_agree_with_pandas_and_polars(tmp_path: Path) -> None:
+    pytest.importorskip("polars")
+    names = {"pandas", "polars", "crmcore-memory", "sql-sqlite"}
+    records = run_bench(tmp_path, ",".join(names), "--postgres-url", "")
+    assert_all_agree(records, names)
+
+
+def test_crmcore_sqlite_agrees_with_pandas(tmp_path: Path) -> None:
+    if not crmcore_sql_ready():
+        pytest.skip("SqlStore offers no metrics_source() yet")
+    names = {"pandas", "crmcore-sqlite"}
+    records = run_bench(tmp_path, ",".join(names), "--postgres-url", "")
+    assert_all_agree(records, names)
+
+
+@pytest.mark.postgresql
+def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> None:
+    names = {"pandas", "sql-postgresql"}
+    if crmcore_sql_ready():
+        names.add("crmcore-postgresql")
+    records = run_bench(tmp_path, ",".join(names), "--postgres-db", postgres_url)
+    assert_all_agree(records, names)
