@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import os
 import resource
 import statistics
 import sys
@@ -203,3 +204,8 @@ def _incremental(impl: Implementation, rec: _Recorder, spec: dict[str, Any]) -> 
 
 if __name__ == "__main__":
     run(json.loads(Path(sys.argv[1]).read_text()))
+    # Results are written and connections closed; skip tearing down millions of objects
+    # (minutes for a 1M-customer in-memory store), which nobody measures.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
