@@ -143,7 +143,7 @@ def _chunk(
     n = len(numbers)
     # Ages in days before `end`: when each customer arrived and when they stopped buying.
     created = rng.uniform(30, _SPAN_DAYS, n)
-    stopped = np.maximum(created - rng.exponential(420, n), 0.0)
+    stopped = np.maximum(created - rng.exponential(900, n), 0.0)
     given = rng.integers(len(_GIVEN), size=n)
     family = rng.integers(len(_FAMILY), size=n)
     vip = rng.random(n) < 0.05
@@ -221,6 +221,34 @@ def _chunk(
     return customers, transactions, interactions
 
 
+def _classify(
+    customers: list[Customer], transactions: list[Transaction], as_of: dt.datetime
+) -> None:
+    """Move each customer to the stage the default lifecycle policy gives it as of ``as_of``.
+
+    The same rules ``Analytics.reclassify`` applies, evaluated on the generated history, so
+    a store starts with realistic stages and stage histories.
+    """
+    from crmcore.analytics._lifecycle import LifecyclePolicy
+
+    policy = LifecyclePolicy()
+    bought: dict[CrmNumber, list[dt.datetime]] = {}
+    for tx in transactions:
+        if tx.kind is TransactionKind.PURCHASE and tx.occurred_at <= as_of:
+            bought.setdefault(tx.customer, []).append(tx.occurred_at)
+    for customer in customers:
+        times = bought.get(customer.number)
+        if not times:
+            continue
+        first, last = min(times), max(times)
+        recency = (as_of - last) // dt.timedelta(days=1)
+        span = (last - first) // dt.timedelta(microseconds=1)
+        health, reason = policy.health_one(recency, len(times), span)
+        for to_stage, why in policy.plan(customer.stage, health, reason, len(times), 0):
+            customer.change_stage(to_stage, as_of, why)
+        customer.updated_at = max(customer.updated_at, as_of)
+
+
 def populate(
     store: Store,
     customers: int,
@@ -228,13 +256,14 @@ def populate(
     seed: int = 7,
     end: dt.datetime = DEMO_END,
     batch_size: int = 1000,
+    stages_as_of: dt.datetime | None = None,
     on_progress: Callable[[int], None] = lambda _: None,
 ) -> GeneratedCounts:
     """Generate ``customers`` customers with their histories and write them to ``store``.
 
     Writes in batches (one unit of work each) through the bulk repository methods and calls
-    ``on_progress(customers_written)`` after each batch. Customers are registered as leads;
-    run a lifecycle reclassification to move them to the stage their history calls for.
+    ``on_progress(customers_written)`` after each batch. Customers are registered as leads
+    unless ``stages_as_of`` is given.
 
     Args:
         store: an empty or non-empty store (new customers get new numbers).
@@ -242,6 +271,9 @@ def populate(
         seed: the random seed; the same seed and size give the same histories.
         end: every generated event happens before this instant.
         batch_size: customers per unit of work.
+        stages_as_of: if given, each customer is moved (with recorded stage changes at that
+            instant) to the stage the default lifecycle policy gives its history as of then,
+            as if the store had been reclassified at that time.
         on_progress: called with the number of customers written so far.
 
     Returns:
@@ -254,6 +286,8 @@ def populate(
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValidationError(name, value, f"must be an integer >= {low}")
     end = aware_utc("end", end)
+    if stages_as_of is not None:
+        stages_as_of = aware_utc("stages_as_of", stages_as_of)
     written = GeneratedCounts(0, 0, 0)
     done = 0
     index = 0
@@ -263,6 +297,8 @@ def populate(
         sequences = list(store.allocator.allocate_many(size))
         numbers = [store.scheme.format(s) for s in sequences]
         people, sales, contacts = _chunk(rng, numbers, sequences, end, store.reporting_currency)
+        if stages_as_of is not None:
+            _classify(people, sales, stages_as_of)
         with store.unit_of_work() as uow:
             uow.customers.add_many(people)
             created_tx = uow.transactions.add_many(sales)
