@@ -464,11 +464,12 @@ class _Customers:
         # DuplicateError and write() retries row by row.
         with store.unit_of_work() as uow:
             if fresh:
-                for customer, sequence in zip(
-                    fresh, store.allocator.allocate_many(len(fresh)), strict=True
-                ):
-                    customer.number = store.scheme.format(sequence)
-                uow.customers.add_many(fresh)
+                sequences = store.allocator.allocate_many(len(fresh))
+                numbered = [
+                    attrs.evolve(customer, number=store.scheme.format(sequence))
+                    for customer, sequence in zip(fresh, sequences, strict=True)
+                ]
+                uow.customers.add_many(numbered)
             uow.commit()
         return len(fresh), len(customers) - len(fresh)
 
