@@ -21,6 +21,7 @@ __all__ = [
     "CurrencyConversionError",
     "DuplicateError",
     "ErasedError",
+    "EventDeliveryError",
     "InvalidTransition",
     "NotFound",
     "RuleSyntaxError",
@@ -129,6 +130,23 @@ class RuleSyntaxError(CrmError):
 
 class ConfigurationError(CrmError):
     """crmcore was set up inconsistently (unknown dialect, exhausted number scheme, ...)."""
+
+
+class EventDeliveryError(CrmError):
+    """One or more event handlers raised after a use case **committed**.
+
+    The change is stored; retrying the use case would repeat it. ``__cause__`` is the first
+    handler's exception; ``failures`` counts them.
+    """
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        super().__init__(
+            f"{failures} event handler call(s) failed; the change itself was committed"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failures,))
 
 
 class CurrencyConversionError(ConfigurationError, ValidationError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -170,3 +171,38 @@ def test_generated_customers_are_valid_and_reconstructible(customer: Customer) -
     )
     assert rebuilt.emails == customer.emails
     assert rebuilt.attributes == customer.attributes
+
+
+def test_the_number_and_stage_cannot_be_reassigned() -> None:
+    customer = make()
+    with pytest.raises(attrs.exceptions.FrozenAttributeError):
+        customer.number = DEFAULT_SCHEME.format(2)  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenAttributeError):
+        customer.stage = LifecycleStage.REACTIVATED  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenAttributeError):
+        customer.stage_history = ()  # type: ignore[misc]
+    assert attrs.evolve(customer, number=DEFAULT_SCHEME.format(2)).number.value == "C0000000021"
+
+
+def test_cross_field_rules_are_checked_before_storing() -> None:
+    customer = make()
+    customer.external_id = "X1"
+    with pytest.raises(ValidationError, match="source"):
+        customer.validate()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tags", ["nul\x00tag"]), ("organisation", "ACME\ud800"), ("tags", ["tab\there"])],
+)
+def test_text_no_database_can_store_is_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        make(**{field: value})
+    assert info.value.field == field
+
+
+def test_contact_reprs_hide_personal_data() -> None:
+    customer = make(emails=["ann@example.com"], phones=["+442079460018"])
+    text = repr((customer.name, customer.emails, customer.phones))
+    assert "ann" not in text.lower()
+    assert "7946" not in text

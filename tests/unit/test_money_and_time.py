@@ -88,3 +88,16 @@ def test_transactions_validate_amount_currency_and_reference() -> None:
     assert info.value.field == "kind"
     with pytest.raises(ValidationError, match="source"):
         Transaction(number, now, "purchase", Money("1", "EUR"), external_ref="X1")
+
+
+def test_extreme_values_raise_validation_errors_not_arithmetic_errors() -> None:
+    with pytest.raises(ValidationError, match="too large"):
+        Money(Decimal("1" * 27 + ".123"), "EUR")
+    with pytest.raises(ValidationError, match="range"):
+        Interaction(
+            DEFAULT_SCHEME.format(7),
+            dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+            "email",
+            "inbound",
+            "inquiry",
+        )

@@ -30,6 +30,7 @@ from crmcore.errors import (
     CurrencyConversionError,
     DuplicateError,
     ErasedError,
+    EventDeliveryError,
     InvalidTransition,
     NotFound,
     ValidationError,
@@ -302,3 +303,62 @@ def test_bad_input_at_entry_points_names_the_field(crm: Crm, call: object, field
     with pytest.raises(ValidationError) as info:
         call(crm)  # type: ignore[operator]
     assert info.value.field == field
+
+
+def test_register_refuses_a_bare_string_where_a_collection_belongs(crm: Crm) -> None:
+    with pytest.raises(ValidationError) as info:
+        crm.register("Ann", tags="vip")  # type: ignore[arg-type]
+    assert info.value.field == "tags"
+    with pytest.raises(ValidationError) as info:
+        crm.register("Ann", attributes=[1, 2])  # type: ignore[arg-type]
+    assert info.value.field == "attributes"
+
+
+def test_handlers_run_after_the_unit_and_their_failure_does_not_hide_the_commit(
+    crm: Crm,
+) -> None:
+    seen: list[str] = []
+
+    def look_up(event: DomainEvent) -> None:
+        if isinstance(event, CustomerRegistered):
+            seen.append(crm.get(event.customer).name.display)  # no nested-unit deadlock
+
+    def broken(event: DomainEvent) -> None:
+        raise RuntimeError("mail server down")
+
+    crm.subscribe(look_up)
+    unsubscribe = crm.subscribe(broken)
+    with pytest.raises(EventDeliveryError, match="committed") as info:
+        crm.register("Ann")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert seen == ["Ann"]
+    assert len(crm.find_by_email("nobody@example.com")) == 0
+    with crm.store.unit_of_work() as uow:
+        assert uow.customers.count() == 1
+    unsubscribe()
+    unsubscribe()
+    crm.register("Bob")
+    assert seen == ["Ann", "Bob"]
+
+
+def test_a_refused_update_leaves_the_callers_object_retryable(crm: Crm) -> None:
+    number = crm.register("Ann", source="shop", external_id="1").number
+    crm.register("Bob", source="shop", external_id="2")
+    ann = crm.get(number)
+    ann.external_id = "2"
+    with pytest.raises(DuplicateError):
+        crm.update(ann)
+    assert ann.version == 0
+    ann.external_id = "3"
+    crm.update(ann)
+    assert crm.get(number).external_id == "3"
+
+
+def test_merge_dedupes_emails_and_carries_the_import_key(crm: Crm) -> None:
+    ann = crm.register("Ann", emails=["ann@example.com"])
+    dup = crm.register("Ann", emails=["ANN@example.com"], source="web", external_id="W1")
+    merged = crm.merge(ann.number, dup.number)
+    assert [e.address for e in merged.emails] == ["ann@example.com"]
+    found = crm.find_by_external_id("web", "W1")
+    assert found is not None
+    assert found.number == ann.number

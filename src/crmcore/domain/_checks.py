@@ -30,7 +30,10 @@ def aware_utc(field: str, value: object) -> dt.datetime:
         raise ValidationError(
             field, value, "naive datetime: attach a timezone (crmcore stores UTC instants)"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, value, "is out of the representable range") from None
 
 
 def optional_aware_utc(field: str, value: object) -> dt.datetime | None:
@@ -48,6 +51,11 @@ def text(field: str, value: object, *, max_length: int = 1000, allow_empty: bool
         raise ValidationError(field, value, f"must be at most {max_length} characters")
     if "\x00" in cleaned:
         raise ValidationError(field, value, "must not contain NUL characters")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be stored by any database driver.
+        raise ValidationError(field, value, "is not valid Unicode text") from None
     return cleaned
 
 

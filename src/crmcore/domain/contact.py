@@ -76,7 +76,10 @@ def normalize_phone(value: object, region: str | None = None, field: str = "phon
 class EmailAddress:
     """A validated, normalised e-mail address. ``EmailAddress("Ann@Example.COM")``."""
 
-    address: str = attrs.field(metadata=_checks.converts(lambda f, v: normalize_email(v, f)))
+    # Personal data stays out of reprs (they end up in logs and tracebacks).
+    address: str = attrs.field(
+        repr=False, metadata=_checks.converts(lambda f, v: normalize_email(v, f))
+    )
     label: ContactLabel = attrs.field(
         default=ContactLabel.PERSONAL,
         metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
@@ -104,7 +107,9 @@ class PhoneNumber:
     national one.
     """
 
-    e164: str = attrs.field(metadata=_checks.converts(lambda f, v: normalize_phone(v, None, f)))
+    e164: str = attrs.field(
+        repr=False, metadata=_checks.converts(lambda f, v: normalize_phone(v, None, f))
+    )
     label: ContactLabel = attrs.field(
         default=ContactLabel.PERSONAL,
         metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),
@@ -159,13 +164,14 @@ class PostalAddress:
     country: str = attrs.field(metadata=_checks.converts(lambda f, v: _country(f, v)))
     lines: tuple[str, ...] = attrs.field(
         default=(),
+        repr=False,
         metadata=_checks.converts(
             lambda f, v: _checks.tuple_of(f, v, lambda ff, vv: _checks.text(ff, vv, max_length=200))
         ),
     )
-    locality: str | None = attrs.field(default=None, metadata=_opt(200))
+    locality: str | None = attrs.field(default=None, repr=False, metadata=_opt(200))
     region: str | None = attrs.field(default=None, metadata=_opt(200))
-    postal_code: str | None = attrs.field(default=None, metadata=_opt(32))
+    postal_code: str | None = attrs.field(default=None, repr=False, metadata=_opt(32))
     label: ContactLabel = attrs.field(
         default=ContactLabel.PERSONAL,
         metadata=_checks.converts(lambda f, v: _checks.member(f, ContactLabel, v)),

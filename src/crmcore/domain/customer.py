@@ -37,7 +37,7 @@ __all__ = [
 AttributeValue: TypeAlias = str | int | bool | Decimal | dt.date | dt.datetime
 """The types a custom attribute may hold (floats are excluded: use Decimal)."""
 
-_TAG = re.compile(r"[^\s,;\"'\\]{1,64}")
+_TAG = re.compile(r"[^\s,;\"'\\\x00-\x1f\x7f]{1,64}")
 _ATTRIBUTE_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -67,14 +67,17 @@ class PersonName:
 
     given: str | None = attrs.field(
         default=None,
+        repr=False,
         metadata=_checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=200)),
     )
     family: str | None = attrs.field(
         default=None,
+        repr=False,
         metadata=_checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=200)),
     )
     display: str = attrs.field(
         default="",
+        repr=False,
         metadata=_checks.converts(
             lambda f, v: _checks.text(f, v, max_length=400, allow_empty=True)
         ),
@@ -208,7 +211,10 @@ class Customer:
     """
 
     number: CrmNumber = attrs.field(
-        metadata=_checks.converts(lambda f, v: _checks.instance_of(f, CrmNumber, v))
+        metadata=_checks.converts(lambda f, v: _checks.instance_of(f, CrmNumber, v)),
+        # A CRM number is permanent: reassigning it on a loaded object would make update()
+        # write over another customer. Use attrs.evolve() to build a copy with a new number.
+        on_setattr=attrs.setters.frozen,
     )
     name: PersonName = attrs.field(
         metadata=_checks.converts(lambda f, v: _checks.instance_of(f, PersonName, v))
@@ -237,12 +243,15 @@ class Customer:
         factory=dict, metadata=_checks.converts(_attributes)
     )
     consents: tuple[Consent, ...] = attrs.field(default=(), metadata=_checks.converts(_consents))
+    # The stage moves only through change_stage(), which enforces the transition table and
+    # records the change; plain assignment would bypass both.
     stage: LifecycleStage = attrs.field(
         default=LifecycleStage.LEAD,
         metadata=_checks.converts(lambda f, v: _checks.member(f, LifecycleStage, v)),
+        on_setattr=attrs.setters.frozen,
     )
     stage_history: tuple[StageChange, ...] = attrs.field(
-        default=(), metadata=_checks.converts(_history)
+        default=(), metadata=_checks.converts(_history), on_setattr=attrs.setters.frozen
     )
     owner: str | None = attrs.field(default=None, metadata=_opt_text(200))
     source: str | None = attrs.field(default=None, metadata=_opt_text(100))
@@ -250,6 +259,18 @@ class Customer:
     version: int = attrs.field(default=0, metadata=_checks.converts(_version))
 
     def __attrs_post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the rules that span several fields (single fields are checked on assignment).
+
+        Repositories call this before storing, so a customer changed field by field into an
+        inconsistent state is refused instead of stored.
+
+        Raises:
+            ValidationError: ``updated_at`` before ``created_at``, or ``external_id``
+                without ``source``.
+        """
         if self.updated_at < self.created_at:
             raise ValidationError("updated_at", self.updated_at, "is before created_at")
         if self.external_id is not None and self.source is None:
@@ -279,8 +300,9 @@ class Customer:
         if self.stage_history and when < self.stage_history[-1].at:
             raise ValidationError("at", at, "is before the customer's last stage change")
         change = StageChange(self.stage, target, when, reason)
-        self.stage = target
-        self.stage_history = (*self.stage_history, change)
+        # Bypass the frozen setters on purpose: this method is the one way to move the stage.
+        object.__setattr__(self, "stage", target)
+        object.__setattr__(self, "stage_history", (*self.stage_history, change))
         return change
 
     def record_consent(self, consent: Consent) -> None:

@@ -40,6 +40,9 @@ CURRENCY_EXPONENTS: Final[dict[str, int]] = {
 
 # Amounts are bounded so that minor units always fit in a signed 64-bit integer column.
 _MAX_MINOR: Final = 10**17
+# Enough precision for any amount below _MAX_MINOR with up to 4 decimals, independent of the
+# host's thread-local decimal context.
+_CONTEXT: Final = decimal.Context(prec=40, traps=[decimal.InvalidOperation])
 
 
 def currency_exponent(code: str, field: str = "currency") -> int:
@@ -99,17 +102,21 @@ class Money:
 
     def __attrs_post_init__(self) -> None:
         exponent = CURRENCY_EXPONENTS[self.currency]
-        places = -int(self.amount.as_tuple().exponent)
-        if places > exponent and self.amount != self.amount.quantize(Decimal(1).scaleb(-exponent)):
+        # Size first: quantizing a huge or absurdly precise number would overflow the context.
+        if abs(self.amount) * (10**exponent) >= _MAX_MINOR:
+            raise ValidationError("amount", self.amount, "is too large")
+        try:
+            quantized = self.amount.quantize(Decimal(1).scaleb(-exponent), context=_CONTEXT)
+        except decimal.InvalidOperation:
+            raise ValidationError("amount", self.amount, "cannot be represented") from None
+        if quantized != self.amount:
             raise ValidationError(
                 "amount",
                 self.amount,
                 f"has more decimal places than {self.currency} allows ({exponent})",
             )
-        if abs(self.amount) * (10**exponent) >= _MAX_MINOR:
-            raise ValidationError("amount", self.amount, "is too large")
         # Normalise to exactly `exponent` places so equal amounts are equal and hash alike.
-        object.__setattr__(self, "amount", self.amount.quantize(Decimal(1).scaleb(-exponent)))
+        object.__setattr__(self, "amount", quantized)
 
     @property
     def exponent(self) -> int:

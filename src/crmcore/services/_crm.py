@@ -8,7 +8,8 @@ fails (bad input, a conflict, a missing customer) commits nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -39,15 +40,25 @@ from crmcore.domain import (
     Transaction,
     TransactionRecorded,
 )
-from crmcore.domain._checks import aware_utc, member, optional_member
-from crmcore.domain.contact import email_addresses, normalize_phone, phone_numbers
-from crmcore.errors import CurrencyConversionError, DuplicateError, NotFound, ValidationError
+from crmcore.domain._checks import aware_utc, member
+from crmcore.domain.contact import normalize_phone, phone_numbers
+from crmcore.errors import (
+    CurrencyConversionError,
+    DuplicateError,
+    EventDeliveryError,
+    NotFound,
+    ValidationError,
+)
 from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
 
 __all__ = ["BulkResult", "Crm", "Customer360", "RecordResult"]
 
 EventHandler = Callable[[DomainEvent], None]
 _T = TypeVar("_T")
+
+
+def _iterable(value: object) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes)
 
 
 def _union(first: tuple[_T, ...], second: tuple[_T, ...]) -> tuple[_T, ...]:
@@ -125,20 +136,43 @@ class Crm:
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         """Call ``handler(event)`` for every event of every committed use case.
 
-        Handlers run synchronously after the commit, in subscription order. Returns a
-        function that unsubscribes the handler.
+        Handlers run synchronously after the commit, outside the unit of work, in
+        subscription order; every handler sees every event even if another one raised. If any
+        handler raised, the use case then raises :class:`~crmcore.errors.EventDeliveryError`
+        (its ``__cause__`` is the first handler error): the change itself **was committed**,
+        do not retry it. Returns a function that unsubscribes the handler (idempotent).
         """
         self._handlers.append(handler)
-        return lambda: self._handlers.remove(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
 
     def _publish(self, events: Iterable[DomainEvent]) -> None:
+        failures: list[BaseException] = []
         for event in events:
             for handler in list(self._handlers):
-                handler(event)
+                try:
+                    handler(event)
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise EventDeliveryError(len(failures)) from failures[0]
 
-    def _finish(self, uow: UnitOfWork) -> None:
-        uow.commit()
-        self._publish(uow.collect_events())
+    @contextmanager
+    def _unit(self) -> Iterator[UnitOfWork]:
+        """A use case's unit of work: commit on success, then publish its events.
+
+        Events are published after the unit is closed, so a handler may use this facade
+        (look the customer up) and a failing handler cannot undo or hide the commit.
+        """
+        with self.store.unit_of_work() as uow:
+            yield uow
+            uow.commit()
+            events = uow.collect_events()
+        self._publish(events)
 
     def _number(self, number: CrmNumber | str) -> CrmNumber:
         if isinstance(number, CrmNumber):
@@ -184,40 +218,42 @@ class Crm:
         now = self._now()
         person = name if isinstance(name, PersonName) else PersonName(display=name)
         scheme = self.store.scheme
+        # The raw arguments go to the Customer's own converters, which reject a bare string
+        # for a collection and report the field, instead of being coerced here first.
+        fields: dict[str, Any] = {
+            "emails": emails,
+            "phones": phone_numbers(phones, phone_region) if _iterable(phones) else phones,
+            "addresses": addresses,
+            "gender": gender,
+            "birth_date": birth_date,
+            "title": title,
+            "job_title": job_title,
+            "organisation": organisation,
+            "preferred_channel": preferred_channel,
+            "tags": tags,
+            "attributes": {} if attributes is None else attributes,
+            "consents": consents,
+            "owner": owner,
+            "stage": stage,
+            "source": source,
+            "external_id": external_id,
+        }
         # Validate everything with a placeholder number first, so bad input uses no number.
         draft = Customer(
             number=CrmNumber(f"{scheme.prefix}{'0' * (scheme.width + 1)}"),
             name=person,
             created_at=now,
             updated_at=now,
-            emails=email_addresses(emails),
-            phones=phone_numbers(phones, phone_region),
-            addresses=tuple(addresses),
-            gender=optional_member("gender", Gender, gender),
-            birth_date=birth_date,
-            title=title,
-            job_title=job_title,
-            organisation=organisation,
-            preferred_channel=optional_member(
-                "preferred_channel", InteractionChannel, preferred_channel
-            ),
-            tags=frozenset(tags),
-            attributes=dict(attributes or {}),
-            consents=tuple(consents),
-            owner=owner,
-            stage=member("stage", LifecycleStage, stage),
-            source=source,
-            external_id=external_id,
+            **fields,
         )
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             if draft.source is not None and draft.external_id is not None:
                 existing = uow.customers.find_by_external_id(draft.source, draft.external_id)
                 if existing is not None:
                     raise DuplicateError("external id", f"{draft.source}/{draft.external_id}")
-            draft.number = scheme.format(self.store.allocator.allocate())
+            draft = attrs.evolve(draft, number=scheme.format(self.store.allocator.allocate()))
             uow.customers.add(draft)
             uow.add_event(CustomerRegistered(at=now, customer=draft.number))
-            self._finish(uow)
         return draft
 
     def get(self, number: CrmNumber | str) -> Customer:
@@ -242,18 +278,25 @@ class Crm:
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
         now = self._now()
-        previous_updated = customer.updated_at
+        previous = (customer.updated_at, customer.version)
         customer.updated_at = max(now, customer.created_at)
+        committed = False
         try:
             with self.store.unit_of_work() as uow:
                 uow.customers.update(customer)
                 uow.add_event(
                     CustomerUpdated(at=now, customer=customer.number, version=customer.version)
                 )
-                self._finish(uow)
+                uow.commit()
+                committed = True
+                events = uow.collect_events()
         except BaseException:
-            customer.updated_at = previous_updated
+            if not committed:
+                # Nothing was stored: give the caller back the object as it was, so a retry
+                # after reloading (or fixing the input) is not refused as stale.
+                customer.updated_at, customer.version = previous
             raise
+        self._publish(events)
         return customer
 
     def change_stage(
@@ -266,7 +309,7 @@ class Crm:
         """
         key = self._number(number)
         now = self._now()
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             customer = uow.customers.get(key)
             change = customer.change_stage(
                 member("to_stage", LifecycleStage, to_stage), now, reason
@@ -282,20 +325,18 @@ class Crm:
                     reason=change.reason,
                 )
             )
-            self._finish(uow)
         return change
 
     def record_consent(self, number: CrmNumber | str, consent: Consent) -> Customer:
         """Append a consent decision (grant or withdrawal) to the customer's record."""
         key = self._number(number)
         now = self._now()
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             customer = uow.customers.get(key)
             customer.record_consent(consent)
             customer.updated_at = max(now, customer.created_at)
             uow.customers.update(customer)
             uow.add_event(CustomerUpdated(at=now, customer=key, version=customer.version))
-            self._finish(uow)
         return customer
 
     def erase(self, number: CrmNumber | str) -> None:
@@ -305,10 +346,9 @@ class Crm:
         says "erased" rather than "never existed".
         """
         key = self._number(number)
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             uow.customers.erase(key)
             uow.add_event(CustomerErased(at=self._now(), customer=key))
-            self._finish(uow)
 
     def merge(self, survivor: CrmNumber | str, duplicate: CrmNumber | str) -> Customer:
         """Merge ``duplicate`` into ``survivor`` (the same person registered twice).
@@ -316,8 +356,11 @@ class Crm:
         The survivor keeps its number, name and stage; it gains the duplicate's e-mail
         addresses, phone numbers, postal addresses, tags, consents and custom attributes it
         does not have, and all of its interactions and transactions (with their ids and
-        external references, so re-ingesting them stays a no-op). The duplicate's number is
-        retired like an erased one. All in one unit of work.
+        external references, so re-ingesting them stays a no-op), and its
+        ``(source, external_id)`` when the survivor has none (a survivor keeps only one
+        import key, so otherwise the duplicate's key is dropped). E-mail addresses are
+        compared by lookup key. The duplicate's number is retired like an erased one. All in
+        one unit of work.
 
         Raises:
             ValidationError: both numbers are the same.
@@ -327,12 +370,15 @@ class Crm:
         if keep == drop:
             raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
         now = self._now()
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             target = uow.customers.get(keep)
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
             transactions = uow.transactions.for_customer(drop)
-            target.emails = _union(target.emails, source.emails)
+            known = {e.lookup_key for e in target.emails}
+            target.emails = target.emails + tuple(
+                e for e in source.emails if e.lookup_key not in known
+            )
             target.phones = _union(target.phones, source.phones)
             target.addresses = _union(target.addresses, source.addresses)
             target.consents = tuple(
@@ -341,7 +387,12 @@ class Crm:
             target.tags = target.tags | source.tags
             target.attributes = {**source.attributes, **target.attributes}
             target.updated_at = max(now, target.created_at)
+            carry_external_id = target.external_id is None and source.external_id is not None
             uow.customers.erase(drop)
+            if carry_external_id:
+                # The duplicate's import key now finds the survivor, so the next import from
+                # that source updates it instead of registering the duplicate again.
+                target.source, target.external_id = source.source, source.external_id
             uow.customers.update(target)
             uow.interactions.add_many(
                 [attrs.evolve(i, customer=keep) for i in reversed(interactions)]
@@ -350,7 +401,6 @@ class Crm:
                 [attrs.evolve(t, customer=keep) for t in reversed(transactions)]
             )
             uow.add_event(CustomersMerged(at=now, survivor=keep, merged=drop))
-            self._finish(uow)
         return target
 
     # -- lookups -----------------------------------------------------------------------------
@@ -407,7 +457,7 @@ class Crm:
         """
         if not isinstance(interaction, Interaction):
             raise ValidationError("interaction", interaction, "must be an Interaction")
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             if interaction.source is not None and interaction.external_ref is not None:
                 earlier = uow.interactions.find_by_external_ref(
                     interaction.source, interaction.external_ref
@@ -421,7 +471,6 @@ class Crm:
                         at=self._now(), customer=interaction.customer, interaction_id=interaction.id
                     )
                 )
-            self._finish(uow)
         if not created:
             return self._earlier_interaction(interaction)
         return RecordResult(interaction, created=True)
@@ -479,7 +528,7 @@ class Crm:
         if not isinstance(transaction, Transaction):
             raise ValidationError("transaction", transaction, "must be a Transaction")
         tx = self.with_reporting_total(transaction)
-        with self.store.unit_of_work() as uow:
+        with self._unit() as uow:
             if tx.source is not None and tx.external_ref is not None:
                 earlier = uow.transactions.find_by_external_ref(tx.source, tx.external_ref)
                 if earlier is not None:
@@ -491,7 +540,6 @@ class Crm:
                         at=self._now(), customer=tx.customer, transaction_id=tx.id, kind=tx.kind
                     )
                 )
-            self._finish(uow)
         if not created:
             assert tx.source is not None and tx.external_ref is not None
             with self.store.unit_of_work() as uow:
@@ -506,8 +554,11 @@ class Crm:
         recording publishes no per-transaction events: a host that chose bulk ingest for a
         million rows rarely wants a million events; use :meth:`record_transaction` for that.
         """
-        prepared = [self.with_reporting_total(t) for t in transactions]
-        with self.store.unit_of_work() as uow:
+        prepared = []
+        for index, item in enumerate(transactions):
+            if not isinstance(item, Transaction):
+                raise ValidationError(f"transactions[{index}]", item, "must be a Transaction")
+            prepared.append(self.with_reporting_total(item))
+        with self._unit() as uow:
             created = uow.transactions.add_many(prepared)
-            self._finish(uow)
         return BulkResult(created=created, already_recorded=len(prepared) - created)

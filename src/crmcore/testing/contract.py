@@ -268,7 +268,7 @@ class StoreContract(abc.ABC):
     @PROPERTY_SETTINGS
     @given(customer=cst.customers())
     def test_a_stored_customer_reads_back_equal(self, store: Store, customer: Customer) -> None:
-        customer.number = store.scheme.format(store.allocator.allocate())
+        customer = attrs.evolve(customer, number=store.scheme.format(store.allocator.allocate()))
         if customer.external_id is not None:
             customer.external_id = f"{customer.external_id}-{customer.number.value}"
         _write(store, lambda uow: uow.customers.add(customer))

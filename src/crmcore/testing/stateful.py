@@ -321,7 +321,7 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
     def _prepare_customer(
         self, customer: Customer, emails: Any, phones: Any, external: Any
     ) -> Customer:
-        customer.number = self._new_number()
+        customer = attrs.evolve(customer, number=self._new_number())
         customer.emails = emails
         customer.phones = phones
         customer.source, customer.external_id = external if external else (None, None)
@@ -390,8 +390,7 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
     def register_taken_number(self, pick: int, customer: Customer) -> None:
         """Adding a number that is (or was) taken must fail with DuplicateError in both."""
         self.dirty.add("profiles")
-        customer.number = self._pick(pick)
-        customer.source = customer.external_id = None
+        customer = attrs.evolve(customer, number=self._pick(pick), source=None, external_id=None)
         outcome = self._both(
             lambda s: _in_unit(s, lambda uow: uow.customers.add(attrs.evolve(customer)))
         )

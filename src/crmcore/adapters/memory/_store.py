@@ -292,6 +292,11 @@ class MemoryUnitOfWork:
             self._record(undo)
 
 
+def _check_number(number: object) -> None:
+    if not isinstance(number, CrmNumber):
+        raise ValidationError("number", number, "must be a CrmNumber (parse text first)")
+
+
 def _index_add(index: dict[str, set[CrmNumber]], key: str, number: CrmNumber) -> None:
     index.setdefault(key, set()).add(number)
 
@@ -339,6 +344,7 @@ class _Customers:
         self._uow._check_active()
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
         state = self._state
         number = customer.number
         if number in state.customers or number in state.tombstones:
@@ -368,6 +374,7 @@ class _Customers:
 
     def get(self, number: CrmNumber) -> Customer:
         self._uow._check_active()
+        _check_number(number)
         self._uow._require_customer(number)
         return _copy(self._state.customers[number])
 
@@ -380,6 +387,7 @@ class _Customers:
         self._uow._check_active()
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
         state = self._state
         number = customer.number
         self._uow._require_customer(number)
@@ -480,6 +488,8 @@ class _Customers:
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
         self._uow._check_active()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a positive integer")
         for number in sorted(self._state.customers):
             yield _copy(self._state.customers[number])
 
