@@ -431,3 +431,20 @@ def test_bulk_lookups_agree_with_the_ports(kind: str, db: str) -> None:
         close = getattr(store, "close", None)
         if close is not None:
             close()
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(db: str, run: Run, tmp_path: Path) -> None:
+    source = write(tmp_path / "c.csv", "given_name\nAnn\n")
+    result = run(
+        "import", "customers", str(source), "--db", db,
+        "--errors", str(tmp_path / "missing-dir" / "e.csv"),
+    )  # fmt: skip
+    assert result.exit_code == 0  # no row rejected: the report is never opened
+    bad = write(tmp_path / "b.csv", "given_name,birth_date\nAnn,nope\n")
+    result = run(
+        "import", "customers", str(bad), "--db", db,
+        "--errors", str(tmp_path / "missing-dir" / "e.csv"),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "No such file or directory" in result.stderr
+    assert "Traceback" not in result.output

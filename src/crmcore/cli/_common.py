@@ -242,6 +242,9 @@ def translate_errors(url: str | None = None) -> Iterator[None]:
         raise CliError(f"{exc}{where}", EXIT_FAILURE) from None
     except CrmError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CliError(f"{where}{exc.strerror or exc}", EXIT_FAILURE) from None
     except Exception as exc:
         if _is_database_error(exc):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
