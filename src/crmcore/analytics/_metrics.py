@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,10 @@ from crmcore.domain import CrmNumber, InteractionChannel, LifecycleStage
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConfigurationError, ValidationError
 
+if TYPE_CHECKING:
+    from crmcore.analytics._rfm import RfmPolicy, RfmResult
+    from crmcore.analytics._rules import Rule
+
 __all__ = [
     "AggregateColumns",
     "BoolArray",
@@ -25,6 +29,8 @@ __all__ = [
     "MetricsSource",
     "ObjectArray",
     "ProfileColumns",
+    "RfmScorer",
+    "RuleSelector",
     "TagIndex",
     "build_metrics",
     "resolve_fields",
@@ -586,6 +592,34 @@ class MetricsSource(Protocol):
         Raises:
             NotFound: no such customer.
         """
+        ...
+
+
+@runtime_checkable
+class RuleSelector(Protocol):
+    """Optional capability of a :class:`MetricsSource`: select rule members itself.
+
+    SQL stores implement it so a segment's members are chosen by the database (a WHERE
+    clause) instead of by a numpy mask over a fetched snapshot; the services use it when
+    the source offers it. The members must be exactly those :func:`~crmcore.analytics.evaluate`
+    would select on ``snapshot(as_of)``.
+    """
+
+    def members(
+        self, rules: Mapping[str, Rule | str], as_of: dt.datetime
+    ) -> dict[str, frozenset[CrmNumber]]:
+        """The customers matching each named rule as of ``as_of``."""
+        ...
+
+
+@runtime_checkable
+class RfmScorer(Protocol):
+    """Optional capability of a :class:`MetricsSource`: compute RFM scores itself (SQL
+    stores: window functions), identical to :func:`~crmcore.analytics.score_rfm` on
+    ``snapshot(as_of, RFM_FIELDS)``."""
+
+    def score_rfm(self, as_of: dt.datetime, policy: RfmPolicy | None = None) -> RfmResult:
+        """Scores, segments and cut points of every customer as of ``as_of``."""
         ...
 
 

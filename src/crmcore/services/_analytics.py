@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -29,6 +29,7 @@ from crmcore.analytics import (
     score_rfm,
 )
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
+from crmcore.analytics._metrics import RfmScorer, RuleSelector
 from crmcore.domain import (
     CrmNumber,
     Customer,
@@ -140,12 +141,41 @@ class Analytics:
         """
         return self.source.snapshot(self._as_of(as_of), fields)
 
-    def rfm(self, as_of: dt.datetime | None = None, policy: RfmPolicy | None = None) -> RfmResult:
+    def rfm(
+        self,
+        as_of: dt.datetime | None = None,
+        policy: RfmPolicy | None = None,
+        *,
+        engine: Literal["numpy", "sql"] = "numpy",
+    ) -> RfmResult:
         """RFM scores and named segments of every customer as of ``as_of`` (default: now).
 
         The result is kept as :attr:`last_rfm`; :meth:`refresh` scores single customers
         against its cut points.
+
+        Args:
+            as_of: aware instant (default: now).
+            policy: how to score (default :class:`~crmcore.analytics.RfmPolicy`).
+            engine: ``"numpy"`` (default): the three columns are fetched (one columnar
+                query on SQL stores) and scored with order statistics. ``"sql"``: the
+                store's database computes the scores with window functions (SQL stores
+                only); the result is identical.
+
+        Raises:
+            ConfigurationError: ``engine="sql"`` on a source that cannot score itself, or
+                an unknown engine.
         """
+        if engine == "sql":
+            if not isinstance(self.source, RfmScorer):
+                raise ConfigurationError(
+                    f"{type(self.source).__name__} cannot score in the database; "
+                    "use engine='numpy' (SQL stores support engine='sql')"
+                )
+            result = self.source.score_rfm(self._as_of(as_of), policy)
+            self.last_rfm = result
+            return result
+        if engine != "numpy":
+            raise ConfigurationError(f"engine must be 'numpy' or 'sql', got {engine!r}")
         result = score_rfm(self.snapshot(as_of, RFM_FIELDS), policy)
         self.last_rfm = result
         return result
@@ -157,6 +187,8 @@ class Analytics:
             RuleSyntaxError: malformed rule.
         """
         parsed = parse_rule(rule)
+        if isinstance(self.source, RuleSelector):
+            return self.source.members({"rule": parsed}, self._as_of(as_of))["rule"]
         metrics = self.snapshot(as_of, parsed.fields())
         return frozenset(metrics.numbers()[evaluate(parsed, metrics)].tolist())
 
@@ -185,18 +217,10 @@ class Analytics:
                 list(uow.segments.list()) if names is None else [uow.segments.get(n) for n in names]
             )
         rules = {s.name: parse_rule(s.rule) for s in segments}
-        needed: set[str] = set()
-        for rule in rules.values():
-            needed |= rule.fields()
-        metrics = self.snapshot(when, needed)
-        numbers = metrics.numbers()
-        members = {
-            name: frozenset(numbers[evaluate(rule, metrics)].tolist())
-            for name, rule in rules.items()
-        }
+        members = self._members(rules, when)
         now = self.crm._now()
         runs: list[SegmentRun] = []
-        with self.crm.store.unit_of_work() as uow:
+        with self.crm._unit() as uow:
             for segment in segments:
                 previous = uow.segments.latest_membership(segment.name, before=when)
                 membership = SegmentMembership(segment.name, when, members[segment.name])
@@ -214,8 +238,24 @@ class Analytics:
                         None if previous is None else previous.as_of,
                     )
                 )
-            self.crm._finish(uow)
         return runs
+
+    def _members(
+        self, rules: dict[str, Rule], when: dt.datetime
+    ) -> dict[str, frozenset[CrmNumber]]:
+        """Members per rule: selected by the store itself when it can (SQL: WHERE clauses),
+        else by numpy masks over one snapshot holding every field the rules read."""
+        if isinstance(self.source, RuleSelector):
+            return self.source.members(rules, when)
+        needed: set[str] = set()
+        for rule in rules.values():
+            needed |= rule.fields()
+        metrics = self.snapshot(when, needed)
+        numbers = metrics.numbers()
+        return {
+            name: frozenset(numbers[evaluate(rule, metrics)].tolist())
+            for name, rule in rules.items()
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -238,12 +278,11 @@ class Analytics:
         numbers = metrics.numbers()
         moves: list[StageMove] = []
         now = self.crm._now()
-        with self.crm.store.unit_of_work() as uow:
+        with self.crm._unit() as uow:
             for row in rows:
                 changes = self._apply_policy(uow, numbers[row], policy, when, now, metrics.row(row))
                 if changes:
                     moves.append(StageMove(numbers[row], changes))
-            self.crm._finish(uow)
         return moves
 
     def _apply_policy(
@@ -333,9 +372,8 @@ class Analytics:
         changes: tuple[StageChange, ...] = ()
         if policy is not None:
             now = self.crm._now()
-            with self.crm.store.unit_of_work() as uow:
+            with self.crm._unit() as uow:
                 changes = self._apply_policy(uow, key, policy, when, now, values)
-                self.crm._finish(uow)
         return CustomerRefresh(key, when, values, score, matches, changes)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from crmcore._epoch import to_us
 from crmcore.domain import (
     AttributeValue,
     Consent,
@@ -127,6 +128,9 @@ def customer_rows(
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "version": c.version,
+        "created_us": to_us(c.created_at),
+        "country": c.addresses[0].country if c.addresses else None,
+        "birth_year": None if c.birth_date is None else c.birth_date.year,
     }
     emails = [
         {
@@ -203,6 +207,7 @@ def transaction_row(tx: Transaction) -> dict[str, Any]:
         "id": tx.id,
         "customer": tx.customer.value,
         "occurred_at": tx.occurred_at,
+        "occurred_us": to_us(tx.occurred_at),
         "kind": tx.kind.value,
         "amount_minor": tx.total.minor_units,
         "currency": tx.total.currency,
@@ -245,6 +250,7 @@ def interaction_row(ix: Interaction) -> dict[str, Any]:
         "id": ix.id,
         "customer": ix.customer.value,
         "occurred_at": ix.occurred_at,
+        "occurred_us": to_us(ix.occurred_at),
         "channel": ix.channel.value,
         "direction": ix.direction.value,
         "kind": ix.kind.value,

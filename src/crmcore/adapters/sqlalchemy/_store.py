@@ -65,6 +65,7 @@ from crmcore.adapters.sqlalchemy._mapping import (
     transaction_from_row,
     transaction_row,
 )
+from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
 from crmcore.adapters.sqlalchemy._tables import CrmTables, build_tables
 from crmcore.domain import (
     DEFAULT_SCHEME,
@@ -328,6 +329,15 @@ class SqlStore:
         if self._dialect.name == "mysql" and getattr(self._dialect, "is_mariadb", False):
             return "mariadb"
         return str(self._dialect.name)
+
+    def metrics_source(self) -> SqlMetrics:
+        """The :class:`~crmcore.analytics.MetricsSource` of this store, computed in SQL.
+
+        Snapshots are fetched column-wise from the maintained aggregates (or a ``GROUP BY``
+        over the history for a past ``as_of``); it also selects segment members with WHERE
+        clauses and scores RFM with window functions (see ``docs/analytics.md``).
+        """
+        return SqlMetrics(self)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         """Start a new unit of work (enter it with ``with``)."""
@@ -993,6 +1003,9 @@ def _zero_aggregate(number: str) -> dict[str, Any]:
         "interaction_count": 0,
         "complaint_count": 0,
         "last_interaction_at": None,
+        "first_purchase_us": None,
+        "last_purchase_us": None,
+        "last_interaction_us": None,
     }
 
 
@@ -1156,10 +1169,11 @@ class _Interactions(_History):
         per: dict[str, list[Any]] = {}
         complaint = InteractionKind.COMPLAINT.value
         for r in rows:
-            acc = per.setdefault(r["customer"], [0, 0, r["occurred_at"]])
+            acc = per.setdefault(r["customer"], [0, 0, r["occurred_at"], r["occurred_us"]])
             acc[0] += 1
             acc[1] += r["kind"] == complaint
             acc[2] = max(acc[2], r["occurred_at"])
+            acc[3] = max(acc[3], r["occurred_us"])
         a = self._t.aggregates
         stmt = (
             update(a)
@@ -1177,10 +1191,17 @@ class _Interactions(_History):
                     ),
                     else_=a.c.last_interaction_at,
                 ),
+                last_interaction_us=_later(a.c.last_interaction_us, bindparam("b_last_us")),
             )
         )
         params = [
-            {"b_customer": k, "b_count": v[0], "b_complaints": v[1], "b_last": v[2]}
+            {
+                "b_customer": k,
+                "b_count": v[0],
+                "b_complaints": v[1],
+                "b_last": v[2],
+                "b_last_us": v[3],
+            }
             for k, v in per.items()
         ]
         _update_all(conn, stmt, params)
@@ -1197,6 +1218,16 @@ class _Interactions(_History):
         self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
     ) -> Sequence[Interaction]:
         return self._for_customer(number, limit, before)
+
+
+def _later(column: Any, value: Any) -> Any:
+    """``max(column, value)`` with NULL as "nothing yet" (one SET expression)."""
+    return case((or_(column.is_(None), column < value), value), else_=column)
+
+
+def _earlier(column: Any, value: Any) -> Any:
+    """``min(column, value)`` with NULL as "nothing yet"."""
+    return case((or_(column.is_(None), column > value), value), else_=column)
 
 
 def _update_all(conn: Connection, stmt: Any, params: list[dict[str, Any]]) -> None:
@@ -1242,13 +1273,15 @@ class _Transactions(_History):
         refunds: dict[str, list[int]] = {}
         purchase = TransactionKind.PURCHASE.value
         for r in rows:
-            at = r["occurred_at"]
+            at, us = r["occurred_at"], r["occurred_us"]
             if r["kind"] == purchase:
-                acc = purchases.setdefault(r["customer"], [0, 0, at, at])
+                acc = purchases.setdefault(r["customer"], [0, 0, at, at, us, us])
                 acc[0] += 1
                 acc[1] += r["reporting_minor"]
                 acc[2] = min(acc[2], at)
                 acc[3] = max(acc[3], at)
+                acc[4] = min(acc[4], us)
+                acc[5] = max(acc[5], us)
             else:
                 racc = refunds.setdefault(r["customer"], [0, 0])
                 racc[0] += 1
@@ -1281,6 +1314,8 @@ class _Transactions(_History):
                         ),
                         else_=a.c.last_purchase_at,
                     ),
+                    first_purchase_us=_earlier(a.c.first_purchase_us, bindparam("b_first_us")),
+                    last_purchase_us=_later(a.c.last_purchase_us, bindparam("b_last_us")),
                 )
             )
             _update_all(
@@ -1293,6 +1328,8 @@ class _Transactions(_History):
                         "b_minor": v[1],
                         "b_first": v[2],
                         "b_last": v[3],
+                        "b_first_us": v[4],
+                        "b_last_us": v[5],
                     }
                     for k, v in purchases.items()
                 ],

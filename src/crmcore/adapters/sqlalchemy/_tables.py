@@ -203,6 +203,10 @@ def build_tables(
         Column("created_at", UtcDateTime),
         Column("updated_at", UtcDateTime),
         Column("version", Integer, nullable=False),
+        # Denormalised for analytics pushdown (maintained from the entity on every write).
+        Column("created_us", BigInteger),
+        Column("country", String(2)),
+        Column("birth_year", Integer),
         _pk(cust_t, "number"),
         _uq(cust_t, "source", "external_id"),
     )
@@ -254,6 +258,11 @@ def build_tables(
         Column("interaction_count", BigInteger, nullable=False),
         Column("complaint_count", BigInteger, nullable=False),
         Column("last_interaction_at", UtcDateTime),
+        # The same instants as integer microseconds since the epoch (exact day arithmetic
+        # and comparisons in SQL on every dialect).
+        Column("first_purchase_us", BigInteger),
+        Column("last_purchase_us", BigInteger),
+        Column("last_interaction_us", BigInteger),
         _pk(agg_t, "customer"),
     )
     tx_t = f"{p}transactions"
@@ -269,9 +278,11 @@ def build_tables(
         Column("source", String(100)),
         Column("external_ref", String(200)),
         Column("lines", Text, nullable=False),
+        Column("occurred_us", BigInteger, nullable=False),
         _pk(tx_t, "id"),
         _uq(tx_t, "source", "external_ref"),
         _ix(tx_t, "customer", "occurred_at"),
+        _ix(tx_t, "occurred_us"),
     )
     ix_t = f"{p}interactions"
     interactions = child(
@@ -288,9 +299,11 @@ def build_tables(
         Column("follow_up_due", UtcDateTime),
         Column("source", String(100)),
         Column("external_ref", String(200)),
+        Column("occurred_us", BigInteger, nullable=False),
         _pk(ix_t, "id"),
         _uq(ix_t, "source", "external_ref"),
         _ix(ix_t, "customer", "occurred_at"),
+        _ix(ix_t, "occurred_us"),
     )
     seg_t = f"{p}segments"
     segments = table(

@@ -66,6 +66,9 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime(), nullable=True),
         sa.Column("updated_at", UtcDateTime(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_us", sa.BigInteger(), nullable=True),
+        sa.Column("country", sa.String(length=2), nullable=True),
+        sa.Column("birth_year", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("number", name=op.f(f"pk_{p}customers")),
         sa.UniqueConstraint(
             "source", "external_id", name=op.f(f"uq_{p}customers_source_external_id")
@@ -110,6 +113,9 @@ def upgrade() -> None:
         sa.Column("interaction_count", sa.BigInteger(), nullable=False),
         sa.Column("complaint_count", sa.BigInteger(), nullable=False),
         sa.Column("last_interaction_at", UtcDateTime(), nullable=True),
+        sa.Column("first_purchase_us", sa.BigInteger(), nullable=True),
+        sa.Column("last_purchase_us", sa.BigInteger(), nullable=True),
+        sa.Column("last_interaction_us", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer"], [f"{q}customers.number"], name=op.f(f"fk_{p}aggregates_customer")
         ),
@@ -187,6 +193,7 @@ def upgrade() -> None:
         sa.Column("follow_up_due", UtcDateTime(), nullable=True),
         sa.Column("source", sa.String(length=100), nullable=True),
         sa.Column("external_ref", sa.String(length=200), nullable=True),
+        sa.Column("occurred_us", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer"], [f"{q}customers.number"], name=op.f(f"fk_{p}interactions_customer")
         ),
@@ -201,6 +208,13 @@ def upgrade() -> None:
         op.f(f"ix_{p}interactions_customer_occurred_at"),
         f"{p}interactions",
         ["customer", "occurred_at"],
+        unique=False,
+        schema=schema,
+    )
+    op.create_index(
+        op.f(f"ix_{p}interactions_occurred_us"),
+        f"{p}interactions",
+        ["occurred_us"],
         unique=False,
         schema=schema,
     )
@@ -228,6 +242,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=100), nullable=True),
         sa.Column("external_ref", sa.String(length=200), nullable=True),
         sa.Column("lines", sa.Text(), nullable=False),
+        sa.Column("occurred_us", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer"], [f"{q}customers.number"], name=op.f(f"fk_{p}transactions_customer")
         ),
@@ -242,6 +257,13 @@ def upgrade() -> None:
         op.f(f"ix_{p}transactions_customer_occurred_at"),
         f"{p}transactions",
         ["customer", "occurred_at"],
+        unique=False,
+        schema=schema,
+    )
+    op.create_index(
+        op.f(f"ix_{p}transactions_occurred_us"),
+        f"{p}transactions",
+        ["occurred_us"],
         unique=False,
         schema=schema,
     )

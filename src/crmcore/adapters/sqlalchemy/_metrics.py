@@ -1,0 +1,339 @@
+"""Customer metrics, segment members and RFM scores computed in the database.
+
+``SqlStore.metrics_source()`` returns a :class:`SqlMetrics`. A snapshot is one query over the
+:class:`~crmcore.adapters.sqlalchemy._frame.Frame` (customers joined with the maintained
+aggregates, or with ``GROUP BY`` subqueries for a past ``as_of``), plus one for tags when a
+rule needs them. Rows come back through the driver's ``fetchall()`` as tuples and are
+transposed into numpy columns at C speed (``zip(*rows)`` and ``np.array``); no Python code
+runs per customer except for text profile fields (encoded once into a :class:`Categorical`).
+Segment members are selected by the database (:func:`compile_where`), and RFM scores can be
+computed there too with window functions (:meth:`SqlMetrics.score_rfm`).
+
+Every query of one snapshot runs in one read transaction (``REPEATABLE READ`` on
+PostgreSQL and MariaDB, a deferred transaction on SQLite), so the columns agree with each
+other even while other units of work write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import exc as sa_exc
+
+from crmcore._epoch import to_us
+from crmcore.adapters.sqlalchemy._errors import translate, translated
+from crmcore.adapters.sqlalchemy._frame import (
+    CHANNEL_NAMES,
+    HISTORY_IX,
+    HISTORY_TX,
+    Frame,
+    build_frame,
+    latest_events,
+)
+from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
+from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
+from crmcore.analytics._metrics import (
+    STAGE_NAMES,
+    AggregateColumns,
+    BoolArray,
+    Categorical,
+    CustomerMetrics,
+    Int64Array,
+    ObjectArray,
+    ProfileColumns,
+    TagIndex,
+    build_metrics,
+    resolve_fields,
+)
+from crmcore.analytics._rfm import RfmPolicy, RfmResult
+from crmcore.analytics._rules import Rule, parse_rule
+from crmcore.domain import CrmNumber
+from crmcore.domain._checks import aware_utc
+from crmcore.errors import ErasedError, NotFound
+
+if TYPE_CHECKING:
+    from crmcore.adapters.sqlalchemy._store import SqlStore
+
+__all__ = ["SqlMetrics", "crm_numbers"]
+
+_NEEDS: Final[dict[str, tuple[str, ...]]] = {
+    "frequency": ("purchase_count",),
+    "refunds": ("refund_count",),
+    "monetary": ("purchase_minor", "refund_minor"),
+    "recency_days": ("purchase_count", "last_purchase_us"),
+    "last_purchase_at": ("purchase_count", "last_purchase_us"),
+    "first_purchase_at": ("purchase_count", "first_purchase_us"),
+    "created_at": ("created_us",),
+    "tenure_days": ("created_us",),
+    "interactions": ("interaction_count",),
+    "complaints": ("complaint_count",),
+    "last_interaction_at": ("interaction_count", "last_interaction_us"),
+    "stage": ("stage",),
+}
+_TEXT_PROFILE: Final = ("gender", "owner", "country")
+
+
+def _raw_for_snapshot(fields: frozenset[str]) -> list[str]:
+    out: set[str] = set()
+    for name in fields:
+        out.update(_NEEDS.get(name, ()))
+    if fields & CHANNEL_FIELDS:
+        out.update(CHANNEL_NAMES.values())
+    return sorted(out)
+
+
+def crm_numbers(values: Sequence[str]) -> ObjectArray:
+    """CRM numbers read back from the database, as an object array of :class:`CrmNumber`.
+
+    The values were validated when they were written, so only the canonical-shape check of
+    the constructor runs (once per number, when a result needs the numbers).
+    """
+    out = np.empty(len(values), dtype=object)
+    out[:] = [CrmNumber(v) for v in values]
+    return out
+
+
+class SqlMetrics:
+    """:class:`~crmcore.analytics.MetricsSource` over a :class:`SqlStore`, computed in SQL.
+
+    Besides snapshots it selects segment members in the database (:meth:`members`, used by
+    :class:`~crmcore.services.Analytics` for segment runs) and scores RFM with window
+    functions (:meth:`score_rfm`, ``Analytics.rfm(engine="sql")``).
+
+    Args:
+        store: the store to read.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"SqlMetrics({self._store!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in one consistent read transaction (the host's, if bound to one)."""
+        store = self._store
+        if store._connection is not None:
+            yield store._connection
+            return
+        engine = store._engine
+        assert engine is not None
+        with store._serialized():
+            try:
+                conn = engine.connect()
+            except sa_exc.SQLAlchemyError as exc:
+                raise translate(exc) from exc
+            with conn:
+                if store.dialect_name != "sqlite":
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with translated("customer"), conn.begin():
+                    yield conn
+
+    def frame(self, conn: Connection, as_of_us: int, needed: Collection[str]) -> Frame:
+        """The frame with the raw columns ``needed`` as of ``as_of_us`` (checks whether the
+        maintained aggregates are current for that instant)."""
+        wanted = set(needed)
+        current_tx = current_ix = True
+        if wanted & (HISTORY_TX | HISTORY_IX):
+            latest_tx, latest_ix = latest_events(conn, self._store.tables)
+            current_tx = latest_tx is None or as_of_us >= latest_tx
+            current_ix = latest_ix is None or as_of_us >= latest_ix
+        return build_frame(
+            self._store.tables,
+            self._store.dialect_name,
+            as_of_us,
+            wanted,
+            current_tx=current_tx,
+            current_ix=current_ix,
+        )
+
+    # -- MetricsSource -----------------------------------------------------------------------
+
+    def snapshot(
+        self, as_of: dt.datetime, fields: Collection[str] | None = None
+    ) -> CustomerMetrics:
+        """See :meth:`crmcore.analytics.MetricsSource.snapshot` (rows in CRM number order)."""
+        when = aware_utc("as_of", as_of)
+        chosen = resolve_fields(fields)
+        with self.reading() as conn:
+            return self._snapshot(conn, when, chosen, None)
+
+    def _snapshot(
+        self,
+        conn: Connection,
+        when: dt.datetime,
+        chosen: frozenset[str],
+        only: str | None,
+    ) -> CustomerMetrics:
+        as_of_us = to_us(when)
+        raw = _raw_for_snapshot(chosen)
+        texts = [n for n in _TEXT_PROFILE if n in chosen]
+        with_birth = "birth_year" in chosen
+        frame = self.frame(conn, as_of_us, raw)
+        int_columns: list[ColumnElement[Any]] = []
+        for name in raw:
+            column = frame.column(name)
+            if name == "stage":
+                int_columns.append(_stage_code(column))
+            else:
+                int_columns.append(func.coalesce(column, 0))
+        if with_birth:
+            int_columns.append(func.coalesce(frame.column("birth_year"), 0))
+            int_columns.append(frame.column("birth_year").is_(None))
+        query = (
+            select(frame.number, *int_columns, *(frame.column(n) for n in texts))
+            .select_from(frame.source)
+            .where(frame.where)
+            .order_by(frame.number)
+        )
+        if only is not None:
+            query = query.where(frame.number == only)
+        rows = conn.execute(query).cursor.fetchall()
+        size = len(rows)
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else []
+        width = 1 + len(int_columns) + len(texts)
+        if not columns:
+            columns = [() for _ in range(width)]
+        numbers_text = columns[0]
+        values: dict[str, Int64Array] = {}
+        for position, name in enumerate(raw, start=1):
+            values[name] = np.array(columns[position], dtype=np.int64).reshape(size)
+        profile = None
+        if chosen & (PROFILE_FIELDS - {"crm_number"}):
+            offset = 1 + len(raw)
+            birth = np.zeros(size, dtype=np.int64)
+            birth_missing: BoolArray = np.ones(size, dtype=np.bool_)
+            if with_birth:
+                birth = np.array(columns[offset], dtype=np.int64).reshape(size)
+                birth_missing = np.array(columns[offset + 1], dtype=np.bool_).reshape(size)
+                offset += 2
+            categorical = {
+                name: Categorical.from_values(columns[offset + i]) for i, name in enumerate(texts)
+            }
+            empty = Categorical(np.full(size, -1, dtype=np.int64), ())
+            tags = (
+                self._tags(conn, frame, numbers_text, only)
+                if "tags" in chosen
+                else TagIndex({}, size)
+            )
+            profile = ProfileColumns(
+                gender=categorical.get("gender", empty),
+                owner=categorical.get("owner", empty),
+                country=categorical.get("country", empty),
+                birth_year=birth,
+                birth_year_missing=birth_missing,
+                tags=tags,
+            )
+        channels = None
+        if chosen & CHANNEL_FIELDS:
+            channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
+        held = list(numbers_text)
+        return build_metrics(
+            when,
+            chosen,
+            size=size,
+            aggregates=AggregateColumns(
+                **{k: v for k, v in values.items() if not k.startswith("ch_")}
+            ),
+            channel_counts=channels,
+            profile=profile,
+            numbers=lambda: crm_numbers(held),
+        )
+
+    def _tags(
+        self, conn: Connection, frame: Frame, numbers: Sequence[str], only: str | None
+    ) -> TagIndex:
+        t = self._store.tables.customer_tags
+        c = self._store.tables.customers
+        query = (
+            select(t.c.tag, t.c.customer)
+            .join(c, c.c.number == t.c.customer)
+            .where(frame.where)
+            .order_by(t.c.tag, t.c.customer)
+        )
+        if only is not None:
+            query = query.where(t.c.customer == only)
+        rows = conn.execute(query).cursor.fetchall()
+        if not rows:
+            return TagIndex({}, len(numbers))
+        row_of = {number: i for i, number in enumerate(numbers)}
+        tags, owners = zip(*rows, strict=True)
+        positions = np.fromiter((row_of[n] for n in owners), dtype=np.int64, count=len(owners))
+        names = np.array(tags, dtype=object)
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+        ends = np.r_[starts[1:], len(names)]
+        return TagIndex(
+            {
+                str(names[s]): np.sort(positions[s:e])
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            },
+            len(numbers),
+        )
+
+    def customer_row(
+        self, number: CrmNumber, as_of: dt.datetime, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """See :meth:`crmcore.analytics.MetricsSource.customer_row` (one indexed query)."""
+        when = aware_utc("as_of", as_of)
+        chosen = resolve_fields(fields)
+        if not isinstance(number, CrmNumber):
+            raise NotFound("customer", number)
+        c = self._store.tables.customers
+        with self.reading() as conn:
+            erased = conn.execute(select(c.c.erased).where(c.c.number == number.value)).first()
+            if erased is None:
+                raise NotFound("customer", number)
+            if erased[0]:
+                raise ErasedError("customer", number)
+            metrics = self._snapshot(conn, when, chosen, number.value)
+        row = metrics.row(0)
+        return {name: value for name, value in row.items() if name in chosen}
+
+    # -- pushdown ----------------------------------------------------------------------------
+
+    def members(
+        self, rules: Mapping[str, Rule | str], as_of: dt.datetime
+    ) -> dict[str, frozenset[CrmNumber]]:
+        """The customers matching each rule as of ``as_of``, selected by the database.
+
+        One ``SELECT number ... WHERE <rule>`` per rule, in one read transaction.
+
+        Raises:
+            RuleSyntaxError: a malformed rule.
+        """
+        when = aware_utc("as_of", as_of)
+        as_of_us = to_us(when)
+        parsed = {name: parse_rule(rule) for name, rule in rules.items()}
+        out: dict[str, frozenset[CrmNumber]] = {}
+        with self.reading() as conn:
+            for name, rule in parsed.items():
+                frame = self.frame(conn, as_of_us, raw_needed(set(rule.fields())))
+                query = (
+                    select(frame.number)
+                    .select_from(frame.source)
+                    .where(frame.where, compile_where(rule, frame))
+                )
+                found = conn.execute(query).scalars().all()
+                out[name] = frozenset(crm_numbers(found).tolist())
+        return out
+
+    def score_rfm(self, as_of: dt.datetime, policy: RfmPolicy | None = None) -> RfmResult:
+        """RFM scores computed in the database with window functions (see ``_scoring``).
+
+        Identical to ``score_rfm(snapshot(as_of, RFM_FIELDS), policy)``.
+        """
+        from crmcore.adapters.sqlalchemy._scoring import score_in_database
+
+        return score_in_database(self, aware_utc("as_of", as_of), policy or RfmPolicy())
+
+
+def _stage_code(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case({name: code for code, name in enumerate(STAGE_NAMES)}, value=column, else_=-1)
