@@ -37,7 +37,7 @@ class Target:
         return CliRunner().invoke(cli, [*args, *self.args], obj=self.obj, catch_exceptions=False)
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["sqlite", "memory"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     if request.param == "memory":
         memory = InMemoryStore(reporting_currency="EUR")
@@ -238,3 +238,20 @@ def test_demo_generates_scores_and_reports(target: Target) -> None:
     again = target.run("demo", "--customers", "10")
     assert again.exit_code == 1
     assert "empty database" in again.stderr
+
+
+def test_demo_default_database_is_recreated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(cli, ["demo", "--customers", "40"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "crmcore-demo.sqlite").is_file()
+    shown = runner.invoke(cli, ["report", "--db", "crmcore-demo.sqlite", "--html", "r.html"])
+    assert shown.exit_code == 0, shown.output
+    assert (tmp_path / "r.html").is_file()
+    scores = runner.invoke(cli, ["rfm", "--db", "crmcore-demo.sqlite", "--as-of", "2026-01-01"])
+    assert scores.exit_code == 0
+    assert len(scores.stdout.splitlines()) == 41
