@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
 from crmcore import (
+    BulkResult,
     ConcurrencyError,
     ConfigurationError,
     Crm,
     CrmNumber,
+    Customer,
     DuplicateError,
     ErasedError,
     FixedClock,
@@ -82,16 +84,16 @@ def purchase(number: CrmNumber, amount: str = "10.00", **kw: object) -> Transact
 def test_customers_round_trip_exactly(store: SqlStore) -> None:
     @settings(max_examples=10, suppress_health_check=list(HealthCheck), deadline=None)
     @given(customer=cst.customers())
-    def check(customer: object) -> None:
-        assert hasattr(customer, "number")
-        customer.number = store.scheme.format(store.allocator.allocate())  # type: ignore[attr-defined]
-        if customer.external_id is not None:  # type: ignore[attr-defined]
-            customer.external_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+    def check(customer: Customer) -> None:
+        # A customer's number is permanent: take a fresh one with attrs.evolve.
+        customer = attrs.evolve(customer, number=store.scheme.format(store.allocator.allocate()))
+        if customer.external_id is not None:
+            customer.external_id = uuid.uuid4().hex
         with store.unit_of_work() as uow:
-            uow.customers.add(customer)  # type: ignore[arg-type]
+            uow.customers.add(customer)
             uow.commit()
         with store.unit_of_work() as uow:
-            assert uow.customers.get(customer.number) == customer  # type: ignore[attr-defined]
+            assert uow.customers.get(customer.number) == customer
 
     check()
 
@@ -208,6 +210,41 @@ def test_add_many_folds_aggregates_set_wise(crm: Crm, store: SqlStore) -> None:
     # A second batch with the same references adds nothing.
     retried = [attrs.evolve(t, id=uuid.uuid4()) for t in txs]
     assert crm.record_transactions(retried).created == 0
+
+
+def test_retrying_the_same_records_counts_them_as_already_recorded(
+    crm: Crm, store: SqlStore
+) -> None:
+    ann = crm.register("Ann Lee")
+    txs = [purchase(ann.number, f"{i}.00", source="erp", external_ref=f"R{i}") for i in (1, 2, 3)]
+    ixs = [
+        Interaction(
+            customer=ann.number,
+            occurred_at=NOW,
+            channel="email",
+            direction="inbound",
+            kind="inquiry",
+            source="helpdesk",
+            external_ref=f"T{i}",
+        )
+        for i in (1, 2)
+    ]
+    assert crm.record_transactions(txs) == BulkResult(created=3, already_recorded=0)
+    # The very same list again (same ids and references): already recorded, not duplicates.
+    assert crm.record_transactions(txs) == BulkResult(created=0, already_recorded=3)
+    assert not crm.record_transaction(txs[0]).created
+    for expected in (2, 0):
+        with store.unit_of_work() as uow:
+            assert uow.interactions.add_many(ixs) == expected
+            assert uow.interactions.add(ixs[0]) is False
+            uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.aggregates.get(ann.number).purchase_count == 3
+        assert uow.aggregates.get(ann.number).interaction_count == 2
+        # A taken id under a new reference is still a duplicate, and writes nothing.
+        clash = attrs.evolve(crm.with_reporting_total(txs[0]), external_ref="R9")
+        with pytest.raises(DuplicateError):
+            uow.transactions.add_many([crm.with_reporting_total(txs[1]), clash])
 
 
 def test_recording_for_a_missing_customer_raises_not_found(store: SqlStore) -> None:

@@ -1031,27 +1031,41 @@ class _History(abc.ABC):
         table = self._table()
         with translated(self.kind):
             self._uow._require_customers(conn, (r["customer"] for r in rows))
-            ids = [r["id"] for r in rows]
-            if len(set(ids)) != len(ids):
-                seen: set[uuid.UUID] = set()
-                for i in ids:
-                    if i in seen:
-                        raise DuplicateError(f"{self.kind} id", i)
-                    seen.add(i)
-            for chunk in _chunks(ids):
-                hit = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first()
-                if hit is not None:
-                    raise DuplicateError(f"{self.kind} id", hit[0])
-            # Repeats of a reference within the batch: the first wins.
-            unique: list[dict[str, Any]] = []
+            # As the in-memory store, row by row: "already recorded" (a stored reference, or
+            # one earlier in the batch: the first wins) wins over "id taken", so retrying the
+            # very same record is a no-op; only a record with a new reference (or none) whose
+            # id is taken is a DuplicateError.
+            wanted = sorted(
+                {(r["source"], r["external_ref"]) for r in rows if r["external_ref"] is not None}
+            )
             refs: set[tuple[str, str]] = set()
+            for ref_chunk in _chunks(wanted):
+                refs.update(
+                    (source, ref)
+                    for source, ref in conn.execute(
+                        select(table.c.source, table.c.external_ref).where(
+                            tuple_(table.c.source, table.c.external_ref).in_(ref_chunk)
+                        )
+                    )
+                )
+            unique: list[dict[str, Any]] = []
+            ids: set[uuid.UUID] = set()
             for r in rows:
                 if r["external_ref"] is not None:
                     ref = (r["source"], r["external_ref"])
                     if ref in refs:
                         continue
                     refs.add(ref)
+                if r["id"] in ids:
+                    raise DuplicateError(f"{self.kind} id", r["id"])
+                ids.add(r["id"])
                 unique.append(r)
+            for chunk in _chunks([r["id"] for r in unique]):
+                hit = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first()
+                if hit is not None:
+                    raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
+            if not unique:
+                return 0
             new = self._insert(conn, table, unique)
             if new:
                 self._fold(conn, new)
