@@ -29,16 +29,6 @@ def _unique_prefix() -> str:
     return f"c{uuid.uuid4().hex[:8]}_"
 
 
-# Known divergences from the contract, reported to the SQL adapter's owner. Strict: when the
-# adapter is fixed these cases pass, the xfail turns into a failure, and the marker must go.
-MARIADB_UUID_ORDER = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="MariaDB orders its UUID column differently from uuid.int, so for_customer(limit=) "
-    "picks other rows than the reference on ties of occurred_at",
-)
-
-
 class TestSqliteMemoryStore(StoreContract):
     def make_store(self) -> Store:
         return SqlStore.from_url("sqlite:///:memory:", create_schema=True)  # type: ignore[no-any-return]
@@ -87,10 +77,6 @@ class TestMariadbStore(_ServerStoreContract):
     def _database(self, mariadb_url: str) -> None:
         self.url = mariadb_url
 
-    @MARIADB_UUID_ORDER
-    def test_history_is_newest_first_with_ties_by_id_limit_and_before(self, store: Store) -> None:
-        super().test_history_is_newest_first_with_ties_by_id_limit_and_before(store)
-
 
 # -- the differential state machine ------------------------------------------------------------
 
@@ -138,11 +124,5 @@ def test_postgres_store_agrees_with_the_reference(postgres_url: str) -> None:
 
 
 @pytest.mark.mariadb
-@pytest.mark.xfail(
-    strict=False,
-    reason="the machine finds MariaDB divergences (reported to the SQL adapter's owner): "
-    "interactions.add_many stores fewer rows than the reference for some batches, and a "
-    "transaction read back with the all-zero UUID instead of its id",
-)
 def test_mariadb_store_agrees_with_the_reference(mariadb_url: str) -> None:
     _run_machine(mariadb_url, prefix=_unique_prefix())

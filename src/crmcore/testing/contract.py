@@ -621,6 +621,38 @@ class StoreContract(abc.ABC):
                 assert list(repo.for_customer(n, before=cut)) == before
                 assert list(repo.for_customer(n, before=shifted, limit=1)) == before[:1]
 
+    def test_any_uuid_is_stored_as_is_and_ties_break_by_its_integer_value(
+        self, store: Store
+    ) -> None:
+        # Ids of every shape: nil and all-ones, time-based (v1, whose groups some databases
+        # reorder), version 0 and variant bits a database might reject, random ones.
+        ids = [
+            uuid.UUID(int=0),
+            uuid.UUID(int=2**128 - 1),
+            uuid.UUID("0123456789abcdef0123456789abcdef"),
+            uuid.UUID("fedcba9876543210fedcba9876543210"),
+            uuid.UUID("00000001-0002-1003-8004-000000000005"),
+            uuid.UUID("ffffffff-0000-1000-8000-000000000000"),
+            uuid.UUID("00000000-ffff-1000-8000-000000000000"),
+            uuid.UUID("12345678-1234-7234-f234-123456789abc"),
+            uuid.uuid4(),
+        ]
+        customer = _register(store)
+        n = customer.number
+        ixs = [_interaction(n, id=i) for i in ids]
+        txs = [_transaction(store, n, id=i) for i in ids]
+        assert _write(store, lambda uow: uow.interactions.add_many(ixs)) == len(ids)
+        assert _write(store, lambda uow: uow.transactions.add_many(txs)) == len(ids)
+        items: list[Interaction] | list[Transaction]
+        for items in (ixs, txs):
+            expected: list[Any] = sorted(items, key=lambda i: i.id.int, reverse=True)
+            with store.unit_of_work() as uow:
+                repo: Any = uow.interactions if items is ixs else uow.transactions
+                assert list(repo.for_customer(n)) == expected
+                for k in (1, 3, 5):
+                    assert list(repo.for_customer(n, limit=k)) == expected[:k]
+                assert [repo.get(i).id for i in ids] == ids
+
     def test_add_many_counts_new_records_and_the_first_of_a_repeat_wins(self, store: Store) -> None:
         customer = _register(store)
         n = customer.number

@@ -50,6 +50,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -707,7 +708,11 @@ class SqlUnitOfWork:
             return sqlite_insert(table).on_conflict_do_nothing(
                 index_elements=["source", "external_ref"]
             )
-        return insert(table).prefix_with("IGNORE")
+        # Not INSERT IGNORE: that also turns data errors (a rejected value, a missing
+        # customer) into warnings and stores a mangled row. A no-op update on a duplicate
+        # key skips the row and nothing else.
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update(id=stmt.table.c.id)
 
 
 class _Customers:
@@ -1077,13 +1082,15 @@ class _History(abc.ABC):
         """Insert skipping stored references; return the rows that were new.
 
         One executemany (multi-row VALUES / pipelined) with the dialect's "skip on conflict"
-        (ON CONFLICT DO NOTHING, INSERT IGNORE). When the driver reports fewer rows than were
-        sent, the ids (pre-checked to be new) are looked up to tell which rows landed; this
-        stays exact when a concurrent unit recorded some of the same references first.
+        (ON CONFLICT DO NOTHING, ON DUPLICATE KEY UPDATE id = id). When the driver reports
+        fewer rows than were sent, or cannot tell (MySQL's found-rows count reports a skipped
+        duplicate like an inserted row), the ids (pre-checked to be new) are looked up to
+        tell which rows landed; this stays exact when a concurrent unit recorded some of the
+        same references first.
         """
         stmt = self._uow._insert_ignoring_refs(table)
         result = conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
-        if result.rowcount == len(rows):
+        if result.rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
             return rows
         inserted: set[uuid.UUID] = set()
         for chunk in _chunks([r["id"] for r in rows]):
@@ -1136,11 +1143,9 @@ class _History(abc.ABC):
             query = query.limit(limit)
         with translated(self.kind):
             rows = conn.execute(query).mappings().all()
-        items = [self._from_row(r) for r in rows]
-        # UUID order differs between native uuid and text storage only in representation;
-        # re-sort in Python so every dialect agrees with the in-memory store exactly.
-        items.sort(key=lambda i: (i.occurred_at, i.id.int), reverse=True)
-        return items
+        # Ids sort like uuid.int on every dialect (see RECORD_ID), so the database picks the
+        # same rows for ``limit`` as the in-memory store, in the same order.
+        return [self._from_row(r) for r in rows]
 
 
 def _as_uuid(value: object) -> uuid.UUID:

@@ -20,11 +20,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    Uuid,
 )
 from sqlalchemy.sql.naming import conv
 
-from crmcore.adapters.sqlalchemy._types import UtcDateTime
+from crmcore.adapters.sqlalchemy._types import RECORD_ID, UtcDateTime
 from crmcore.errors import ConfigurationError
 
 __all__ = ["NAMING_CONVENTION", "CrmTables", "build_tables"]
@@ -259,7 +258,7 @@ def build_tables(
     tx_t = f"{p}transactions"
     transactions = child(
         "transactions",
-        Column("id", Uuid, nullable=False),
+        Column("id", RECORD_ID, nullable=False),
         Column("occurred_at", UtcDateTime, nullable=False),
         Column("kind", _CODE, nullable=False),
         Column("amount_minor", BigInteger, nullable=False),
@@ -276,7 +275,7 @@ def build_tables(
     ix_t = f"{p}interactions"
     interactions = child(
         "interactions",
-        Column("id", Uuid, nullable=False),
+        Column("id", RECORD_ID, nullable=False),
         Column("occurred_at", UtcDateTime, nullable=False),
         Column("channel", _CODE, nullable=False),
         Column("direction", _CODE, nullable=False),

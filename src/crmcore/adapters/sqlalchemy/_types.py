@@ -1,18 +1,27 @@
-"""Column types: timezone-aware UTC instants on every dialect."""
+"""Column types: timezone-aware UTC instants and record ids that sort alike on every dialect."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Uuid
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from crmcore.errors import ValidationError
 
-__all__ = ["UtcDateTime"]
+__all__ = ["RECORD_ID", "UtcDateTime"]
+
+RECORD_ID: Final = Uuid().with_variant(Uuid(native_uuid=False), "mysql", "mariadb")
+"""The type of transaction and interaction ids.
+
+PostgreSQL's native ``uuid`` and SQLite's ``CHAR(32)`` hex sort like ``uuid.int``, the order
+the in-memory store breaks ties of ``occurred_at`` by. MariaDB's native ``UUID`` does not
+(it reorders the groups of time-based UUIDs) and rejects values it deems invalid, so
+MariaDB/MySQL store ``CHAR(32)`` lower-case hex too (``utf8mb4_bin``: sorts like the integer).
+"""
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):

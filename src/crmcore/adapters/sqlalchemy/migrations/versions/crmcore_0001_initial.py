@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from crmcore.adapters.sqlalchemy._types import UtcDateTime
+from crmcore.adapters.sqlalchemy._types import RECORD_ID, UtcDateTime
 from crmcore.adapters.sqlalchemy.migrations import options
 
 revision = "crmcore_0001"
@@ -175,7 +175,7 @@ def upgrade() -> None:
     op.create_table(
         f"{p}interactions",
         sa.Column("customer", sa.String(length=32), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", RECORD_ID, nullable=False),
         sa.Column("occurred_at", UtcDateTime(), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("direction", sa.String(length=32), nullable=False),
@@ -218,7 +218,7 @@ def upgrade() -> None:
     op.create_table(
         f"{p}transactions",
         sa.Column("customer", sa.String(length=32), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", RECORD_ID, nullable=False),
         sa.Column("occurred_at", UtcDateTime(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
