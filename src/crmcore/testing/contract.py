@@ -653,6 +653,30 @@ class StoreContract(abc.ABC):
                     assert list(repo.for_customer(n, limit=k)) == expected[:k]
                 assert [repo.get(i).id for i in ids] == ids
 
+    def test_the_longest_texts_and_documents_round_trip_exactly(self, store: Store) -> None:
+        # Well past 64 KB each once encoded (a 4-byte character 20,000 times is 80 KB).
+        customer = _register(
+            store,
+            attributes={f"a{i}": "😀" * 2000 for i in range(12)},
+            tags=frozenset({f"t{i}" for i in range(50)}),
+        )
+        n = customer.number
+        notes = "😀" * 20_000
+        ix = _interaction(n, notes=notes)
+        unit = Money.from_minor_units(199, store.reporting_currency)
+        lines = tuple(
+            TransactionLine(f"SKU-{i:04d}-{'x' * 90}", Decimal("1.5"), unit, "é😀" * 250)
+            for i in range(150)
+        )
+        tx = _transaction(store, n, lines=lines)
+        assert _record(store, ix) is True
+        assert _record(store, tx) is True
+        assert _get(store, n) == customer
+        stored_ix = _read(store, lambda uow: uow.interactions.get(ix.id))
+        assert stored_ix == ix and stored_ix.notes == notes
+        stored_tx = _get_transaction(store, tx.id)
+        assert stored_tx == tx and stored_tx.lines == lines
+
     def test_add_many_counts_new_records_and_the_first_of_a_repeat_wins(self, store: Store) -> None:
         customer = _register(store)
         n = customer.number
