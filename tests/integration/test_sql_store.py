@@ -315,6 +315,38 @@ def test_host_connection_units_are_savepoints_and_never_commit(shared_url: str) 
         owner.close()
 
 
+def test_a_store_on_a_host_connection_leaves_the_hosts_transaction_state_alone(
+    shared_url: str,
+) -> None:
+    url = shared_url
+    owner = SqlStore.from_url(url, create_schema=True, table_prefix="hs_")
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite"):
+        configure_sqlite_engine(engine)
+    try:
+        with engine.connect() as conn:
+            store = SqlStore(conn, table_prefix="hs_")
+            # Reading the settings left no transaction behind: the host can begin its own.
+            assert not conn.in_transaction()
+            crm = Crm(store, clock=FixedClock(NOW))
+            with conn.begin():
+                ann = crm.register("Ann Lee")
+            assert not conn.in_transaction()
+            host = conn.begin()
+            bob = crm.register("Bob Lee")
+            # A store made inside the host's transaction neither ends nor commits it.
+            assert SqlStore(conn, table_prefix="hs_").reporting_currency == "USD"
+            assert conn.in_transaction() and host.is_active
+            host.rollback()
+        with owner.unit_of_work() as uow:
+            assert uow.customers.get(ann.number).name.display == "Ann Lee"
+            assert uow.customers.find(bob.number) is None
+    finally:
+        engine.dispose()
+        owner.drop_schema()
+        owner.close()
+
+
 def test_tables_share_the_hosts_metadata_with_prefix(shared_url: str) -> None:
     url = shared_url
     host = sa.MetaData()

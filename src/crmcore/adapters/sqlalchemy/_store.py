@@ -10,7 +10,9 @@ Connection ownership:
 * ``SqlStore(connection)`` uses the host's connection: every unit of work is a SAVEPOINT
   (``begin_nested()``) inside the host's transaction. ``commit()`` releases the savepoint and
   ``rollback()`` rolls back to it; the host commits or rolls back its own transaction.
-  crmcore never commits a connection it did not open.
+  crmcore never commits a connection it did not open, and constructing the store leaves the
+  connection's transaction state as it found it (the settings are read in a SAVEPOINT, or
+  outside any transaction in a read-only transaction that is ended again).
 
 SQLite (engines the store created): a unit of work reads outside any transaction until its
 first write, which starts ``BEGIN IMMEDIATE``; writers queue on SQLite's single write lock
@@ -392,7 +394,7 @@ class SqlStore:
         t = self._tables.settings
         try:
             if self._connection is not None:
-                stored = self._fetch_currency(self._connection, t)
+                stored = self._fetch_on_host(self._connection, t)
             else:
                 assert self._engine is not None
                 with self._serialized(), self._engine.connect() as conn:
@@ -407,6 +409,22 @@ class SqlStore:
                 f"{stored!r} recorded in the database"
             )
         self._currency = stored
+
+    def _fetch_on_host(self, conn: Connection, t: Table) -> str | None:
+        """Read the currency on the host's connection and leave it as it was found.
+
+        Outside a transaction the read would autobegin one and leave the host unable to
+        ``begin()``: it is ended (rolled back: it only read) afterwards. Inside the host's
+        transaction the read runs in a SAVEPOINT, so a failure cannot abort that transaction.
+        """
+        if conn.in_transaction():
+            with conn.begin_nested():
+                return self._fetch_currency(conn, t)
+        try:
+            return self._fetch_currency(conn, t)
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
 
     def _fetch_currency(self, conn: Connection, t: Table) -> str | None:
         if not inspect(conn).has_table(t.name, schema=t.schema):
