@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -162,6 +163,44 @@ def test_erase_keeps_a_tombstone_and_the_number_is_never_reused(crm: Crm, store:
     # The erased customer's reference is free again (its record is gone).
     bob = crm.register("Bob Two")
     assert crm.record_transaction(purchase(bob.number, source="erp", external_ref="1")).created
+
+
+def test_erased_personal_data_leaves_no_bytes_in_the_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "crm.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _insecure_default(dbapi_connection: Any, _record: Any) -> None:
+        # As on a SQLite built without SQLITE_SECURE_DELETE (Debian's has it on).
+        dbapi_connection.execute("PRAGMA secure_delete=OFF")
+
+    store = SqlStore(configure_sqlite_engine(engine))
+    store.create_schema()
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        crm = Crm(store, clock=FixedClock(NOW))
+        email = "ann.secret-4711@example.com"
+        others = [crm.register(f"Other {i}", emails=[f"o{i}@example.org"]) for i in range(20)]
+        ann = crm.register("Annabel Secretname", emails=[email], phones=["+442079460018"])
+        crm.record_transaction(purchase(ann.number, source="erp", external_ref="A-1"))
+        assert store.engine is not None
+
+        def file_bytes() -> bytes:
+            with store.engine.connect() as conn:  # type: ignore[union-attr]
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return path.read_bytes()
+
+        assert email.encode() in file_bytes()
+        crm.erase(ann.number)
+        data = file_bytes()
+        assert email.encode() not in data
+        assert b"Secretname" not in data
+        assert b"+442079460018" not in data
+        assert b"o7@example.org" in data  # the others are untouched
+        assert len(others) == 20
+    finally:
+        engine.dispose()
 
 
 def test_duplicate_external_ref_stores_one_row(crm: Crm, store: SqlStore) -> None:

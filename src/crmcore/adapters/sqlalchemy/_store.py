@@ -127,7 +127,9 @@ def configure_sqlite_engine(engine: Engine) -> Engine:
     ``SqlStore.from_url`` does this to the engines it creates. Call it on your own SQLite
     engine before sharing it (or a connection of it) with a :class:`SqlStore`: it attaches
     listeners to this engine only (no global listener) that turn on foreign keys for every
-    connection, set a 30 s busy timeout, switch files to WAL, and replace the ``sqlite3``
+    connection, set a 30 s busy timeout, turn on ``secure_delete`` (deleted content is
+    overwritten with zeros, so erased personal data does not stay readable in the file),
+    switch files to WAL, and replace the ``sqlite3``
     module's legacy transaction handling with explicit ``BEGIN``, which is what makes
     SAVEPOINTs (``begin_nested()``) work. See "Legacy Transaction Mode" in SQLAlchemy's
     SQLite dialect documentation.
@@ -158,6 +160,8 @@ def configure_sqlite_engine(engine: Engine) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Erased personal data must not linger in freed pages or cells of the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         if file:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
