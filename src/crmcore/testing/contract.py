@@ -464,6 +464,33 @@ class StoreContract(abc.ABC):
         listed = _read(store, lambda uow: list(uow.customers.iter_all(3)))
         assert listed == [by_number[n] for n in alive]
 
+    def test_customer_repositories_check_their_input(self, store: Store) -> None:
+        customer = _register(store)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as info:
+                uow.customers.get(customer.number.value)  # type: ignore[arg-type]
+            assert info.value.field == "number"
+            for bad in (0, -1, True, "10"):
+                with pytest.raises(ValidationError) as info:
+                    list(uow.customers.iter_all(bad))  # type: ignore[arg-type]
+                assert info.value.field == "batch_size"
+        # Cross-field rules are checked before storing (single fields on assignment).
+        unsourced = _customer(store)
+        unsourced.external_id = "X-1"
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.add(unsourced))
+        assert info.value.field == "source"
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.add_many([_customer(store), unsourced]))
+        assert info.value.field == "source"
+        backdated = _get(store, customer.number)
+        backdated.updated_at = T0 - ONE_DAY
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.update(backdated))
+        assert info.value.field == "updated_at"
+        assert _read(store, lambda uow: uow.customers.count()) == 1
+        assert _get(store, customer.number) == customer
+
     def test_an_empty_store_lists_nothing(self, store: Store) -> None:
         assert _read(store, lambda uow: uow.customers.count()) == 0
         assert list(_read(store, lambda uow: uow.customers.numbers())) == []

@@ -753,6 +753,8 @@ class _Customers:
         for item in batch:
             if not isinstance(item, Customer):
                 raise ValidationError("customer", item, "must be a Customer")
+            # Cross-field rules (a customer changed field by field may break them).
+            item.validate()
         if not batch:
             return
         t = self._t
@@ -813,6 +815,7 @@ class _Customers:
         conn = self._uow._write()
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
         t = self._t
         c = t.customers
         number = customer.number
@@ -997,7 +1000,7 @@ class _Customers:
 
 def _key(number: CrmNumber) -> str:
     if not isinstance(number, CrmNumber):
-        raise ValidationError("number", number, "must be a CrmNumber")
+        raise ValidationError("number", number, "must be a CrmNumber (parse text first)")
     return number.value
 
 
