@@ -36,6 +36,7 @@ from crmcore.adapters.sqlalchemy import (
     build_tables,
     configure_sqlite_engine,
 )
+from crmcore.domain import contact
 from crmcore.testing import strategies as cst
 
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
@@ -97,6 +98,22 @@ def test_customers_round_trip_exactly(store: SqlStore) -> None:
             assert uow.customers.get(customer.number) == customer
 
     check()
+
+
+def test_reads_do_not_parse_stored_contact_points_again(
+    crm: Crm, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = crm.register("Ann Lee", emails=["Ann.Lee@Example.COM"], phones=["+442079460018"])
+
+    def parse(*args: object) -> str:
+        raise AssertionError("a stored contact point was parsed again")
+
+    monkeypatch.setattr(contact, "normalize_email", parse)
+    monkeypatch.setattr(contact, "normalize_phone", parse)
+    with store.unit_of_work() as uow:
+        assert uow.customers.get(ann.number) == ann
+        assert list(uow.customers.iter_all()) == [ann]
+        assert uow.customers.find_by_phone("+442079460018") == [ann]
 
 
 def test_history_round_trips_and_timestamps_keep_microseconds(crm: Crm, store: SqlStore) -> None:
