@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from crmcore.errors import DuplicateError
 from crmcore.ports import Store
 from crmcore.testing.contract import StoreContract
 from crmcore.testing.stateful import DifferentialStoreMachine, make_differential_machine
@@ -30,36 +29,7 @@ def _unique_prefix() -> str:
     return f"c{uuid.uuid4().hex[:8]}_"
 
 
-# Known divergences from the contract, reported to the SQL adapter's owner. Strict: when the
-# adapter is fixed these cases pass, the xfail turns into a failure, and the marker must go.
-SAME_RECORD_RETRY = pytest.mark.xfail(
-    strict=True,
-    raises=DuplicateError,
-    reason="SqlStore checks 'id taken' before 'already recorded': re-adding the very same "
-    "record (same id and (source, external_ref)) raises DuplicateError instead of "
-    "returning False",
-)
-MARIADB_UUID_ORDER = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="MariaDB orders its UUID column differently from uuid.int, so for_customer(limit=) "
-    "picks other rows than the reference on ties of occurred_at",
-)
-
-
-class _SqlContract(StoreContract):
-    @SAME_RECORD_RETRY
-    def test_recording_an_external_ref_twice_writes_nothing_the_second_time(
-        self, store: Store
-    ) -> None:
-        super().test_recording_an_external_ref_twice_writes_nothing_the_second_time(store)
-
-    @SAME_RECORD_RETRY
-    def test_add_many_counts_new_records_and_the_first_of_a_repeat_wins(self, store: Store) -> None:
-        super().test_add_many_counts_new_records_and_the_first_of_a_repeat_wins(store)
-
-
-class TestSqliteMemoryStore(_SqlContract):
+class TestSqliteMemoryStore(StoreContract):
     def make_store(self) -> Store:
         return SqlStore.from_url("sqlite:///:memory:", create_schema=True)  # type: ignore[no-any-return]
 
@@ -67,7 +37,7 @@ class TestSqliteMemoryStore(_SqlContract):
         store.close()  # type: ignore[attr-defined]
 
 
-class TestSqliteFileStore(_SqlContract):
+class TestSqliteFileStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _database_file(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
@@ -79,7 +49,7 @@ class TestSqliteFileStore(_SqlContract):
         store.close()  # type: ignore[attr-defined]
 
 
-class _ServerStoreContract(_SqlContract):
+class _ServerStoreContract(StoreContract):
     url: str
 
     def make_store(self) -> Store:
@@ -107,10 +77,6 @@ class TestMariadbStore(_ServerStoreContract):
     def _database(self, mariadb_url: str) -> None:
         self.url = mariadb_url
 
-    @MARIADB_UUID_ORDER
-    def test_history_is_newest_first_with_ties_by_id_limit_and_before(self, store: Store) -> None:
-        super().test_history_is_newest_first_with_ties_by_id_limit_and_before(store)
-
 
 # -- the differential state machine ------------------------------------------------------------
 
@@ -131,10 +97,7 @@ def _machine_on(store: Any) -> type[DifferentialStoreMachine]:
                 conn.execute(sqlalchemy.delete(table))
         return store  # type: ignore[no-any-return]
 
-    # retry_same_record=False: see SAME_RECORD_RETRY above.
-    return make_differential_machine(
-        make_store, retry_same_record=False, name=f"Differential_{store.dialect_name}"
-    )
+    return make_differential_machine(make_store, name=f"Differential_{store.dialect_name}")
 
 
 def _run_machine(url: str, *, prefix: str = "crm_") -> None:
@@ -161,11 +124,5 @@ def test_postgres_store_agrees_with_the_reference(postgres_url: str) -> None:
 
 
 @pytest.mark.mariadb
-@pytest.mark.xfail(
-    strict=False,
-    reason="the machine finds MariaDB divergences (reported to the SQL adapter's owner): "
-    "interactions.add_many stores fewer rows than the reference for some batches, and a "
-    "transaction read back with the all-zero UUID instead of its id",
-)
 def test_mariadb_store_agrees_with_the_reference(mariadb_url: str) -> None:
     _run_machine(mariadb_url, prefix=_unique_prefix())

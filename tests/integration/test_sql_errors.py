@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql
 import pytest
 import sqlalchemy as sa
 
-from crmcore import ConcurrencyError, ConfigurationError, Crm, DuplicateError, NotFound
+from crmcore import (
+    ConcurrencyError,
+    ConfigurationError,
+    Crm,
+    DuplicateError,
+    NotFound,
+    ValidationError,
+)
 from crmcore.adapters.sqlalchemy import SqlStore
-from crmcore.adapters.sqlalchemy._errors import translate, translated
+from crmcore.adapters.sqlalchemy._errors import WITHHELD, translate, translated
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
@@ -39,16 +48,162 @@ def raw(store: SqlStore, stmt: sa.Executable) -> BaseException:
     return translate(info.value, "row")
 
 
+PERSONAL = "ann.lee@example.com"
+
+
+def _customer_row(number: str, **values: object) -> dict[str, object]:
+    return {"number": number, "erased": False, "version": 0, **values}
+
+
 def test_unique_violation_becomes_duplicate_error(store: SqlStore) -> None:
     t = store.tables.settings
     error = raw(store, sa.insert(t).values(key="reporting_currency", value="EUR"))
     assert isinstance(error, DuplicateError)
+    assert store.tables.settings.name in str(error)
+
+
+def test_unique_violation_names_the_constraint_not_the_value(store: SqlStore) -> None:
+    c = store.tables.customers
+    assert store.engine is not None
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(c).values(_customer_row("C1", source="erp", external_id=PERSONAL)))
+    error = raw(store, sa.insert(c).values(_customer_row("C2", source="erp", external_id=PERSONAL)))
+    assert isinstance(error, DuplicateError)
+    assert "ann" not in str(error) and PERSONAL not in repr(error.key)
+    # PostgreSQL and MariaDB name the constraint, SQLite the columns.
+    assert f"{c.name}_source_external_id" in str(error) or f"{c.name}.external_id" in str(error)
 
 
 def test_foreign_key_violation_becomes_not_found(store: SqlStore) -> None:
     t = store.tables.customer_tags
     error = raw(store, sa.insert(t).values(customer="C0000000013", tag="vip"))
     assert isinstance(error, NotFound)
+    assert error.kind == "customer"
+
+
+def test_not_null_violation_becomes_validation_error_naming_the_column(store: SqlStore) -> None:
+    t = store.tables.settings
+    error = raw(store, sa.insert(t).values(key="x", value=None))
+    assert isinstance(error, ValidationError)
+    assert error.field == "value"
+    assert "required" in error.reason
+    # MariaDB's message names the column only; the others name the table too.
+    assert t.name in error.reason or store.dialect_name == "mariadb"
+
+
+def test_check_violation_becomes_validation_error_naming_the_constraint(store: SqlStore) -> None:
+    assert store.engine is not None
+    name = f"{store.tables.prefix}checked"
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("n", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String(100)),
+        sa.CheckConstraint("n > 0", name=f"ck_{name}_positive"),
+    )
+    table.create(store.engine)
+    try:
+        error = raw(store, sa.insert(table).values(n=-1, email=PERSONAL))
+    finally:
+        table.drop(store.engine)
+    assert isinstance(error, ValidationError)
+    assert error.value is WITHHELD and "ann" not in str(error)
+    assert f"ck_{name}_positive" in error.reason or store.dialect_name == "sqlite"
+    assert "check constraint" in error.reason
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_data_error_becomes_validation_error_without_the_value(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """A value the column cannot hold (SQLite does not enforce VARCHAR lengths)."""
+    url = str(request.getfixturevalue(f"{server}_url"))
+    store = SqlStore.from_url(url, create_schema=True, table_prefix=f"dt{uuid.uuid4().hex[:6]}_")
+    try:
+        too_long = PERSONAL * 20
+        error = raw(store, sa.insert(store.tables.settings).values(key="k", value=too_long))
+    finally:
+        store.drop_schema()
+        store.close()
+    assert isinstance(error, ValidationError)
+    assert error.value is WITHHELD
+    assert "ann" not in str(error)
+    assert error.field == "value" or server == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("cls", "orig", "expected", "names"),
+    [
+        (
+            sa.exc.IntegrityError,
+            pymysql.err.IntegrityError(
+                1062, f"Duplicate entry 'erp-{PERSONAL}' for key 'uq_crm_customers_x'"
+            ),
+            DuplicateError,
+            "uq_crm_customers_x",
+        ),
+        (
+            sa.exc.DataError,
+            pymysql.err.DataError(
+                1366, f"Incorrect string value: '{PERSONAL}' for column `db`.`t`.`notes` at row 1"
+            ),
+            ValidationError,
+            "notes",
+        ),
+        (
+            sa.exc.DataError,
+            pymysql.err.DataError(1406, "Data too long for column 'notes' at row 1"),
+            ValidationError,
+            "notes",
+        ),
+        (
+            sa.exc.IntegrityError,
+            pymysql.err.IntegrityError(4025, "CONSTRAINT `ck_t_a` failed for `db`.`t`"),
+            ValidationError,
+            "ck_t_a",
+        ),
+        (
+            sa.exc.IntegrityError,
+            pymysql.err.IntegrityError(
+                1452,
+                "Cannot add or update a child row: a foreign key constraint fails (`db`.`t`, "
+                "CONSTRAINT `fk_t_customer` FOREIGN KEY (`customer`) REFERENCES `c` (`number`))",
+            ),
+            NotFound,
+            "fk_t_customer",
+        ),
+        (
+            sa.exc.OperationalError,
+            pymysql.err.OperationalError(1213, f"Deadlock found ... row '{PERSONAL}'"),
+            ConcurrencyError,
+            "1213",
+        ),
+        (
+            sa.exc.ProgrammingError,
+            pymysql.err.ProgrammingError(1064, f"syntax error near '{PERSONAL}'"),
+            ConfigurationError,
+            "1064",
+        ),
+    ],
+)
+def test_driver_text_with_personal_data_never_reaches_the_message(
+    cls: type[sa.exc.DBAPIError], orig: Exception, expected: type[Exception], names: str
+) -> None:
+    error = translate(cls("INSERT ...", {"v": PERSONAL}, orig), "interaction")
+    assert isinstance(error, expected)
+    assert names in str(error)
+    assert "ann" not in str(error) and "example" not in str(error)
+
+
+def test_a_crmcore_error_raised_while_binding_comes_out_as_itself(store: SqlStore) -> None:
+    assert store.engine is not None
+    t = store.tables.segment_runs
+    with (
+        store.engine.connect() as conn,
+        pytest.raises(ValidationError, match="naive"),
+        translated("segment run"),
+    ):
+        conn.execute(sa.insert(t).values(segment="x", as_of=dt.datetime(2024, 1, 1)))
 
 
 def test_missing_schema_becomes_configuration_error(store: SqlStore) -> None:

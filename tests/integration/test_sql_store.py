@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -14,10 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
 from crmcore import (
+    BulkResult,
     ConcurrencyError,
     ConfigurationError,
     Crm,
     CrmNumber,
+    Customer,
     DuplicateError,
     ErasedError,
     FixedClock,
@@ -33,6 +36,7 @@ from crmcore.adapters.sqlalchemy import (
     build_tables,
     configure_sqlite_engine,
 )
+from crmcore.domain import contact
 from crmcore.testing import strategies as cst
 
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
@@ -82,19 +86,34 @@ def purchase(number: CrmNumber, amount: str = "10.00", **kw: object) -> Transact
 def test_customers_round_trip_exactly(store: SqlStore) -> None:
     @settings(max_examples=10, suppress_health_check=list(HealthCheck), deadline=None)
     @given(customer=cst.customers())
-    def check(customer: object) -> None:
-        assert hasattr(customer, "number")
-        # Numbers are permanent (frozen): a copy carries the store's own number.
+    def check(customer: Customer) -> None:
+        # A customer's number is permanent: take a fresh one with attrs.evolve.
         customer = attrs.evolve(customer, number=store.scheme.format(store.allocator.allocate()))
-        if customer.external_id is not None:  # type: ignore[attr-defined]
-            customer.external_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+        if customer.external_id is not None:
+            customer.external_id = uuid.uuid4().hex
         with store.unit_of_work() as uow:
-            uow.customers.add(customer)  # type: ignore[arg-type]
+            uow.customers.add(customer)
             uow.commit()
         with store.unit_of_work() as uow:
-            assert uow.customers.get(customer.number) == customer  # type: ignore[attr-defined]
+            assert uow.customers.get(customer.number) == customer
 
     check()
+
+
+def test_reads_do_not_parse_stored_contact_points_again(
+    crm: Crm, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = crm.register("Ann Lee", emails=["Ann.Lee@Example.COM"], phones=["+442079460018"])
+
+    def parse(*args: object) -> str:
+        raise AssertionError("a stored contact point was parsed again")
+
+    monkeypatch.setattr(contact, "normalize_email", parse)
+    monkeypatch.setattr(contact, "normalize_phone", parse)
+    with store.unit_of_work() as uow:
+        assert uow.customers.get(ann.number) == ann
+        assert list(uow.customers.iter_all()) == [ann]
+        assert uow.customers.find_by_phone("+442079460018") == [ann]
 
 
 def test_history_round_trips_and_timestamps_keep_microseconds(crm: Crm, store: SqlStore) -> None:
@@ -163,6 +182,44 @@ def test_erase_keeps_a_tombstone_and_the_number_is_never_reused(crm: Crm, store:
     assert crm.record_transaction(purchase(bob.number, source="erp", external_ref="1")).created
 
 
+def test_erased_personal_data_leaves_no_bytes_in_the_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "crm.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _insecure_default(dbapi_connection: Any, _record: Any) -> None:
+        # As on a SQLite built without SQLITE_SECURE_DELETE (Debian's has it on).
+        dbapi_connection.execute("PRAGMA secure_delete=OFF")
+
+    store = SqlStore(configure_sqlite_engine(engine))
+    store.create_schema()
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        crm = Crm(store, clock=FixedClock(NOW))
+        email = "ann.secret-4711@example.com"
+        others = [crm.register(f"Other {i}", emails=[f"o{i}@example.org"]) for i in range(20)]
+        ann = crm.register("Annabel Secretname", emails=[email], phones=["+442079460018"])
+        crm.record_transaction(purchase(ann.number, source="erp", external_ref="A-1"))
+        assert store.engine is not None
+
+        def file_bytes() -> bytes:
+            with store.engine.connect() as conn:  # type: ignore[union-attr]
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return path.read_bytes()
+
+        assert email.encode() in file_bytes()
+        crm.erase(ann.number)
+        data = file_bytes()
+        assert email.encode() not in data
+        assert b"Secretname" not in data
+        assert b"+442079460018" not in data
+        assert b"o7@example.org" in data  # the others are untouched
+        assert len(others) == 20
+    finally:
+        engine.dispose()
+
+
 def test_duplicate_external_ref_stores_one_row(crm: Crm, store: SqlStore) -> None:
     ann = crm.register("Ann Lee")
     tx = purchase(ann.number, source="erp", external_ref="A-1")
@@ -209,6 +266,41 @@ def test_add_many_folds_aggregates_set_wise(crm: Crm, store: SqlStore) -> None:
     # A second batch with the same references adds nothing.
     retried = [attrs.evolve(t, id=uuid.uuid4()) for t in txs]
     assert crm.record_transactions(retried).created == 0
+
+
+def test_retrying_the_same_records_counts_them_as_already_recorded(
+    crm: Crm, store: SqlStore
+) -> None:
+    ann = crm.register("Ann Lee")
+    txs = [purchase(ann.number, f"{i}.00", source="erp", external_ref=f"R{i}") for i in (1, 2, 3)]
+    ixs = [
+        Interaction(
+            customer=ann.number,
+            occurred_at=NOW,
+            channel="email",
+            direction="inbound",
+            kind="inquiry",
+            source="helpdesk",
+            external_ref=f"T{i}",
+        )
+        for i in (1, 2)
+    ]
+    assert crm.record_transactions(txs) == BulkResult(created=3, already_recorded=0)
+    # The very same list again (same ids and references): already recorded, not duplicates.
+    assert crm.record_transactions(txs) == BulkResult(created=0, already_recorded=3)
+    assert not crm.record_transaction(txs[0]).created
+    for expected in (2, 0):
+        with store.unit_of_work() as uow:
+            assert uow.interactions.add_many(ixs) == expected
+            assert uow.interactions.add(ixs[0]) is False
+            uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.aggregates.get(ann.number).purchase_count == 3
+        assert uow.aggregates.get(ann.number).interaction_count == 2
+        # A taken id under a new reference is still a duplicate, and writes nothing.
+        clash = attrs.evolve(crm.with_reporting_total(txs[0]), external_ref="R9")
+        with pytest.raises(DuplicateError):
+            uow.transactions.add_many([crm.with_reporting_total(txs[1]), clash])
 
 
 def test_recording_for_a_missing_customer_raises_not_found(store: SqlStore) -> None:
@@ -273,6 +365,38 @@ def test_host_connection_units_are_savepoints_and_never_commit(shared_url: str) 
             conn.rollback()  # the host decides: nothing it did not commit survives
         with owner.unit_of_work() as uow:
             assert uow.customers.find(ann.number) is None
+    finally:
+        engine.dispose()
+        owner.drop_schema()
+        owner.close()
+
+
+def test_a_store_on_a_host_connection_leaves_the_hosts_transaction_state_alone(
+    shared_url: str,
+) -> None:
+    url = shared_url
+    owner = SqlStore.from_url(url, create_schema=True, table_prefix="hs_")
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite"):
+        configure_sqlite_engine(engine)
+    try:
+        with engine.connect() as conn:
+            store = SqlStore(conn, table_prefix="hs_")
+            # Reading the settings left no transaction behind: the host can begin its own.
+            assert not conn.in_transaction()
+            crm = Crm(store, clock=FixedClock(NOW))
+            with conn.begin():
+                ann = crm.register("Ann Lee")
+            assert not conn.in_transaction()
+            host = conn.begin()
+            bob = crm.register("Bob Lee")
+            # A store made inside the host's transaction neither ends nor commits it.
+            assert SqlStore(conn, table_prefix="hs_").reporting_currency == "USD"
+            assert conn.in_transaction() and host.is_active
+            host.rollback()
+        with owner.unit_of_work() as uow:
+            assert uow.customers.get(ann.number).name.display == "Ann Lee"
+            assert uow.customers.find(bob.number) is None
     finally:
         engine.dispose()
         owner.drop_schema()

@@ -206,3 +206,27 @@ def test_contact_reprs_hide_personal_data() -> None:
     text = repr((customer.name, customer.emails, customer.phones))
     assert "ann" not in text.lower()
     assert "7946" not in text
+
+
+@given(customer=customers())
+def test_trusted_contact_points_equal_the_validated_ones(customer: Customer) -> None:
+    from crmcore.domain import EmailAddress, PhoneNumber
+    from crmcore.domain._checks import trusted
+
+    for email in customer.emails:
+        again = trusted(EmailAddress, address=email.address, label=email.label)
+        assert again == email and hash(again) == hash(email)
+        assert again.lookup_key == email.lookup_key
+    for phone in customer.phones:
+        assert trusted(PhoneNumber, e164=phone.e164, label=phone.label) == phone
+
+
+def test_trusted_needs_exactly_the_fields_of_the_class() -> None:
+    from crmcore.domain import EmailAddress
+    from crmcore.domain._checks import trusted
+
+    with pytest.raises(ValidationError) as info:
+        trusted(EmailAddress, address="ann@example.com")
+    assert info.value.field == "fields"
+    with pytest.raises(ValidationError):
+        trusted(EmailAddress, address="a@b.org", label="work", extra=1)

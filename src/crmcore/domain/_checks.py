@@ -18,6 +18,7 @@ from crmcore.errors import ValidationError
 
 E = TypeVar("E", bound=enum.Enum)
 T = TypeVar("T")
+A = TypeVar("A", bound=attrs.AttrsInstance)
 
 UTC = dt.UTC
 
@@ -134,3 +135,34 @@ def uuid_value(field: str, value: object) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise ValidationError(field, value, "must be a UUID") from None
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def trusted(cls: type[A], **fields: Any) -> A:
+    """Build an attrs instance from values that already passed its converters, skipping them.
+
+    Only for adapters reading back what crmcore itself validated and stored (an e-mail
+    address is stored normalised, a phone number in E.164): parsing them again on every read
+    is most of the cost of loading a customer and cannot change the result. Never use it for
+    input from outside.
+
+    Args:
+        cls: an attrs class.
+        fields: a value for every field of ``cls``, already in its converted form.
+
+    Raises:
+        ValidationError: ``fields`` does not name exactly the fields of ``cls``.
+    """
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(a.name for a in attrs.fields(cls))
+    if fields.keys() != names:
+        raise ValidationError(
+            "fields", sorted(fields), f"must be exactly the fields of {cls.__name__}"
+        )
+    instance = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(instance, name, value)
+    return instance

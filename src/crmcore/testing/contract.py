@@ -464,6 +464,33 @@ class StoreContract(abc.ABC):
         listed = _read(store, lambda uow: list(uow.customers.iter_all(3)))
         assert listed == [by_number[n] for n in alive]
 
+    def test_customer_repositories_check_their_input(self, store: Store) -> None:
+        customer = _register(store)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as info:
+                uow.customers.get(customer.number.value)  # type: ignore[arg-type]
+            assert info.value.field == "number"
+            for bad in (0, -1, True, "10"):
+                with pytest.raises(ValidationError) as info:
+                    list(uow.customers.iter_all(bad))  # type: ignore[arg-type]
+                assert info.value.field == "batch_size"
+        # Cross-field rules are checked before storing (single fields on assignment).
+        unsourced = _customer(store)
+        unsourced.external_id = "X-1"
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.add(unsourced))
+        assert info.value.field == "source"
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.add_many([_customer(store), unsourced]))
+        assert info.value.field == "source"
+        backdated = _get(store, customer.number)
+        backdated.updated_at = T0 - ONE_DAY
+        with pytest.raises(ValidationError) as info:
+            _write(store, lambda uow: uow.customers.update(backdated))
+        assert info.value.field == "updated_at"
+        assert _read(store, lambda uow: uow.customers.count()) == 1
+        assert _get(store, customer.number) == customer
+
     def test_an_empty_store_lists_nothing(self, store: Store) -> None:
         assert _read(store, lambda uow: uow.customers.count()) == 0
         assert list(_read(store, lambda uow: uow.customers.numbers())) == []
@@ -620,6 +647,62 @@ class StoreContract(abc.ABC):
                 assert list(repo.for_customer(n, limit=0)) == []
                 assert list(repo.for_customer(n, before=cut)) == before
                 assert list(repo.for_customer(n, before=shifted, limit=1)) == before[:1]
+
+    def test_any_uuid_is_stored_as_is_and_ties_break_by_its_integer_value(
+        self, store: Store
+    ) -> None:
+        # Ids of every shape: nil and all-ones, time-based (v1, whose groups some databases
+        # reorder), version 0 and variant bits a database might reject, random ones.
+        ids = [
+            uuid.UUID(int=0),
+            uuid.UUID(int=2**128 - 1),
+            uuid.UUID("0123456789abcdef0123456789abcdef"),
+            uuid.UUID("fedcba9876543210fedcba9876543210"),
+            uuid.UUID("00000001-0002-1003-8004-000000000005"),
+            uuid.UUID("ffffffff-0000-1000-8000-000000000000"),
+            uuid.UUID("00000000-ffff-1000-8000-000000000000"),
+            uuid.UUID("12345678-1234-7234-f234-123456789abc"),
+            uuid.uuid4(),
+        ]
+        customer = _register(store)
+        n = customer.number
+        ixs = [_interaction(n, id=i) for i in ids]
+        txs = [_transaction(store, n, id=i) for i in ids]
+        assert _write(store, lambda uow: uow.interactions.add_many(ixs)) == len(ids)
+        assert _write(store, lambda uow: uow.transactions.add_many(txs)) == len(ids)
+        items: list[Interaction] | list[Transaction]
+        for items in (ixs, txs):
+            expected: list[Any] = sorted(items, key=lambda i: i.id.int, reverse=True)
+            with store.unit_of_work() as uow:
+                repo: Any = uow.interactions if items is ixs else uow.transactions
+                assert list(repo.for_customer(n)) == expected
+                for k in (1, 3, 5):
+                    assert list(repo.for_customer(n, limit=k)) == expected[:k]
+                assert [repo.get(i).id for i in ids] == ids
+
+    def test_the_longest_texts_and_documents_round_trip_exactly(self, store: Store) -> None:
+        # Well past 64 KB each once encoded (a 4-byte character 20,000 times is 80 KB).
+        customer = _register(
+            store,
+            attributes={f"a{i}": "😀" * 2000 for i in range(12)},
+            tags=frozenset({f"t{i}" for i in range(50)}),
+        )
+        n = customer.number
+        notes = "😀" * 20_000
+        ix = _interaction(n, notes=notes)
+        unit = Money.from_minor_units(199, store.reporting_currency)
+        lines = tuple(
+            TransactionLine(f"SKU-{i:04d}-{'x' * 90}", Decimal("1.5"), unit, "é😀" * 250)
+            for i in range(150)
+        )
+        tx = _transaction(store, n, lines=lines)
+        assert _record(store, ix) is True
+        assert _record(store, tx) is True
+        assert _get(store, n) == customer
+        stored_ix = _read(store, lambda uow: uow.interactions.get(ix.id))
+        assert stored_ix == ix and stored_ix.notes == notes
+        stored_tx = _get_transaction(store, tx.id)
+        assert stored_tx == tx and stored_tx.lines == lines
 
     def test_add_many_counts_new_records_and_the_first_of_a_repeat_wins(self, store: Store) -> None:
         customer = _register(store)

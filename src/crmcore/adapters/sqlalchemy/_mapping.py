@@ -34,6 +34,7 @@ from crmcore.domain import (
     TransactionKind,
     TransactionLine,
 )
+from crmcore.domain._checks import trusted
 
 __all__ = [
     "customer_from_row",
@@ -167,8 +168,14 @@ def customer_from_row(
         title=row["title"],
         job_title=row["job_title"],
         organisation=row["organisation"],
-        emails=tuple(EmailAddress(e["address"], ContactLabel(e["label"])) for e in emails),
-        phones=tuple(PhoneNumber(p["e164"], ContactLabel(p["label"])) for p in phones),
+        # Stored normalised by crmcore: not parsed again (see trusted()).
+        emails=tuple(
+            trusted(EmailAddress, address=e["address"], label=ContactLabel(e["label"]))
+            for e in emails
+        ),
+        phones=tuple(
+            trusted(PhoneNumber, e164=p["e164"], label=ContactLabel(p["label"])) for p in phones
+        ),
         addresses=tuple(
             PostalAddress(country, tuple(lines), locality, region, postal, ContactLabel(label))
             for country, lines, locality, region, postal, label in json.loads(row["addresses"])

@@ -10,7 +10,9 @@ Connection ownership:
 * ``SqlStore(connection)`` uses the host's connection: every unit of work is a SAVEPOINT
   (``begin_nested()``) inside the host's transaction. ``commit()`` releases the savepoint and
   ``rollback()`` rolls back to it; the host commits or rolls back its own transaction.
-  crmcore never commits a connection it did not open.
+  crmcore never commits a connection it did not open, and constructing the store leaves the
+  connection's transaction state as it found it (the settings are read in a SAVEPOINT, or
+  outside any transaction in a read-only transaction that is ended again).
 
 SQLite (engines the store created): a unit of work reads outside any transaction until its
 first write, which starts ``BEGIN IMMEDIATE``; writers queue on SQLite's single write lock
@@ -50,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -125,7 +128,9 @@ def configure_sqlite_engine(engine: Engine) -> Engine:
     ``SqlStore.from_url`` does this to the engines it creates. Call it on your own SQLite
     engine before sharing it (or a connection of it) with a :class:`SqlStore`: it attaches
     listeners to this engine only (no global listener) that turn on foreign keys for every
-    connection, set a 30 s busy timeout, switch files to WAL, and replace the ``sqlite3``
+    connection, set a 30 s busy timeout, turn on ``secure_delete`` (deleted content is
+    overwritten with zeros, so erased personal data does not stay readable in the file),
+    switch files to WAL, and replace the ``sqlite3``
     module's legacy transaction handling with explicit ``BEGIN``, which is what makes
     SAVEPOINTs (``begin_nested()``) work. See "Legacy Transaction Mode" in SQLAlchemy's
     SQLite dialect documentation.
@@ -156,6 +161,8 @@ def configure_sqlite_engine(engine: Engine) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Erased personal data must not linger in freed pages or cells of the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         if file:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -401,7 +408,7 @@ class SqlStore:
         t = self._tables.settings
         try:
             if self._connection is not None:
-                stored = self._fetch_currency(self._connection, t)
+                stored = self._fetch_on_host(self._connection, t)
             else:
                 assert self._engine is not None
                 with self._serialized(), self._engine.connect() as conn:
@@ -416,6 +423,22 @@ class SqlStore:
                 f"{stored!r} recorded in the database"
             )
         self._currency = stored
+
+    def _fetch_on_host(self, conn: Connection, t: Table) -> str | None:
+        """Read the currency on the host's connection and leave it as it was found.
+
+        Outside a transaction the read would autobegin one and leave the host unable to
+        ``begin()``: it is ended (rolled back: it only read) afterwards. Inside the host's
+        transaction the read runs in a SAVEPOINT, so a failure cannot abort that transaction.
+        """
+        if conn.in_transaction():
+            with conn.begin_nested():
+                return self._fetch_currency(conn, t)
+        try:
+            return self._fetch_currency(conn, t)
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
 
     def _fetch_currency(self, conn: Connection, t: Table) -> str | None:
         if not inspect(conn).has_table(t.name, schema=t.schema):
@@ -717,7 +740,11 @@ class SqlUnitOfWork:
             return sqlite_insert(table).on_conflict_do_nothing(
                 index_elements=["source", "external_ref"]
             )
-        return insert(table).prefix_with("IGNORE")
+        # Not INSERT IGNORE: that also turns data errors (a rejected value, a missing
+        # customer) into warnings and stores a mangled row. A no-op update on a duplicate
+        # key skips the row and nothing else.
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update(id=stmt.table.c.id)
 
 
 class _Customers:
@@ -736,6 +763,8 @@ class _Customers:
         for item in batch:
             if not isinstance(item, Customer):
                 raise ValidationError("customer", item, "must be a Customer")
+            # Cross-field rules (a customer changed field by field may break them).
+            item.validate()
         if not batch:
             return
         t = self._t
@@ -796,6 +825,7 @@ class _Customers:
         conn = self._uow._write()
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
         t = self._t
         c = t.customers
         number = customer.number
@@ -980,7 +1010,7 @@ class _Customers:
 
 def _key(number: CrmNumber) -> str:
     if not isinstance(number, CrmNumber):
-        raise ValidationError("number", number, "must be a CrmNumber")
+        raise ValidationError("number", number, "must be a CrmNumber (parse text first)")
     return number.value
 
 
@@ -1044,27 +1074,41 @@ class _History(abc.ABC):
         table = self._table()
         with translated(self.kind):
             self._uow._require_customers(conn, (r["customer"] for r in rows))
-            ids = [r["id"] for r in rows]
-            if len(set(ids)) != len(ids):
-                seen: set[uuid.UUID] = set()
-                for i in ids:
-                    if i in seen:
-                        raise DuplicateError(f"{self.kind} id", i)
-                    seen.add(i)
-            for chunk in _chunks(ids):
-                hit = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first()
-                if hit is not None:
-                    raise DuplicateError(f"{self.kind} id", hit[0])
-            # Repeats of a reference within the batch: the first wins.
-            unique: list[dict[str, Any]] = []
+            # As the in-memory store, row by row: "already recorded" (a stored reference, or
+            # one earlier in the batch: the first wins) wins over "id taken", so retrying the
+            # very same record is a no-op; only a record with a new reference (or none) whose
+            # id is taken is a DuplicateError.
+            wanted = sorted(
+                {(r["source"], r["external_ref"]) for r in rows if r["external_ref"] is not None}
+            )
             refs: set[tuple[str, str]] = set()
+            for ref_chunk in _chunks(wanted):
+                refs.update(
+                    (source, ref)
+                    for source, ref in conn.execute(
+                        select(table.c.source, table.c.external_ref).where(
+                            tuple_(table.c.source, table.c.external_ref).in_(ref_chunk)
+                        )
+                    )
+                )
+            unique: list[dict[str, Any]] = []
+            ids: set[uuid.UUID] = set()
             for r in rows:
                 if r["external_ref"] is not None:
                     ref = (r["source"], r["external_ref"])
                     if ref in refs:
                         continue
                     refs.add(ref)
+                if r["id"] in ids:
+                    raise DuplicateError(f"{self.kind} id", r["id"])
+                ids.add(r["id"])
                 unique.append(r)
+            for chunk in _chunks([r["id"] for r in unique]):
+                hit = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first()
+                if hit is not None:
+                    raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
+            if not unique:
+                return 0
             new = self._insert(conn, table, unique)
             if new:
                 self._fold(conn, new)
@@ -1076,13 +1120,15 @@ class _History(abc.ABC):
         """Insert skipping stored references; return the rows that were new.
 
         One executemany (multi-row VALUES / pipelined) with the dialect's "skip on conflict"
-        (ON CONFLICT DO NOTHING, INSERT IGNORE). When the driver reports fewer rows than were
-        sent, the ids (pre-checked to be new) are looked up to tell which rows landed; this
-        stays exact when a concurrent unit recorded some of the same references first.
+        (ON CONFLICT DO NOTHING, ON DUPLICATE KEY UPDATE id = id). When the driver reports
+        fewer rows than were sent, or cannot tell (MySQL's found-rows count reports a skipped
+        duplicate like an inserted row), the ids (pre-checked to be new) are looked up to
+        tell which rows landed; this stays exact when a concurrent unit recorded some of the
+        same references first.
         """
         stmt = self._uow._insert_ignoring_refs(table)
         result = conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
-        if result.rowcount == len(rows):
+        if result.rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
             return rows
         inserted: set[uuid.UUID] = set()
         for chunk in _chunks([r["id"] for r in rows]):
@@ -1135,11 +1181,9 @@ class _History(abc.ABC):
             query = query.limit(limit)
         with translated(self.kind):
             rows = conn.execute(query).mappings().all()
-        items = [self._from_row(r) for r in rows]
-        # UUID order differs between native uuid and text storage only in representation;
-        # re-sort in Python so every dialect agrees with the in-memory store exactly.
-        items.sort(key=lambda i: (i.occurred_at, i.id.int), reverse=True)
-        return items
+        # Ids sort like uuid.int on every dialect (see RECORD_ID), so the database picks the
+        # same rows for ``limit`` as the in-memory store, in the same order.
+        return [self._from_row(r) for r in rows]
 
 
 def _as_uuid(value: object) -> uuid.UUID:

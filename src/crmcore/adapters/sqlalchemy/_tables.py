@@ -20,11 +20,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    Uuid,
 )
 from sqlalchemy.sql.naming import conv
 
-from crmcore.adapters.sqlalchemy._types import UtcDateTime
+from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.errors import ConfigurationError
 
 __all__ = ["NAMING_CONVENTION", "CrmTables", "build_tables"]
@@ -196,10 +195,10 @@ def build_tables(
         Column("owner", String(200)),
         Column("source", String(100)),
         Column("external_id", String(200)),
-        Column("addresses", Text),
-        Column("attributes", Text),
-        Column("consents", Text),
-        Column("stage_history", Text),
+        Column("addresses", LONG_TEXT),
+        Column("attributes", LONG_TEXT),
+        Column("consents", LONG_TEXT),
+        Column("stage_history", LONG_TEXT),
         Column("created_at", UtcDateTime),
         Column("updated_at", UtcDateTime),
         Column("version", Integer, nullable=False),
@@ -268,7 +267,7 @@ def build_tables(
     tx_t = f"{p}transactions"
     transactions = child(
         "transactions",
-        Column("id", Uuid, nullable=False),
+        Column("id", RECORD_ID, nullable=False),
         Column("occurred_at", UtcDateTime, nullable=False),
         Column("kind", _CODE, nullable=False),
         Column("amount_minor", BigInteger, nullable=False),
@@ -277,7 +276,7 @@ def build_tables(
         Column("channel", _CODE, nullable=False),
         Column("source", String(100)),
         Column("external_ref", String(200)),
-        Column("lines", Text, nullable=False),
+        Column("lines", LONG_TEXT, nullable=False),
         Column("occurred_us", BigInteger, nullable=False),
         _pk(tx_t, "id"),
         _uq(tx_t, "source", "external_ref"),
@@ -287,13 +286,13 @@ def build_tables(
     ix_t = f"{p}interactions"
     interactions = child(
         "interactions",
-        Column("id", Uuid, nullable=False),
+        Column("id", RECORD_ID, nullable=False),
         Column("occurred_at", UtcDateTime, nullable=False),
         Column("channel", _CODE, nullable=False),
         Column("direction", _CODE, nullable=False),
         Column("kind", _CODE, nullable=False),
         Column("subject", String(500)),
-        Column("notes", Text),
+        Column("notes", LONG_TEXT),
         Column("outcome", String(500)),
         Column("agent", String(200)),
         Column("follow_up_due", UtcDateTime),

@@ -1,18 +1,31 @@
-"""Column types: timezone-aware UTC instants on every dialect."""
+"""Column types: timezone-aware UTC instants and record ids that sort alike on every dialect."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Text, Uuid
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from crmcore.errors import ValidationError
 
-__all__ = ["UtcDateTime"]
+__all__ = ["LONG_TEXT", "RECORD_ID", "UtcDateTime"]
+
+RECORD_ID: Final = Uuid().with_variant(Uuid(native_uuid=False), "mysql", "mariadb")
+"""The type of transaction and interaction ids.
+
+PostgreSQL's native ``uuid`` and SQLite's ``CHAR(32)`` hex sort like ``uuid.int``, the order
+the in-memory store breaks ties of ``occurred_at`` by. MariaDB's native ``UUID`` does not
+(it reorders the groups of time-based UUIDs) and rejects values it deems invalid, so
+MariaDB/MySQL store ``CHAR(32)`` lower-case hex too (``utf8mb4_bin``: sorts like the integer).
+"""
+
+LONG_TEXT: Final = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+"""Unbounded text (notes, JSON documents): MariaDB/MySQL's ``TEXT`` holds only 64 KB, so they
+get ``LONGTEXT`` (in the table's ``utf8mb4``/``utf8mb4_bin``, like every other column)."""
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):

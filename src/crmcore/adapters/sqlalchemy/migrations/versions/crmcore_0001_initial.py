@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from crmcore.adapters.sqlalchemy._types import UtcDateTime
+from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.adapters.sqlalchemy.migrations import options
 
 revision = "crmcore_0001"
@@ -59,10 +59,10 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(length=200), nullable=True),
         sa.Column("source", sa.String(length=100), nullable=True),
         sa.Column("external_id", sa.String(length=200), nullable=True),
-        sa.Column("addresses", sa.Text(), nullable=True),
-        sa.Column("attributes", sa.Text(), nullable=True),
-        sa.Column("consents", sa.Text(), nullable=True),
-        sa.Column("stage_history", sa.Text(), nullable=True),
+        sa.Column("addresses", LONG_TEXT, nullable=True),
+        sa.Column("attributes", LONG_TEXT, nullable=True),
+        sa.Column("consents", LONG_TEXT, nullable=True),
+        sa.Column("stage_history", LONG_TEXT, nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=True),
         sa.Column("updated_at", UtcDateTime(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -181,13 +181,13 @@ def upgrade() -> None:
     op.create_table(
         f"{p}interactions",
         sa.Column("customer", sa.String(length=32), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", RECORD_ID, nullable=False),
         sa.Column("occurred_at", UtcDateTime(), nullable=False),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("direction", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=500), nullable=True),
-        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("notes", LONG_TEXT, nullable=True),
         sa.Column("outcome", sa.String(length=500), nullable=True),
         sa.Column("agent", sa.String(length=200), nullable=True),
         sa.Column("follow_up_due", UtcDateTime(), nullable=True),
@@ -232,7 +232,7 @@ def upgrade() -> None:
     op.create_table(
         f"{p}transactions",
         sa.Column("customer", sa.String(length=32), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", RECORD_ID, nullable=False),
         sa.Column("occurred_at", UtcDateTime(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
@@ -241,7 +241,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("source", sa.String(length=100), nullable=True),
         sa.Column("external_ref", sa.String(length=200), nullable=True),
-        sa.Column("lines", sa.Text(), nullable=False),
+        sa.Column("lines", LONG_TEXT, nullable=False),
         sa.Column("occurred_us", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer"], [f"{q}customers.number"], name=op.f(f"fk_{p}transactions_customer")
