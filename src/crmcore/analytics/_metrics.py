@@ -46,6 +46,30 @@ CHANNELS: Final = tuple(InteractionChannel)
 
 CORE_FIELDS: Final = frozenset(FIELDS) - PROFILE_FIELDS - CHANNEL_FIELDS
 
+RAW_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "frequency": ("purchase_count",),
+    "refunds": ("refund_count",),
+    "monetary": ("purchase_minor", "refund_minor"),
+    "recency_days": ("purchase_count", "last_purchase_us"),
+    "last_purchase_at": ("purchase_count", "last_purchase_us"),
+    "first_purchase_at": ("purchase_count", "first_purchase_us"),
+    "created_at": ("created_us",),
+    "tenure_days": ("created_us",),
+    "interactions": ("interaction_count",),
+    "complaints": ("complaint_count",),
+    "last_interaction_at": ("interaction_count", "last_interaction_us"),
+    "stage": ("stage",),
+}
+"""The maintained aggregate columns (memory and SQL stores alike) each field is computed from."""
+
+
+def raw_columns_needed(fields: frozenset[str]) -> set[str]:
+    """The aggregate columns a snapshot of ``fields`` must read."""
+    out: set[str] = set()
+    for name in fields:
+        out.update(RAW_COLUMNS.get(name, ()))
+    return out
+
 
 class Categorical:
     """A text column as integer codes into a tuple of distinct values (-1: no value).

@@ -27,6 +27,7 @@ from crmcore.analytics._metrics import (
     ProfileColumns,
     TagIndex,
     build_metrics,
+    raw_columns_needed,
     resolve_fields,
     row_from_aggregate,
 )
@@ -48,28 +49,7 @@ _TX_COLUMNS: Final = (
     "last_purchase_us",
 )
 _IX_COLUMNS: Final = ("interaction_count", "complaint_count", "last_interaction_us")
-_NEEDS: Final[dict[str, tuple[str, ...]]] = {
-    "frequency": ("purchase_count",),
-    "refunds": ("refund_count",),
-    "monetary": ("purchase_minor", "refund_minor"),
-    "recency_days": ("purchase_count", "last_purchase_us"),
-    "last_purchase_at": ("purchase_count", "last_purchase_us"),
-    "first_purchase_at": ("purchase_count", "first_purchase_us"),
-    "created_at": ("created_us",),
-    "tenure_days": ("created_us",),
-    "interactions": ("interaction_count",),
-    "complaints": ("complaint_count",),
-    "last_interaction_at": ("interaction_count", "last_interaction_us"),
-    "stage": ("stage",),
-}
 _COMPLAINT_CODE: Final = 1  # InteractionKind declaration order: inquiry, complaint, ...
-
-
-def _raw_needed(fields: frozenset[str]) -> set[str]:
-    out: set[str] = set()
-    for name in fields:
-        out.update(_NEEDS.get(name, ()))
-    return out
 
 
 class MemoryMetrics:
@@ -97,7 +77,7 @@ class MemoryMetrics:
             alive = state.aggregates.view("alive").astype(np.bool_)
             rows = np.flatnonzero(alive)
             every = len(rows) == total
-            raw = _raw_needed(chosen)
+            raw = raw_columns_needed(chosen)
             current = as_of_us >= state.latest_event_us
             values: dict[str, Int64Array] = {}
             for name in raw:
@@ -151,9 +131,9 @@ class MemoryMetrics:
                 raise NotFound("customer", number)
             row = state.row_of[number]
             columns = state.aggregates.columns
-            agg = {name: int(columns[name][row]) for name in _raw_needed(chosen)}
+            agg = {name: int(columns[name][row]) for name in raw_columns_needed(chosen)}
             stale = as_of_us < state.latest_event_us
-            if stale and _raw_needed(chosen) & set(_TX_COLUMNS + _IX_COLUMNS):
+            if stale and raw_columns_needed(chosen) & set(_TX_COLUMNS + _IX_COLUMNS):
                 one = np.array([row], dtype=np.int64)
                 size = state.aggregates.size
                 for name, column in {

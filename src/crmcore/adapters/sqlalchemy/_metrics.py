@@ -48,6 +48,7 @@ from crmcore.analytics._metrics import (
     ProfileColumns,
     TagIndex,
     build_metrics,
+    raw_columns_needed,
     resolve_fields,
 )
 from crmcore.analytics._rfm import RfmPolicy, RfmResult
@@ -61,27 +62,11 @@ if TYPE_CHECKING:
 
 __all__ = ["SqlMetrics", "crm_numbers"]
 
-_NEEDS: Final[dict[str, tuple[str, ...]]] = {
-    "frequency": ("purchase_count",),
-    "refunds": ("refund_count",),
-    "monetary": ("purchase_minor", "refund_minor"),
-    "recency_days": ("purchase_count", "last_purchase_us"),
-    "last_purchase_at": ("purchase_count", "last_purchase_us"),
-    "first_purchase_at": ("purchase_count", "first_purchase_us"),
-    "created_at": ("created_us",),
-    "tenure_days": ("created_us",),
-    "interactions": ("interaction_count",),
-    "complaints": ("complaint_count",),
-    "last_interaction_at": ("interaction_count", "last_interaction_us"),
-    "stage": ("stage",),
-}
 _TEXT_PROFILE: Final = ("gender", "owner", "country")
 
 
 def _raw_for_snapshot(fields: frozenset[str]) -> list[str]:
-    out: set[str] = set()
-    for name in fields:
-        out.update(_NEEDS.get(name, ()))
+    out = raw_columns_needed(fields)
     if fields & CHANNEL_FIELDS:
         out.update(CHANNEL_NAMES.values())
     return sorted(out)
