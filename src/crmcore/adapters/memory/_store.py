@@ -380,6 +380,7 @@ class _Customers:
 
     def find(self, number: CrmNumber) -> Customer | None:
         self._uow._check_active()
+        _check_number(number)
         found = self._state.customers.get(number)
         return None if found is None else _copy(found)
 
