@@ -19,7 +19,8 @@ PACKAGE_EXTRAS = ".[all,dataframes]"
 @nox.session
 def tests(session: nox.Session) -> None:
     """The full test suite: unit, contract on every backend, integration, docs examples."""
-    session.install("-e", PACKAGE_EXTRAS, "pytest-xdist>=3.5", "coverage[toml]>=7")
+    # duckdb: the benchmark smoke test runs the baselines (they are not crmcore dependencies).
+    session.install("-e", PACKAGE_EXTRAS, "pytest-xdist>=3.5", "coverage[toml]>=7", "duckdb>=1.0")
     args = session.posargs or ["-n", "2"]
     session.run("pytest", *args, env={"PYTHONHASHSEED": "0"})
 
