@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -55,6 +55,7 @@ __all__ = ["BulkResult", "Crm", "Customer360", "RecordResult"]
 
 EventHandler = Callable[[DomainEvent], None]
 _T = TypeVar("_T")
+_R = TypeVar("_R", Interaction, Transaction)
 
 
 def _iterable(value: object) -> bool:
@@ -67,7 +68,7 @@ def _union(first: tuple[_T, ...], second: tuple[_T, ...]) -> tuple[_T, ...]:
 
 
 @attrs.frozen
-class RecordResult:
+class RecordResult(Generic[_R]):
     """What recording a transaction or interaction did.
 
     Attributes:
@@ -76,7 +77,7 @@ class RecordResult:
             nothing was written.
     """
 
-    record: Any
+    record: _R
     created: bool
 
 
@@ -449,7 +450,7 @@ class Crm:
 
     # -- history -----------------------------------------------------------------------------
 
-    def record_interaction(self, interaction: Interaction) -> RecordResult:
+    def record_interaction(self, interaction: Interaction) -> RecordResult[Interaction]:
         """Record an interaction; idempotent on ``(source, external_ref)``.
 
         Raises:
@@ -475,7 +476,7 @@ class Crm:
             return self._earlier_interaction(interaction)
         return RecordResult(interaction, created=True)
 
-    def _earlier_interaction(self, interaction: Interaction) -> RecordResult:
+    def _earlier_interaction(self, interaction: Interaction) -> RecordResult[Interaction]:
         assert interaction.source is not None and interaction.external_ref is not None
         with self.store.unit_of_work() as uow:
             earlier = uow.interactions.find_by_external_ref(
@@ -515,7 +516,7 @@ class Crm:
             )
         return attrs.evolve(transaction, reporting_total=converted)
 
-    def record_transaction(self, transaction: Transaction) -> RecordResult:
+    def record_transaction(self, transaction: Transaction) -> RecordResult[Transaction]:
         """Record a purchase or refund; idempotent on ``(source, external_ref)``.
 
         Recording the same ``(source, external_ref)`` again (an ERP sync retried) stores
@@ -544,6 +545,8 @@ class Crm:
             assert tx.source is not None and tx.external_ref is not None
             with self.store.unit_of_work() as uow:
                 earlier = uow.transactions.find_by_external_ref(tx.source, tx.external_ref)
+            if earlier is None:  # pragma: no cover - only if erased between the two units
+                raise NotFound("transaction", f"{tx.source}/{tx.external_ref}")
             return RecordResult(earlier, created=False)
         return RecordResult(tx, created=True)
 
