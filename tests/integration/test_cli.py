@@ -448,3 +448,48 @@ def test_unwritable_output_is_an_error_not_a_traceback(db: str, run: Run, tmp_pa
     assert result.exit_code == 1
     assert "No such file or directory" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_error_report_may_not_overwrite_the_input(db: str, run: Run, tmp_path: Path) -> None:
+    source = write(tmp_path / "c.csv", "external_id,given_name\nA1,Ann\n")
+    result = run("import", "customers", str(source), "--db", db, "--errors", str(source))
+    assert result.exit_code == 2
+    assert "input file" in result.output
+    assert source.read_text(encoding="utf-8") == "external_id,given_name\nA1,Ann\n"
+
+
+def test_out_of_range_instants_and_amounts_are_clean_errors(
+    db: str, run: Run, tmp_path: Path
+) -> None:
+    result = run("rfm", "--db", db, "--as-of", "0001-01-01T00:00:00+05:00")
+    assert result.exit_code == 2
+    assert "range" in result.output
+    _customers(db, run, tmp_path)
+    source = write(
+        tmp_path / "t.csv",
+        """
+customer_external_id,occurred_at,kind,amount,currency,channel,source,external_ref
+A1,2026-01-01T00:00:00+00:00,purchase,1e999999,EUR,online,erp,T1
+""",
+    )
+    result = run("import", "transactions", str(source), "--db", db)
+    assert result.exit_code == 1
+    errors = read_errors(tmp_path / "t.errors.csv")
+    assert errors[0]["field"] == "amount"
+
+
+def test_a_refused_segment_run_leaves_the_saved_rule_alone(
+    db: str, run: Run, tmp_path: Path
+) -> None:
+    _customers(db, run, tmp_path)
+    first = ("segment", "--db", db, "--save", "s1", "--as-of", "2026-01-01")
+    assert run(*first, "--rule", "frequency >= 0").exit_code == 0
+    again = run(*first, "--rule", "frequency >= 99")
+    assert again.exit_code == 1
+    assert "already has a run" in again.output
+    store = SqlStore.from_url(db)
+    try:
+        with store.unit_of_work() as uow:
+            assert uow.segments.get("s1").rule == "frequency >= 0"
+    finally:
+        store.close()

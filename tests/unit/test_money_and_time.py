@@ -93,6 +93,8 @@ def test_transactions_validate_amount_currency_and_reference() -> None:
 def test_extreme_values_raise_validation_errors_not_arithmetic_errors() -> None:
     with pytest.raises(ValidationError, match="too large"):
         Money(Decimal("1" * 27 + ".123"), "EUR")
+    with pytest.raises(ValidationError, match="too large"):
+        Money(Decimal("1e999999"), "EUR")
     with pytest.raises(ValidationError, match="range"):
         Interaction(
             DEFAULT_SCHEME.format(7),

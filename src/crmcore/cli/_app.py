@@ -40,6 +40,8 @@ from crmcore.testing.synthetic import DEMO_END, populate
 
 __all__ = ["CliConfig", "cli", "main"]
 
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
 
 class _Group(click.Group):
     """A group whose commands report crmcore and database errors as messages, not tracebacks."""
@@ -161,6 +163,10 @@ def import_(
     if not file.is_file():
         raise CliError(f"{file}: no such file", EXIT_USAGE)
     report_path = errors_path or file.with_name(f"{file.stem}.errors.csv")
+    if report_path.resolve() == file.resolve():
+        raise CliError(
+            f"--errors: {report_path} is the input file; choose another path", EXIT_USAGE
+        )
     report = ErrorReport(report_path)
     console = err_console()
     with open_store(db) as store:
@@ -301,6 +307,10 @@ def segment(db: str | None, rule: str, as_of: str | None, name: str | None, out:
             run = None
         else:
             with store.unit_of_work() as uow:
+                # Refuse before saving: a failed run must not leave a changed rule behind.
+                previous = uow.segments.latest_membership(name, before=when + _ONE_MICROSECOND)
+                if previous is not None and previous.as_of == when:
+                    raise CliError(f"segment {name!r} already has a run as of {when.isoformat()}")
                 uow.segments.save(Segment(name, rule))
                 uow.commit()
             run = analytics.run_segment(name, when)

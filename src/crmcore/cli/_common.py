@@ -271,7 +271,10 @@ def parse_instant(value: str, option: str) -> dt.datetime:
         raise CliError(
             f"{option}: {value!r} has no UTC offset; add one (e.g. +00:00 or Z)", EXIT_USAGE
         )
-    return instant.astimezone(dt.UTC)
+    try:
+        return instant.astimezone(dt.UTC)
+    except OverflowError:
+        raise CliError(f"{option}: {value!r} is out of the supported range", EXIT_USAGE) from None
 
 
 def out_console() -> Console:

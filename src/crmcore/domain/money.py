@@ -40,6 +40,7 @@ CURRENCY_EXPONENTS: Final[dict[str, int]] = {
 
 # Amounts are bounded so that minor units always fit in a signed 64-bit integer column.
 _MAX_MINOR: Final = 10**17
+_MAX_DIGITS: Final = 17
 # Enough precision for any amount below _MAX_MINOR with up to 4 decimals, independent of the
 # host's thread-local decimal context.
 _CONTEXT: Final = decimal.Context(prec=40, traps=[decimal.InvalidOperation])
@@ -102,7 +103,9 @@ class Money:
 
     def __attrs_post_init__(self) -> None:
         exponent = CURRENCY_EXPONENTS[self.currency]
-        # Size first: quantizing a huge or absurdly precise number would overflow the context.
+        # Size first: quantizing (or even scaling) a huge number would overflow the context.
+        if self.amount and self.amount.adjusted() + exponent > _MAX_DIGITS:
+            raise ValidationError("amount", self.amount, "is too large")
         if abs(self.amount) * (10**exponent) >= _MAX_MINOR:
             raise ValidationError("amount", self.amount, "is too large")
         try:
