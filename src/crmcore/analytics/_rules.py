@@ -53,6 +53,10 @@ _UNITS: Final = (
     ("seconds", 1_000_000),
     ("microseconds", 1),
 )
+_INSTANT_RANGE = (
+    to_us(dt.datetime.min.replace(tzinfo=dt.UTC)),
+    to_us(dt.datetime.max.replace(tzinfo=dt.UTC)),
+)
 
 
 @attrs.frozen
@@ -613,7 +617,7 @@ class _Parser:
             shift = self.duration(node.right)
             sign = 1 if isinstance(node.op, ast.Add) else -1
             if isinstance(base, At):
-                return At(base.us + sign * shift)
+                return self.in_range(At(base.us + sign * shift), node)
             if isinstance(base, Ago):
                 return Ago(base.us - sign * shift)
             raise self.fail("only instants take + / - durations", node.left)
@@ -644,7 +648,13 @@ class _Parser:
             raise self.fail(
                 f"datetime({text!r}) needs a UTC offset (naive times are ambiguous)", node
             )
-        return At(to_us(moment))
+        return self.in_range(At(to_us(moment)), node)
+
+    def in_range(self, instant: At, node: ast.expr) -> At:
+        """Instants must be representable as datetimes (year 1 to 9999, UTC)."""
+        if not _INSTANT_RANGE[0] <= instant.us <= _INSTANT_RANGE[1]:
+            raise self.fail("instant out of range (years 1 to 9999, UTC)", node)
+        return instant
 
     def duration(self, node: ast.expr) -> int:
         if (

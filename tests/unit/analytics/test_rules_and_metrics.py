@@ -10,6 +10,7 @@ import datetime as dt
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ from crmcore.analytics import (
     parse_rule,
     tag,
 )
+from crmcore.errors import RuleSyntaxError
 from crmcore.testing import strategies
 
 LOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -327,3 +329,15 @@ def test_rules_of_the_builder_equal_parsed_rules():
     relative = F.last_purchase_at >= ago(days=30)
     assert str(relative) == "last_purchase_at >= now() - days(30)"
     assert relative == parse_rule("last_purchase_at >= now() - days(30)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "created_at > datetime('9999-12-31T23:59:59+00:00') + days(1000000)",
+        "created_at > datetime('0001-01-01T00:00:00+14:00')",
+    ],
+)
+def test_instants_outside_the_datetime_range_are_syntax_errors(text: str) -> None:
+    with pytest.raises(RuleSyntaxError, match="out of range"):
+        parse_rule(text)
