@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import numpy as np
@@ -572,9 +572,16 @@ class _History:
 
     kind: str
 
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
+    def __init__(
+        self,
+        uow: MemoryUnitOfWork,
+        items: dict[uuid.UUID, Any],
+        by_customer: dict[CrmNumber, list[uuid.UUID]],
+        refs: dict[tuple[str, str], uuid.UUID],
+    ) -> None:
         self._uow = uow
         self._state = uow._state
+        self._history = (items, by_customer, refs)
 
     def _stores(
         self,
@@ -583,7 +590,7 @@ class _History:
         dict[CrmNumber, list[uuid.UUID]],
         dict[tuple[str, str], uuid.UUID],
     ]:
-        raise NotImplementedError  # pragma: no cover - overridden by both subclasses
+        return self._history
 
     def _store_item(self, item: _HistoryItem) -> bool:
         self._uow._check_active()
@@ -710,9 +717,9 @@ class _History:
 class _Interactions(_History):
     kind = "interaction"
 
-    def _stores(self):  # type: ignore[no-untyped-def]
-        s = self._state
-        return s.interactions, s.interactions_of, s.interaction_refs
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        state = uow._state
+        super().__init__(uow, state.interactions, state.interactions_of, state.interaction_refs)
 
     def add(self, interaction: Interaction) -> bool:
         if not isinstance(interaction, Interaction):
@@ -787,9 +794,9 @@ class _Interactions(_History):
 class _Transactions(_History):
     kind = "transaction"
 
-    def _stores(self):  # type: ignore[no-untyped-def]
-        s = self._state
-        return s.transactions, s.transactions_of, s.transaction_refs
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        state = uow._state
+        super().__init__(uow, state.transactions, state.transactions_of, state.transaction_refs)
 
     def add(self, transaction: Transaction) -> bool:
         if not isinstance(transaction, Transaction):
