@@ -799,19 +799,9 @@ class _Transactions(_History):
         super().__init__(uow, state.transactions, state.transactions_of, state.transaction_refs)
 
     def add(self, transaction: Transaction) -> bool:
-        if not isinstance(transaction, Transaction):
-            raise ValidationError("transaction", transaction, "must be a Transaction")
+        self._check(transaction)
         reporting = transaction.reporting_total
-        if reporting is None:
-            raise ValidationError(
-                "reporting_total", None, "must be set before storing (the services do this)"
-            )
-        if reporting.currency != self._uow._store.reporting_currency:
-            raise ValidationError(
-                "reporting_total.currency",
-                reporting.currency,
-                f"must be the store's reporting currency {self._uow._store.reporting_currency}",
-            )
+        assert reporting is not None  # _check verified it
         if not self._store_item(transaction):
             return False
         state = self._state
