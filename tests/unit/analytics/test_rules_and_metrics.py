@@ -194,6 +194,43 @@ def test_erased_customers_leave_the_snapshot():
     assert metrics.numbers().tolist() == [bob.number]
 
 
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["retag", "erase", "retag-rolled-back", "erase-rolled-back"]),
+            st.integers(0, 5),
+            st.frozensets(st.sampled_from(TAGS), max_size=3),
+        ),
+        max_size=12,
+    )
+)
+def test_snapshot_tags_follow_updates_erasures_and_rollbacks(ops):
+    # The store keeps a tag -> rows index for snapshots; it must follow every write and
+    # every rollback exactly as the Customer objects do.
+    store = InMemoryStore()
+    crm = Crm(store, clock=FixedClock(HIGH))
+    numbers = [crm.register(f"C{i}", tags=sorted(TAGS[i % 3 : i % 3 + 2])).number for i in range(6)]
+    for op, which, tags in ops:
+        number = numbers[which]
+        with store.unit_of_work() as uow:
+            if uow.customers.find(number) is None:
+                continue
+            if op.startswith("retag"):
+                customer = uow.customers.get(number)
+                customer.tags = tags
+                uow.customers.update(customer)
+            else:
+                uow.customers.erase(number)
+            if not op.endswith("rolled-back"):
+                uow.commit()
+    expected = {number: row["tags"] for number, row in reference_rows(store, HIGH).items()}
+    for fields in (None, ["tags"], ["tags", "frequency"]):
+        metrics = store.metrics_source().snapshot(HIGH, fields)
+        got = {n.value: metrics.tags.of_row(i) for i, n in enumerate(metrics.numbers())}
+        assert got == expected
+
+
 # -- rules ---------------------------------------------------------------------------------------
 
 _INSTANT_LOW, _INSTANT_HIGH = to_us(LOW), to_us(HIGH)

@@ -50,6 +50,8 @@ _TX_COLUMNS: Final = (
 )
 _IX_COLUMNS: Final = ("interaction_count", "complaint_count", "last_interaction_us")
 _COMPLAINT_CODE: Final = 1  # InteractionKind declaration order: inquiry, complaint, ...
+_WALKED_FIELDS: Final = frozenset({"gender", "owner", "country", "birth_year"})
+"""Profile fields read from the Customer objects (tags come from the store's tag index)."""
 
 
 class MemoryMetrics:
@@ -95,8 +97,14 @@ class MemoryMetrics:
             numbers_list = state.row_numbers
             profile = None
             if chosen & (PROFILE_FIELDS - {"crm_number"}):
-                customers = [state.customers[numbers_list[r]] for r in rows.tolist()]
-                profile = _profile(customers, chosen)
+                walked = chosen & _WALKED_FIELDS
+                customers = (
+                    [state.customers[numbers_list[r]] for r in rows.tolist()] if walked else []
+                )
+                tags = (
+                    _tag_index(state.by_tag, rows, every) if "tags" in chosen else TagIndex({}, 0)
+                )
+                profile = _profile(customers, chosen, tags)
 
         def numbers() -> ObjectArray:
             listed = np.empty(total, dtype=object)
@@ -217,9 +225,26 @@ def _country(customer: Customer) -> str | None:
     return customer.addresses[0].country if customer.addresses else None
 
 
-def _profile(customers: Sequence[Customer], chosen: frozenset[str]) -> ProfileColumns:
-    # Only the requested fields are built: walking a million customers for their gender,
-    # owner and country when a rule only asks for tags was most of a rule run's time.
+def _tag_index(by_tag: dict[str, set[int]], rows: Int64Array, every: bool) -> TagIndex:
+    """The snapshot's tag index from the store's maintained tag -> aggregate rows map.
+
+    Only live customers are in ``by_tag``, so every held row is one of ``rows`` (sorted);
+    its snapshot position is its index there.
+    """
+    out: dict[str, Int64Array] = {}
+    for tag, held in by_tag.items():
+        hits = np.fromiter(held, dtype=np.int64, count=len(held))
+        hits.sort()
+        out[tag] = hits if every else np.searchsorted(rows, hits).astype(np.int64)
+    return TagIndex(out, len(rows))
+
+
+def _profile(
+    customers: Sequence[Customer], chosen: frozenset[str], tags: TagIndex
+) -> ProfileColumns:
+    # Only the requested fields are built, and tags come from the store's tag index: walking
+    # a million customers for their gender, owner and country when a rule only asks for tags
+    # was most of a rule run's time.
     unused = Categorical.from_values(())
     births = [
         c.birth_date.year if c.birth_date is not None else -1
@@ -239,9 +264,7 @@ def _profile(customers: Sequence[Customer], chosen: frozenset[str]) -> ProfileCo
         else unused,
         birth_year=birth_year,
         birth_year_missing=missing,
-        tags=TagIndex.from_sets((c.tags for c in customers), len(customers))
-        if "tags" in chosen
-        else TagIndex.from_sets((), 0),
+        tags=tags,
     )
 
 

@@ -108,6 +108,9 @@ class _State:
     by_external_id: dict[tuple[str, str], CrmNumber] = attrs.Factory(dict)
     by_email: dict[str, set[CrmNumber]] = attrs.Factory(dict)
     by_phone: dict[str, set[CrmNumber]] = attrs.Factory(dict)
+    # tag -> aggregate rows of the live customers holding it: rule snapshots read tags from
+    # here instead of walking every Customer object (the rows are what a snapshot indexes).
+    by_tag: dict[str, set[int]] = attrs.Factory(dict)
     interactions: dict[uuid.UUID, Interaction] = attrs.Factory(dict)
     interactions_of: dict[CrmNumber, list[uuid.UUID]] = attrs.Factory(dict)
     interaction_refs: dict[tuple[str, str], uuid.UUID] = attrs.Factory(dict)
@@ -322,6 +325,9 @@ class _Customers:
         if customer.external_id is not None:
             assert customer.source is not None
             self._state.by_external_id[(customer.source, customer.external_id)] = customer.number
+        row = self._state.row_of[customer.number]
+        for tag in customer.tags:
+            self._state.by_tag.setdefault(tag, set()).add(row)
 
     def _unindex(self, customer: Customer) -> None:
         for email in customer.emails:
@@ -331,6 +337,13 @@ class _Customers:
         if customer.external_id is not None:
             assert customer.source is not None
             self._state.by_external_id.pop((customer.source, customer.external_id), None)
+        row = self._state.row_of[customer.number]
+        for tag in customer.tags:
+            holders = self._state.by_tag.get(tag)
+            if holders is not None:
+                holders.discard(row)
+                if not holders:
+                    del self._state.by_tag[tag]
 
     def _check_external_id(self, customer: Customer) -> None:
         if customer.external_id is None:
@@ -352,12 +365,12 @@ class _Customers:
         self._check_external_id(customer)
         stored = _copy(customer)
         state.customers[number] = stored
-        self._index(stored)
         row = state.aggregates.append(
             stage=stored.stage.code, created_us=to_us(stored.created_at), alive=1
         )
         state.row_of[number] = row
         state.row_numbers.append(number)
+        self._index(stored)
 
         def undo() -> None:
             self._unindex(stored)
