@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from crmcore._epoch import to_us
 from crmcore.domain import (
@@ -48,6 +48,9 @@ __all__ = [
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+_NO_LINES: Final = _dumps([])  # "[]": most transactions carry no lines
 
 
 def _opt_value(member: Any) -> str | None:
@@ -227,7 +230,9 @@ def transaction_row(tx: Transaction) -> dict[str, Any]:
                 [li.sku, str(li.quantity), li.unit_price.minor_units, li.description]
                 for li in tx.lines
             ]
-        ),
+        )
+        if tx.lines
+        else _NO_LINES,
     }
 
 

@@ -59,6 +59,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
+from crmcore.adapters.sqlalchemy._bulk import BulkInsert
 from crmcore.adapters.sqlalchemy._errors import translate, translated
 from crmcore.adapters.sqlalchemy._mapping import (
     customer_from_row,
@@ -236,6 +237,8 @@ class SqlStore:
         # Units on one shared SQLite connection (":memory:") must not interleave.
         self._serial: threading.RLock | None = None
         self._local = threading.local()
+        # Compiled bulk INSERTs (see _bulk.py) by table name, conflict clause and columns.
+        self._bulk_inserts: dict[tuple[str, bool, tuple[str, ...]], BulkInsert | None] = {}
         self._allocator = SqlNumberAllocator(self)
         self._read_settings()
 
@@ -746,6 +749,33 @@ class SqlUnitOfWork:
         stmt = mysql_insert(table)
         return stmt.on_duplicate_key_update(id=stmt.table.c.id)
 
+    def _bulk_insert(
+        self, conn: Connection, table: Table, columns: Sequence[str], *, ignoring_refs: bool
+    ) -> BulkInsert | None:
+        """``table``'s INSERT (:meth:`_insert_ignoring_refs` or plain) compiled for
+        ``columns`` (None: use ``execute``)."""
+        if conn.get_execution_options().get("schema_translate_map"):
+            return None  # rendered per execution by SQLAlchemy; not cached here
+        key = (table.name, ignoring_refs, tuple(columns))
+        cache = self._store._bulk_inserts
+        if key not in cache:
+            stmt = self._insert_ignoring_refs(table) if ignoring_refs else insert(table)
+            try:
+                cache[key] = BulkInsert(stmt, conn.dialect, key[2])
+            except ValueError:  # binds other than the given columns (a default): not cached
+                cache[key] = None
+        return cache[key]
+
+    def _insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """A plain INSERT of ``rows`` (all with the same keys), as ``conn.execute`` does it."""
+        if not rows:
+            return
+        bulk = self._bulk_insert(conn, table, list(rows[0]), ignoring_refs=False)
+        if bulk is None:
+            conn.execute(insert(table), rows)
+        else:
+            bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
+
 
 class _Customers:
     def __init__(self, uow: SqlUnitOfWork) -> None:
@@ -802,9 +832,9 @@ class _Customers:
                 emails.extend(e)
                 phones.extend(p)
                 tags.extend(tg)
-            conn.execute(insert(c), rows)
+            self._uow._insert_rows(conn, c, rows)
             self._insert_children(conn, emails, phones, tags)
-            conn.execute(insert(t.aggregates), [_zero_aggregate(r["number"]) for r in rows])
+            self._uow._insert_rows(conn, t.aggregates, [_zero_aggregate(r["number"]) for r in rows])
 
     def _insert_children(
         self,
@@ -814,12 +844,9 @@ class _Customers:
         tags: list[dict[str, Any]],
     ) -> None:
         t = self._t
-        if emails:
-            conn.execute(insert(t.customer_emails), emails)
-        if phones:
-            conn.execute(insert(t.customer_phones), phones)
-        if tags:
-            conn.execute(insert(t.customer_tags), tags)
+        self._uow._insert_rows(conn, t.customer_emails, emails)
+        self._uow._insert_rows(conn, t.customer_phones, phones)
+        self._uow._insert_rows(conn, t.customer_tags, tags)
 
     def update(self, customer: Customer) -> None:
         conn = self._uow._write()
@@ -1126,9 +1153,13 @@ class _History(abc.ABC):
         tell which rows landed; this stays exact when a concurrent unit recorded some of the
         same references first.
         """
-        stmt = self._uow._insert_ignoring_refs(table)
-        result = conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
-        if result.rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
+        bulk = self._uow._bulk_insert(conn, table, list(rows[0]), ignoring_refs=True)
+        if bulk is None:
+            stmt = self._uow._insert_ignoring_refs(table)
+            rowcount = conn.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount
+        else:
+            rowcount = bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
+        if rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
             return rows
         inserted: set[uuid.UUID] = set()
         for chunk in _chunks([r["id"] for r in rows]):
