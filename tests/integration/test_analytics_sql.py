@@ -13,6 +13,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import attrs
 import numpy as np
@@ -225,6 +226,49 @@ def test_sql_snapshots_equal_the_memory_snapshots(
     for number in list(expected)[:3]:
         one = source.customer_row(CrmNumber(number), as_of)
         assert one == expected[number]
+    # Without text profile fields PostgreSQL packs the snapshot server-side (_pgpack).
+    numeric = sorted(set(FIELDS) - {"gender", "owner", "country"})
+    for fields in (RFM_FIELDS, ["frequency", "tags", "stage", "birth_year"], numeric):
+        packed = source.snapshot(as_of, fields)
+        assert [n.value for n in packed.numbers()] == sorted(expected)
+        for number, row in _by_number(packed).items():
+            assert row == {k: expected[number][k] for k in row}
+
+
+@settings(max_examples=10)
+@given(case=histories())
+def test_packed_postgresql_snapshots_in_many_groups_equal_the_row_fetch(
+    postgres_url: str, case: dict[str, Any]
+) -> None:
+    # Tiny groups: the server hashes rows into many packed values, which arrive in no
+    # particular order; the client must reorder them and place every tag exactly.
+    from crmcore.adapters.sqlalchemy import _metrics, _pgpack
+    from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
+
+    store = SqlStore.from_url(postgres_url, create_schema=True, table_prefix="pk_")
+    try:
+        _fill(store, case)
+        source = store.metrics_source()
+        fields = sorted(set(FIELDS) - {"gender", "owner", "country"})
+        with mock.patch.object(SqlMetrics, "_packed_snapshot", return_value=None):
+            rows = _by_number(source.snapshot(case["as_of"], fields))
+        results: list[object] = []
+
+        def recording(*args: Any) -> Any:
+            results.append(_pgpack.fetch_packed(*args))
+            return results[-1]
+
+        with (
+            mock.patch.object(_pgpack, "_GROUP_BYTES", 64),
+            mock.patch.object(_metrics, "fetch_packed", recording),
+        ):
+            packed = source.snapshot(case["as_of"], fields)
+        assert results and all(r is not None for r in results)  # the packed path was taken
+        assert [n.value for n in packed.numbers()] == sorted(rows)
+        assert _by_number(packed) == rows
+    finally:
+        store.drop_schema()
+        store.close()
 
 
 def test_customer_row_of_a_missing_or_erased_customer_raises(sql_store: SqlStore) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "build_frame",
     "exact_text",
     "latest_events",
+    "number_order",
 ]
 
 HISTORY_TX: Final = frozenset(
@@ -219,3 +220,11 @@ def exact_text(frame: Frame, column: ColumnElement[Any]) -> ColumnElement[Any]:
     if frame.dialect in ("mysql", "mariadb"):
         return column.collate("utf8mb4_nopad_bin")
     return column
+
+
+def number_order(frame: Frame) -> ColumnElement[Any]:
+    """The CRM number in code point order on every dialect (PostgreSQL: the ``C`` collation,
+    whatever the database's default; MariaDB's column is binary; SQLite compares bytes)."""
+    if frame.dialect == "postgresql":
+        return frame.number.collate("C")
+    return frame.number

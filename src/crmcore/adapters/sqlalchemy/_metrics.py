@@ -34,6 +34,14 @@ from crmcore.adapters.sqlalchemy._frame import (
     Frame,
     build_frame,
     latest_events,
+    number_order,
+)
+from crmcore.adapters.sqlalchemy._pgpack import (
+    NUMBER_WIDTH,
+    decode_numbers,
+    fetch_packed,
+    packed_int,
+    packed_number,
 )
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
@@ -172,12 +180,16 @@ class SqlMetrics:
                 int_columns.append(func.coalesce(column, 0))
         if with_birth:
             int_columns.append(func.coalesce(frame.column("birth_year"), 0))
-            int_columns.append(frame.column("birth_year").is_(None))
+            int_columns.append(case((frame.column("birth_year").is_(None), 1), else_=0))
+        if only is None and not texts and self._store.dialect_name == "postgresql":
+            fast = self._packed_snapshot(conn, when, chosen, frame, raw, int_columns)
+            if fast is not None:
+                return fast
         query = (
             select(frame.number, *int_columns, *(frame.column(n) for n in texts))
             .select_from(frame.source)
             .where(frame.where)
-            .order_by(frame.number)
+            .order_by(number_order(frame))
         )
         if only is not None:
             query = query.where(frame.number == only)
@@ -231,6 +243,141 @@ class SqlMetrics:
             channel_counts=channels,
             profile=profile,
             numbers=lambda: crm_numbers(held),
+        )
+
+    def _packed_snapshot(
+        self,
+        conn: Connection,
+        when: dt.datetime,
+        chosen: frozenset[str],
+        frame: Frame,
+        raw: list[str],
+        int_columns: list[ColumnElement[Any]],
+    ) -> CustomerMetrics | None:
+        """PostgreSQL: the snapshot packed into ``bytea`` by the server (see ``_pgpack``).
+
+        ``None`` (the caller then fetches rows) if the packed result is not as expected.
+        """
+        names = [f"c{i}" for i in range(len(int_columns))]
+        query = (
+            select(frame.number)
+            .select_from(frame.source)
+            .where(frame.where)
+            .order_by(number_order(frame))
+        )
+        columns = fetch_packed(
+            conn,
+            [packed_number(frame.number), *(packed_int(c) for c in int_columns)],
+            query,
+            [("number", f"S{NUMBER_WIDTH}")] + [(n, ">i8") for n in names],
+            frame.number,
+            self._store.tables.customers,
+        )
+        if columns is None:
+            return None
+        padded = columns["number"]
+        size = len(padded)
+        if size > 1 and not bool((padded[1:] > padded[:-1]).all()):
+            order = np.argsort(padded, kind="stable")
+            columns = {name: column[order] for name, column in columns.items()}
+            padded = columns["number"]
+        values = {name: columns[f"c{i}"] for i, name in enumerate(raw)}
+        profile = None
+        if chosen & (PROFILE_FIELDS - {"crm_number"}):
+            birth = np.zeros(size, dtype=np.int64)
+            birth_missing: BoolArray = np.ones(size, dtype=np.bool_)
+            if "birth_year" in chosen:
+                birth = columns[f"c{len(raw)}"]
+                birth_missing = columns[f"c{len(raw) + 1}"].astype(np.bool_)
+            tags = TagIndex({}, size)
+            if "tags" in chosen:
+                found = self._packed_tags(conn, frame, padded)
+                if found is None:
+                    return None
+                tags = found
+            empty = Categorical(np.full(size, -1, dtype=np.int64), ())
+            profile = ProfileColumns(
+                gender=empty,
+                owner=empty,
+                country=empty,
+                birth_year=birth,
+                birth_year_missing=birth_missing,
+                tags=tags,
+            )
+        channels = None
+        if chosen & CHANNEL_FIELDS:
+            channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
+        return build_metrics(
+            when,
+            chosen,
+            size=size,
+            aggregates=AggregateColumns(
+                **{k: v for k, v in values.items() if not k.startswith("ch_")}
+            ),
+            channel_counts=channels,
+            profile=profile,
+            numbers=lambda: crm_numbers(decode_numbers(padded)),
+        )
+
+    def _packed_tags(
+        self, conn: Connection, frame: Frame, padded: np.ndarray[Any, Any]
+    ) -> TagIndex | None:
+        """Tags as packed (tag code, number) pairs; each number's row is found by binary
+        search in the snapshot's sorted numbers (``None`` if one is not among them)."""
+        t = self._store.tables.customer_tags
+        c = self._store.tables.customers
+        joined = t.join(c, c.c.number == t.c.customer)
+        tag_order = t.c.tag.collate("C")
+        names = (
+            conn.execute(
+                select(t.c.tag)
+                .select_from(joined)
+                .where(frame.where)
+                .group_by(t.c.tag)
+                .order_by(tag_order)
+            )
+            .scalars()
+            .all()
+        )
+        if not names:
+            return TagIndex({}, len(padded))
+        coded = (
+            select(
+                (func.dense_rank().over(order_by=tag_order) - 1).label("code"),
+                t.c.customer.label("customer"),
+            )
+            .select_from(joined)
+            .where(frame.where)
+            .subquery("coded_tags")
+        )
+        columns = fetch_packed(
+            conn,
+            [packed_int(coded.c.code), packed_number(coded.c.customer)],
+            select(coded.c.customer),
+            [("code", ">i8"), ("number", f"S{NUMBER_WIDTH}")],
+            coded.c.customer,
+            t,
+        )
+        if columns is None:
+            return None
+        codes, owners = columns["code"], columns["number"]
+        positions = np.searchsorted(padded, owners).astype(np.int64)
+        if len(positions) and (
+            positions.max() >= len(padded) or not bool((padded[positions] == owners).all())
+        ):
+            return None
+        if len(codes) and (codes.min() < 0 or codes.max() >= len(names)):
+            return None
+        order = np.lexsort((positions, codes))
+        codes, positions = codes[order], positions[order]
+        bounds = np.searchsorted(codes, np.arange(len(names) + 1))
+        return TagIndex(
+            {
+                str(name): positions[bounds[i] : bounds[i + 1]]
+                for i, name in enumerate(names)
+                if bounds[i + 1] > bounds[i]
+            },
+            len(padded),
         )
 
     def _tags(

@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import BigInteger, ColumnElement, case, func, literal, select
 
 from crmcore._epoch import MICROS_PER_DAY, to_us
-from crmcore.adapters.sqlalchemy._frame import Frame
+from crmcore.adapters.sqlalchemy._frame import number_order
 from crmcore.adapters.sqlalchemy._metrics import crm_numbers
 from crmcore.analytics._metrics import AggregateColumns, build_metrics
 from crmcore.analytics._rfm import DIMENSIONS, RFM_FIELDS, CutPoints, RfmPolicy, RfmResult
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["score_in_database"]
 
 _RAW = ("purchase_count", "last_purchase_us", "purchase_minor", "refund_minor")
-
-
-def _number_order(frame: Frame) -> ColumnElement[Any]:
-    # Code point order of the canonical text on every dialect (MariaDB's column is binary).
-    if frame.dialect == "postgresql":
-        return frame.number.collate("C")
-    return frame.number
 
 
 def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy) -> RfmResult:
@@ -77,7 +70,7 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
             value = values[name]
             worst_first = value.desc() if direction == "lower" else value.asc()
             row_number = func.row_number().over(
-                partition_by=bought, order_by=(worst_first, _number_order(frame))
+                partition_by=bought, order_by=(worst_first, number_order(frame))
             )
             position = (
                 func.rank().over(partition_by=bought, order_by=worst_first)
