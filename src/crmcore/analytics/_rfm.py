@@ -15,6 +15,8 @@ from crmcore.analytics._scores import (
     ScoreArray,
     ThresholdScale,
     Ties,
+    cut_ranks,
+    ordinal_order,
     ordinal_scores,
     shared_scores,
 )
@@ -99,8 +101,12 @@ class CutPoints:
         direction: ``"lower"`` (fewer is better) or ``"higher"``.
         cuts: cut values ``s = 1..k-1``. Quantile-shared: score = 1 + number of cuts the
             value strictly beats. Threshold: score = 1 + number of bounds reached.
-            Quantile-ordinal: the value of the first customer of group ``s + 1``.
+            Quantile-ordinal: the value of the first customer of group ``s + 1`` (of the
+            best customer when that group is empty, n < k).
         k: number of levels.
+        cut_numbers: quantile-ordinal only: the CRM number of the first customer of group
+            ``s + 1``, or ``None`` when that group is empty. With ``cuts`` it is the full
+            ordering key (value, CRM number) a single customer is compared with.
     """
 
     field: str
@@ -108,19 +114,31 @@ class CutPoints:
     direction: Direction
     cuts: tuple[int, ...]
     k: int
+    cut_numbers: tuple[str | None, ...] = ()
 
-    def score(self, value: int) -> int:
+    def score(self, value: int, number: str | None = None) -> int:
         """Score one value against these cut points (the incremental path).
 
-        Under ``quantile-ordinal`` a value equal to a cut is placed in the better group
-        (a single customer has no CRM-number neighbours to break the tie with).
+        Under ``quantile-ordinal`` a customer reaches group ``s + 1`` when its (value, CRM
+        number) key is at or past that group's first customer's key, exactly as in the
+        batch ordering, so an unchanged customer gets its batch score back. Without
+        ``number`` (or cut numbers) a value equal to a cut is placed in the better group.
         """
         if self.method == "threshold":
             return ThresholdScale(tuple(self.cuts)).score_one(value, self.direction)
         if self.method == "quantile-ordinal":
-            if self.direction == "higher":
-                return 1 + sum(value >= c for c in self.cuts)
-            return 1 + sum(value <= c for c in self.cuts)
+            sign = 1 if self.direction == "higher" else -1
+            known = len(self.cut_numbers) == len(self.cuts)
+            holders = self.cut_numbers if known else (None,) * len(self.cuts)
+            level = 1
+            for cut, holder in zip(self.cuts, holders, strict=True):
+                if known and holder is None:
+                    continue  # an empty group: nobody reaches it
+                if number is not None and holder is not None:
+                    level += (sign * value, number) >= (sign * cut, holder)
+                else:
+                    level += sign * value >= sign * cut
+            return level
         if self.direction == "higher":
             return 1 + sum(value > c for c in self.cuts)
         return 1 + sum(value < c for c in self.cuts)
@@ -259,9 +277,10 @@ class RfmResult:
         r = f = m = None
         segment = None
         if recency_days is not None:
-            r = self.cut_points["r"].score(recency_days)
-            f = self.cut_points["f"].score(frequency)
-            m = self.cut_points["m"].score(monetary)
+            key = None if customer is None else customer.value
+            r = self.cut_points["r"].score(recency_days, key)
+            f = self.cut_points["f"].score(frequency, key)
+            m = self.cut_points["m"].score(monetary, key)
             if self.policy.segment_map is not None:
                 segment = self.policy.segment_map.name(r, f, m)
         return RfmScore(
@@ -319,6 +338,7 @@ def score_rfm(metrics: CustomerMetrics, policy: RfmPolicy | None = None) -> RfmR
     cut_points: dict[str, CutPoints] = {}
     order: Int64Array | None = None
     for dim, name, direction in DIMENSIONS:
+        cut_numbers: tuple[str | None, ...] = ()
         column = metrics.column(name)
         values = column if every else column[scored]
         scale = policy.scale(dim)
@@ -333,13 +353,18 @@ def score_rfm(metrics: CustomerMetrics, policy: RfmPolicy | None = None) -> RfmR
             if order is None:
                 full_order = metrics.number_order()
                 order = full_order if every else full_order[scored]
-            part, cut_array = ordinal_scores(values, policy.k, direction, order)
+            ranked = ordinal_order(values, direction, order)
+            part, cut_array = ordinal_scores(values, policy.k, direction, order, ranked)
             cuts, method, k = tuple(cut_array.tolist()), "quantile-ordinal", policy.k
+            held = metrics.numbers() if every else metrics.numbers()[scored]
+            n = len(values)
+            positions = cut_ranks(n, k) if n else []
+            cut_numbers = tuple(None if p >= n else held[ranked[p]].value for p in positions)
         if every:
             scores[dim] = part
         else:
             full = np.zeros(metrics.size, dtype=np.int8)
             full[scored] = part
             scores[dim] = full
-        cut_points[dim] = CutPoints(name, method, direction, cuts, k)
+        cut_points[dim] = CutPoints(name, method, direction, cuts, k, cut_numbers)
     return RfmResult(metrics, policy, scored, scores, cut_points)

@@ -27,6 +27,7 @@ __all__ = [
     "ThresholdScale",
     "Ties",
     "cut_ranks",
+    "ordinal_order",
     "ordinal_scores",
     "scores_from_cuts",
     "shared_cuts",
@@ -121,8 +122,18 @@ def shared_scores(
     return scores_from_cuts(values, cuts, direction), cuts
 
 
+def ordinal_order(values: Int64Array, direction: Direction, number_order: Int64Array) -> Int64Array:
+    """Indices of ``values`` in ordinal order: value worst -> best, then CRM number ascending."""
+    worst_first = values if direction == "higher" else -values
+    return np.lexsort((number_order, worst_first))
+
+
 def ordinal_scores(
-    values: Int64Array, k: int, direction: Direction, number_order: Int64Array
+    values: Int64Array,
+    k: int,
+    direction: Direction,
+    number_order: Int64Array,
+    order: Int64Array | None = None,
 ) -> tuple[ScoreArray, Int64Array]:
     """Quantile scores 1..k in equal-size groups; ties broken by CRM number ascending.
 
@@ -134,6 +145,7 @@ def ordinal_scores(
         k: number of levels.
         direction: which values are better.
         number_order: rank of each customer's CRM number (ascending), same length.
+        order: :func:`ordinal_order` of these values, if the caller has it already.
 
     Returns:
         ``(scores, cuts)`` where cut ``s`` is the value of the first customer in group
@@ -143,8 +155,8 @@ def ordinal_scores(
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.int64)
-    worst_first = values if direction == "higher" else -values
-    order = np.lexsort((number_order, worst_first))
+    if order is None:
+        order = ordinal_order(values, direction, number_order)
     scores = np.empty(n, dtype=np.int8)
     scores[order] = 1 + (k * np.arange(n, dtype=np.int64)) // n
     # Group s + 1 starts at position ceil(s*n/k); an empty group (n < k) borrows the best.

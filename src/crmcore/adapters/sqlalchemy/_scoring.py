@@ -125,6 +125,7 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
         full[scored] = window_scores[scored]
         scores[dim] = full
         cuts: tuple[int, ...] = ()
+        cut_numbers: tuple[str | None, ...] = ()
         if count:
             by_position = np.empty(count, dtype=np.int64)
             by_position[row_numbers[scored] - 1] = column[scored]
@@ -133,7 +134,12 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
                 picks = [m - 1 for m in ranks]
             else:
                 picks = [min(m, count - 1) for m in ranks]
+                row_at = np.empty(count, dtype=np.int64)
+                row_at[row_numbers[scored] - 1] = np.flatnonzero(scored)
+                cut_numbers = tuple(
+                    None if m >= count else str(held[int(row_at[m])]) for m in ranks
+                )
             cuts = tuple(by_position[picks].tolist())
         method = "quantile-shared" if policy.ties == "shared" else "quantile-ordinal"
-        cut_points[dim] = CutPoints(name, method, direction, cuts, k)
+        cut_points[dim] = CutPoints(name, method, direction, cuts, k, cut_numbers)
     return RfmResult(metrics, policy, scored, scores, cut_points)
