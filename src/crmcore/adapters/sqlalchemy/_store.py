@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -38,6 +39,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     create_engine,
@@ -46,6 +48,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
     tuple_,
@@ -53,6 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -109,6 +113,9 @@ _CURRENCY_KEY = "reporting_currency"
 _COUNTER = "crm_number"
 _LAZY = "crmcore_lazy_begin"
 _CHUNK = 500  # keys per IN (...) list
+# SQLite 3.32+ takes up to 32766 bound variables per statement (999 before); a (source,
+# external_ref) pair takes two.
+_SQLITE_CHUNK = 8000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 400
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -717,12 +724,56 @@ class SqlUnitOfWork:
         c = self._t.customers
         out: dict[str, bool] = {}
         keys = sorted(set(numbers))
-        for chunk in _chunks(keys):
-            for number, erased in conn.execute(
-                select(c.c.number, c.c.erased).where(c.c.number.in_(chunk))
-            ):
+        for where in self._where_in(c.c.number, keys):
+            for number, erased in conn.execute(select(c.c.number, c.c.erased).where(where)):
                 out[number] = bool(erased)
         return out
+
+    def _where_in(self, column: Any, keys: Sequence[Any]) -> Iterator[Any]:
+        """WHERE clauses that together select the rows whose ``column`` is in ``keys``.
+
+        PostgreSQL: one ``column = ANY(:array)`` (a single parameter, whatever the count);
+        elsewhere ``column IN (...)`` lists of a bounded size.
+        """
+        if not keys:
+            return
+        if self._store._dialect.name == "postgresql":
+            yield column == any_(literal(list(keys), ARRAY(column.type)))
+            return
+        size = _SQLITE_CHUNK if self._store._sqlite else _CHUNK
+        for chunk in _chunks(keys, size):
+            yield column.in_(chunk)
+
+    def _refs_in(
+        self, conn: Connection, table: Table, pairs: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The ``(source, external_ref)`` pairs of ``pairs`` stored in ``table``."""
+        found: set[tuple[str, str]] = set()
+        if not pairs:
+            return found
+        src, ref = table.c.source, table.c.external_ref
+        if self._store._dialect.name == "postgresql":
+            wanted = (
+                func.unnest(
+                    literal([p[0] for p in pairs], ARRAY(src.type)),
+                    literal([p[1] for p in pairs], ARRAY(ref.type)),
+                )
+                .table_valued("source", "external_ref")
+                .render_derived()
+            )
+            stmt = (
+                select(src, ref)
+                .select_from(table)
+                .join(wanted, and_(src == wanted.c.source, ref == wanted.c.external_ref))
+            )
+            found.update((s, r) for s, r in conn.execute(stmt))
+            return found
+        size = (_SQLITE_CHUNK if self._store._sqlite else _CHUNK) // 2 or 1
+        for chunk in _chunks(pairs, size):
+            found.update(
+                (s, r) for s, r in conn.execute(select(src, ref).where(tuple_(src, ref).in_(chunk)))
+            )
+        return found
 
     def _require_customers(self, conn: Connection, numbers: Iterable[str]) -> None:
         wanted = sorted(set(numbers))
@@ -750,16 +801,25 @@ class SqlUnitOfWork:
         return stmt.on_duplicate_key_update(id=stmt.table.c.id)
 
     def _bulk_insert(
-        self, conn: Connection, table: Table, columns: Sequence[str], *, ignoring_refs: bool
+        self,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        ignoring_refs: bool,
+        stmt: Insert | None = None,
+        tag: str = "",
     ) -> BulkInsert | None:
-        """``table``'s INSERT (:meth:`_insert_ignoring_refs` or plain) compiled for
-        ``columns`` (None: use ``execute``)."""
+        """``table``'s INSERT (``stmt``, cached under ``tag``; else
+        :meth:`_insert_ignoring_refs` or plain) compiled for ``columns`` (None: use
+        ``execute``)."""
         if conn.get_execution_options().get("schema_translate_map"):
             return None  # rendered per execution by SQLAlchemy; not cached here
-        key = (table.name, ignoring_refs, tuple(columns))
+        key = (f"{table.name}:{tag}" if tag else table.name, ignoring_refs, tuple(columns))
         cache = self._store._bulk_inserts
         if key not in cache:
-            stmt = self._insert_ignoring_refs(table) if ignoring_refs else insert(table)
+            if stmt is None:
+                stmt = self._insert_ignoring_refs(table) if ignoring_refs else insert(table)
             try:
                 cache[key] = BulkInsert(stmt, conn.dialect, key[2])
             except ValueError:  # binds other than the given columns (a default): not cached
@@ -1108,16 +1168,7 @@ class _History(abc.ABC):
             wanted = sorted(
                 {(r["source"], r["external_ref"]) for r in rows if r["external_ref"] is not None}
             )
-            refs: set[tuple[str, str]] = set()
-            for ref_chunk in _chunks(wanted):
-                refs.update(
-                    (source, ref)
-                    for source, ref in conn.execute(
-                        select(table.c.source, table.c.external_ref).where(
-                            tuple_(table.c.source, table.c.external_ref).in_(ref_chunk)
-                        )
-                    )
-                )
+            refs = self._uow._refs_in(conn, table, wanted)
             unique: list[dict[str, Any]] = []
             ids: set[uuid.UUID] = set()
             for r in rows:
@@ -1130,8 +1181,8 @@ class _History(abc.ABC):
                     raise DuplicateError(f"{self.kind} id", r["id"])
                 ids.add(r["id"])
                 unique.append(r)
-            for chunk in _chunks([r["id"] for r in unique]):
-                hit = conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first()
+            for where in self._uow._where_in(table.c.id, [r["id"] for r in unique]):
+                hit = conn.execute(select(table.c.id).where(where).limit(1)).first()
                 if hit is not None:
                     raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
             if not unique:
@@ -1162,10 +1213,9 @@ class _History(abc.ABC):
         if rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
             return rows
         inserted: set[uuid.UUID] = set()
-        for chunk in _chunks([r["id"] for r in rows]):
+        for where in self._uow._where_in(table.c.id, [r["id"] for r in rows]):
             inserted.update(
-                _as_uuid(i)
-                for i in conn.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
+                _as_uuid(i) for i in conn.execute(select(table.c.id).where(where)).scalars()
             )
         return [r for r in rows if _as_uuid(r["id"]) in inserted]
 
@@ -1249,37 +1299,22 @@ class _Interactions(_History):
             acc[1] += r["kind"] == complaint
             acc[2] = max(acc[2], r["occurred_at"])
             acc[3] = max(acc[3], r["occurred_us"])
-        a = self._t.aggregates
-        stmt = (
-            update(a)
-            .where(a.c.customer == bindparam("b_customer"))
-            .values(
-                interaction_count=a.c.interaction_count + bindparam("b_count"),
-                complaint_count=a.c.complaint_count + bindparam("b_complaints"),
-                last_interaction_at=case(
-                    (
-                        or_(
-                            a.c.last_interaction_at.is_(None),
-                            a.c.last_interaction_at < bindparam("b_last"),
-                        ),
-                        bindparam("b_last"),
-                    ),
-                    else_=a.c.last_interaction_at,
-                ),
-                last_interaction_us=_later(a.c.last_interaction_us, bindparam("b_last_us")),
-            )
+        _fold_aggregates(
+            self._uow,
+            conn,
+            [
+                {
+                    "customer": k,
+                    "interaction_count": v[0],
+                    "complaint_count": v[1],
+                    "last_interaction_at": v[2],
+                    "last_interaction_us": v[3],
+                }
+                for k, v in per.items()
+            ],
+            add=("interaction_count", "complaint_count"),
+            latest=("last_interaction_at", "last_interaction_us"),
         )
-        params = [
-            {
-                "b_customer": k,
-                "b_count": v[0],
-                "b_complaints": v[1],
-                "b_last": v[2],
-                "b_last_us": v[3],
-            }
-            for k, v in per.items()
-        ]
-        _update_all(conn, stmt, params)
 
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         result: Interaction = self._get(interaction_id)
@@ -1305,12 +1340,87 @@ def _earlier(column: Any, value: Any) -> Any:
     return case((or_(column.is_(None), column > value), value), else_=column)
 
 
-def _update_all(conn: Connection, stmt: Any, params: list[dict[str, Any]]) -> None:
+_ERASED_WHILE_RECORDING = (
+    "a customer was erased by a concurrent unit of work while recording; retry"
+)
+
+
+def _fold_aggregates(
+    uow: SqlUnitOfWork,
+    conn: Connection,
+    deltas: list[dict[str, Any]],
+    *,
+    add: Sequence[str] = (),
+    earliest: Sequence[str] = (),
+    latest: Sequence[str] = (),
+) -> None:
+    """Fold per-customer ``deltas`` (``customer`` plus the named columns, one per customer)
+    into the stored aggregate rows: ``add`` columns are summed, ``earliest`` / ``latest``
+    keep the min / max with NULL as "nothing yet". Every customer's aggregate row must
+    exist (the customers were checked in this transaction; a concurrent erase deletes the
+    row): a missing one is a :class:`ConcurrencyError`.
+
+    One statement on PostgreSQL (``UPDATE ... FROM unnest(arrays)``); on MySQL / MariaDB a
+    locking read of the rows, then a multi-row ``INSERT ... ON DUPLICATE KEY UPDATE`` of
+    the deltas (pymysql batches INSERTs, not UPDATEs); one executemany UPDATE elsewhere.
+    """
+    if not deltas:
+        return
+    a = uow._t.aggregates
+    columns = [*add, *earliest, *latest]
+    name = uow._store._dialect.name
+
+    def folded(value: Any) -> dict[str, Any]:
+        sets: dict[str, Any] = {c: a.c[c] + value(c) for c in add}
+        sets.update((c, _earlier(a.c[c], value(c))) for c in earliest)
+        sets.update((c, _later(a.c[c], value(c))) for c in latest)
+        return sets
+
+    if name == "postgresql":
+        source = (
+            func.unnest(
+                literal([d["customer"] for d in deltas], ARRAY(a.c.customer.type)),
+                *(literal([d[c] for d in deltas], ARRAY(a.c[c].type)) for c in columns),
+            )
+            .table_valued("customer", *columns)
+            .render_derived()
+        )
+        stmt: Any = (
+            update(a).where(a.c.customer == source.c.customer).values(folded(lambda c: source.c[c]))
+        )
+        if conn.execute(stmt).rowcount != len(deltas):
+            raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+        return
+    if name == "mysql":
+        # Lock the aggregate rows first (a locking read sees the latest committed state and
+        # keeps a concurrent erase from deleting them before the upsert): the upsert must
+        # only ever update. Its row count cannot tell (MariaDB's found-rows count reports an
+        # updated row and an inserted one alike).
+        wanted = sorted(d["customer"] for d in deltas)
+        found = 0
+        for where in uow._where_in(a.c.customer, wanted):
+            found += len(conn.execute(select(a.c.customer).where(where).with_for_update()).all())
+        if found != len(wanted):
+            raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+        upsert = mysql_insert(a)
+        stmt = upsert.on_duplicate_key_update(folded(lambda c: upsert.inserted[c]))
+        # The inserted values are the deltas over a zero row (every NOT NULL column set);
+        # the checked rows exist, so each one is an update.
+        rows = [_zero_aggregate(d["customer"]) | d for d in deltas]
+        bulk = uow._bulk_insert(
+            conn, a, list(rows[0]), ignoring_refs=False, stmt=stmt, tag=f"fold:{','.join(columns)}"
+        )
+        if bulk is None:
+            conn.execute(stmt, rows)
+        else:
+            bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
+        return
+    stmt = update(a).where(a.c.customer == bindparam("b_customer"))
+    stmt = stmt.values(folded(lambda c: bindparam(f"b_{c}")))
+    params = [{f"b_{k}": v for k, v in d.items()} for d in deltas]
     result = conn.execute(stmt, params)
     if result.rowcount not in (-1, len(params)):
-        raise ConcurrencyError(
-            "a customer was erased by a concurrent unit of work while recording; retry"
-        )
+        raise ConcurrencyError(_ERASED_WHILE_RECORDING)
 
 
 class _Transactions(_History):
@@ -1361,68 +1471,34 @@ class _Transactions(_History):
                 racc = refunds.setdefault(r["customer"], [0, 0])
                 racc[0] += 1
                 racc[1] += r["reporting_minor"]
-        a = self._t.aggregates
-        if purchases:
-            stmt = (
-                update(a)
-                .where(a.c.customer == bindparam("b_customer"))
-                .values(
-                    purchase_count=a.c.purchase_count + bindparam("b_count"),
-                    purchase_minor=a.c.purchase_minor + bindparam("b_minor"),
-                    first_purchase_at=case(
-                        (
-                            or_(
-                                a.c.first_purchase_at.is_(None),
-                                a.c.first_purchase_at > bindparam("b_first"),
-                            ),
-                            bindparam("b_first"),
-                        ),
-                        else_=a.c.first_purchase_at,
-                    ),
-                    last_purchase_at=case(
-                        (
-                            or_(
-                                a.c.last_purchase_at.is_(None),
-                                a.c.last_purchase_at < bindparam("b_last"),
-                            ),
-                            bindparam("b_last"),
-                        ),
-                        else_=a.c.last_purchase_at,
-                    ),
-                    first_purchase_us=_earlier(a.c.first_purchase_us, bindparam("b_first_us")),
-                    last_purchase_us=_later(a.c.last_purchase_us, bindparam("b_last_us")),
-                )
-            )
-            _update_all(
-                conn,
-                stmt,
-                [
-                    {
-                        "b_customer": k,
-                        "b_count": v[0],
-                        "b_minor": v[1],
-                        "b_first": v[2],
-                        "b_last": v[3],
-                        "b_first_us": v[4],
-                        "b_last_us": v[5],
-                    }
-                    for k, v in purchases.items()
-                ],
-            )
-        if refunds:
-            stmt = (
-                update(a)
-                .where(a.c.customer == bindparam("b_customer"))
-                .values(
-                    refund_count=a.c.refund_count + bindparam("b_count"),
-                    refund_minor=a.c.refund_minor + bindparam("b_minor"),
-                )
-            )
-            _update_all(
-                conn,
-                stmt,
-                [{"b_customer": k, "b_count": v[0], "b_minor": v[1]} for k, v in refunds.items()],
-            )
+        _fold_aggregates(
+            self._uow,
+            conn,
+            [
+                {
+                    "customer": k,
+                    "purchase_count": v[0],
+                    "purchase_minor": v[1],
+                    "first_purchase_at": v[2],
+                    "last_purchase_at": v[3],
+                    "first_purchase_us": v[4],
+                    "last_purchase_us": v[5],
+                }
+                for k, v in purchases.items()
+            ],
+            add=("purchase_count", "purchase_minor"),
+            earliest=("first_purchase_at", "first_purchase_us"),
+            latest=("last_purchase_at", "last_purchase_us"),
+        )
+        _fold_aggregates(
+            self._uow,
+            conn,
+            [
+                {"customer": k, "refund_count": v[0], "refund_minor": v[1]}
+                for k, v in refunds.items()
+            ],
+            add=("refund_count", "refund_minor"),
+        )
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         result: Transaction = self._get(transaction_id)
