@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,6 +297,28 @@ def test_non_utf8_file_is_a_usage_error(db: str, run: Run, tmp_path: Path) -> No
     result = run("import", "customers", str(source), "--db", db)
     assert result.exit_code == 2
     assert "not UTF-8" in result.stderr
+
+
+def test_a_read_error_mid_file_keeps_and_reports_the_rows_before_it(
+    db: str, run: Run, tmp_path: Path
+) -> None:
+    # Thousands of good rows and one rejected row, then bytes that are not UTF-8: what was
+    # read before the bad spot is stored and its errors written, and the message says so.
+    source = tmp_path / "mixed.csv"
+    rows = [f"P{i},p{i}@example.com" for i in range(3000)]
+    rows[1] = "Bob,not-an-email"
+    text = "given_name,email\n" + "\n".join(rows) + "\n"
+    source.write_bytes(text.encode("utf-8") + "José,jose@example.com\n".encode("latin-1"))
+    result = run("import", "customers", str(source), "--db", db, "--batch-size", "100")
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "not UTF-8" in message
+    found = re.search(r"after (\d+) added, 0 already present and 1 rejected", message)
+    assert found is not None, message
+    added = int(found.group(1))
+    assert added > 100  # more than the batches committed before the error
+    assert customer_count(db) == added
+    assert [e["line"] for e in read_errors(tmp_path / "mixed.errors.csv")] == ["3"]
 
 
 def test_missing_input_file(db: str, run: Run, tmp_path: Path) -> None:

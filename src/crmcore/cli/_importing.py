@@ -674,16 +674,30 @@ def import_csv(
             report.add(error)
         pending.clear()
 
-    for item in _rows(path, kind, on_progress):
-        if isinstance(item, RowError):
-            pending.append(item)
-            continue
-        line, row = item
-        try:
-            batch.append((line, importer.prepare(row)))
-        except _Rejected as exc:
-            pending.append(RowError(line, exc.field, exc.value, exc.reason))
-        if len(batch) >= batch_size:
-            flush()
+    try:
+        for item in _rows(path, kind, on_progress):
+            if isinstance(item, RowError):
+                pending.append(item)
+                continue
+            line, row = item
+            try:
+                batch.append((line, importer.prepare(row)))
+            except _Rejected as exc:
+                pending.append(RowError(line, exc.field, exc.value, exc.reason))
+            if len(batch) >= batch_size:
+                flush()
+    except CliError as exc:
+        # The file cannot be read past this point. Earlier batches are committed already, so
+        # store the rows read before the bad spot too, report their errors, and say so: the
+        # import is idempotent, a re-run after fixing the file completes it.
+        flush()
+        if created or present or report.count:
+            raise CliError(
+                f"{exc.message}; the import stopped there after {created} added, "
+                f"{present} already present and {report.count} rejected rows (those are "
+                "stored or reported; re-run the import once the file is fixed)",
+                exc.exit_code,
+            ) from None
+        raise
     flush()
     return ImportResult(created=created, already_present=present, rejected=report.count)
