@@ -768,7 +768,7 @@ class SqlUnitOfWork:
             )
             found.update((s, r) for s, r in conn.execute(stmt))
             return found
-        size = (_SQLITE_CHUNK if self._store._sqlite else _CHUNK) // 2 or 1
+        size = _SQLITE_CHUNK // 2 if self._store._sqlite else _CHUNK
         for chunk in _chunks(pairs, size):
             found.update(
                 (s, r) for s, r in conn.execute(select(src, ref).where(tuple_(src, ref).in_(chunk)))
