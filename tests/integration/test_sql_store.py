@@ -503,3 +503,26 @@ def test_money_is_exact_integer_minor_units(crm: Crm, store: SqlStore) -> None:
         assert uow.transactions.for_customer(ann.number)[0].total.amount == big
         with pytest.raises(NotFound):
             uow.transactions.get(uuid.uuid4())
+
+
+def test_analyze_refreshes_statistics_and_changes_no_rows(store: SqlStore, crm: Crm) -> None:
+    ann = crm.register("Ann", tags=["vip"]).number
+    crm.record_transaction(purchase(ann, "12.50"))
+    before = crm.customer_360(ann)
+    store.analyze()
+    assert crm.customer_360(ann) == before
+    assert store.engine is not None
+    with store.engine.connect() as conn:
+        if store.dialect_name == "postgresql":
+            # reltuples is -1 until a table was first analysed (PostgreSQL 14+).
+            analysed = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_class WHERE relkind = 'r' "
+                    "AND relname = ANY(:names) AND reltuples >= 0"
+                ),
+                {"names": [t.name for t in store.tables.all]},
+            ).scalar_one()
+            assert analysed == len(store.tables.all)
+        elif store.dialect_name == "sqlite":
+            tables = {row[0] for row in conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
+            assert {"st_customers", "st_transactions"} <= tables
