@@ -525,3 +525,35 @@ def test_rfm_ties_and_refunds_by_hand(sql_store: SqlStore) -> None:
         assert in_db.cut_points == reference.cut_points
         assert in_db.counts()["unscored"] == 1
     assert int(in_db.metrics.monetary[0]) == -500
+
+
+def test_packed_snapshots_honour_a_host_schema_translate_map(postgres_url: str) -> None:
+    # The packed path talks to the driver directly; a host connection that maps crmcore's
+    # tables to another schema must still read that schema (the row fetch does).
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS tenant_b")
+    public = SqlStore.from_url(postgres_url, create_schema=True, table_prefix="tm_")
+    tenant = SqlStore.from_url(
+        postgres_url, create_schema=True, table_prefix="tm_", schema="tenant_b"
+    )
+    try:
+        for i in range(3):
+            Crm(public, clock=FixedClock(HIGH)).register(f"P{i}", tags=["vip"])
+        Crm(tenant, clock=FixedClock(HIGH)).register("T", tags=["gold"])
+        with engine.connect() as conn:
+            mapped = conn.execution_options(schema_translate_map={None: "tenant_b"})
+            host = SqlStore(mapped, table_prefix="tm_")
+            source = host.metrics_source()
+            assert len(source.snapshot(HIGH, ["frequency"])) == 1
+            metrics = source.snapshot(HIGH, ["frequency", "tags"])
+            assert len(metrics) == 1
+            assert metrics.tags.of_row(0) == {"gold"}
+    finally:
+        tenant.drop_schema()
+        public.drop_schema()
+        tenant.close()
+        public.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS tenant_b CASCADE")
+        engine.dispose()

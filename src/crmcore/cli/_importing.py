@@ -695,7 +695,8 @@ def import_csv(
             raise CliError(
                 f"{exc.message}; the import stopped there after {created} added, "
                 f"{present} already present and {report.count} rejected rows (those are "
-                "stored or reported; re-run the import once the file is fixed)",
+                "stored or reported; rows with an external id/ref are recognised if you "
+                "re-run the fixed file, rows without one would be added again)",
                 exc.exit_code,
             ) from None
         raise

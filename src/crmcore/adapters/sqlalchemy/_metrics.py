@@ -327,58 +327,45 @@ class SqlMetrics:
         t = self._store.tables.customer_tags
         c = self._store.tables.customers
         joined = t.join(c, c.c.number == t.c.customer)
-        tag_order = t.c.tag.collate("C")
-        names = (
-            conn.execute(
-                select(t.c.tag)
-                .select_from(joined)
-                .where(frame.where)
-                .group_by(t.c.tag)
-                .order_by(tag_order)
-            )
-            .scalars()
-            .all()
-        )
-        if not names:
-            return TagIndex({}, len(padded))
-        coded = (
-            select(
-                (func.dense_rank().over(order_by=tag_order) - 1).label("code"),
-                t.c.customer.label("customer"),
-            )
-            .select_from(joined)
-            .where(frame.where)
-            .subquery("coded_tags")
-        )
+        # Tags travel as hashtext() codes, named by a second query run after this one: a tag
+        # added in between is simply unused, one removed in between leaves a code without a
+        # name, and two tags sharing a code are detected; either way the row fetch takes over.
         columns = fetch_packed(
             conn,
-            [packed_int(coded.c.code), packed_number(coded.c.customer)],
-            select(coded.c.customer),
+            [packed_int(func.hashtext(t.c.tag)), packed_number(t.c.customer)],
+            select(t.c.customer).select_from(joined).where(frame.where),
             [("code", ">i8"), ("number", f"S{NUMBER_WIDTH}")],
-            coded.c.customer,
+            t.c.customer,
             t,
         )
         if columns is None:
             return None
         codes, owners = columns["code"], columns["number"]
+        if not len(codes):
+            return TagIndex({}, len(padded))
+        named = conn.execute(
+            select(t.c.tag, func.hashtext(t.c.tag))
+            .select_from(joined)
+            .where(frame.where)
+            .group_by(t.c.tag)
+        ).all()
+        name_of = {int(code): str(name) for name, code in named}
+        if len(name_of) != len(named):
+            return None  # two tags with one hash code
         positions = np.searchsorted(padded, owners).astype(np.int64)
-        if len(positions) and (
-            positions.max() >= len(padded) or not bool((padded[positions] == owners).all())
-        ):
-            return None
-        if len(codes) and (codes.min() < 0 or codes.max() >= len(names)):
+        if positions.max() >= len(padded) or not bool((padded[positions] == owners).all()):
             return None
         order = np.lexsort((positions, codes))
         codes, positions = codes[order], positions[order]
-        bounds = np.searchsorted(codes, np.arange(len(names) + 1))
-        return TagIndex(
-            {
-                str(name): positions[bounds[i] : bounds[i + 1]]
-                for i, name in enumerate(names)
-                if bounds[i + 1] > bounds[i]
-            },
-            len(padded),
-        )
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], len(codes)]
+        out: dict[str, Int64Array] = {}
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            name = name_of.get(int(codes[start]))
+            if name is None:
+                return None  # a tag removed between the two queries
+            out[name] = positions[start:end]
+        return TagIndex(out, len(padded))
 
     def _tags(
         self, conn: Connection, frame: Frame, numbers: Sequence[str], only: str | None

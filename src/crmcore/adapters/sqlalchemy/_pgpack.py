@@ -27,12 +27,12 @@ from sqlalchemy import (
     Select,
     Table,
     cast,
-    column,
     func,
     literal,
     select,
     text,
 )
+from sqlalchemy import exc as sa_exc
 
 __all__ = ["NUMBER_WIDTH", "decode_numbers", "fetch_packed", "packed_int", "packed_number"]
 
@@ -75,29 +75,28 @@ def fetch_packed(
         name -> column (``int64`` for integers, ``S32`` bytes for numbers), or ``None`` when
         the packed result does not have the expected shape (the caller then fetches rows).
     """
+    if conn.get_execution_options().get("schema_translate_map"):
+        return None  # the raw driver below would not see the host's schema translation
     row = np.dtype([(name, dtype) for name, dtype in widths])
     groups = max(1, -(-_estimated_rows(conn, rows_of) * row.itemsize // _GROUP_BYTES))
     packed = parts[0]
     for part in parts[1:]:
         packed = packed.op("||")(part)
-    inner = query.with_only_columns(
-        packed.label("r"),
-        (func.abs(func.hashtext(partition)) % groups).label("g"),
-    ).subquery("packed_rows")
+    # hashtext() is int4: widened before masking, so no value overflows (abs(INT_MIN) would).
+    bucket = cast(func.hashtext(partition), BigInteger).op("&")(0x7FFFFFFF) % groups
+    inner = query.with_only_columns(packed.label("r"), bucket.label("g")).subquery("packed_rows")
     outer = select(func.string_agg(inner.c.r, literal(b"", LargeBinary)), func.count()).select_from(
         inner
     )
     if groups > 1:
         outer = outer.group_by(inner.c.g)
-    compiled = outer.compile(dialect=conn.dialect)
-    raw: Any = conn.connection.dbapi_connection  # psycopg: binary results, no hex text
-    with raw.cursor(binary=True) as cursor:
-        cursor.execute(str(compiled), compiled.params)
-        results = cursor.fetchall()
+    results = _fetch_binary(conn, outer)
     chunks: list[bytes] = []
     count = 0
     for data, rows in results:
         if data is None:
+            if rows:
+                return None
             continue
         chunks.append(bytes(data))
         count += int(rows)
@@ -111,21 +110,43 @@ def fetch_packed(
     }
 
 
-def _estimated_rows(conn: Connection, table: Table) -> int:
-    """The planner's row estimate of ``table`` (exact count if it was never analysed).
+def _fetch_binary(conn: Connection, statement: Select[Any]) -> list[Any]:
+    """Rows of ``statement`` in psycopg's binary format (``bytea`` as bytes, not hex text).
 
-    Only sizes the groups: each targets 128 MB against PostgreSQL's 1 GB per value, so an
-    estimate that is several times too low is still safe.
+    The driver's own errors are wrapped as SQLAlchemy wraps them, so the caller's error
+    translation (``crmcore.errors``) applies as to every other query.
+    """
+    compiled = statement.compile(dialect=conn.dialect)
+    sql, params = str(compiled), compiled.params
+    raw: Any = conn.connection.dbapi_connection
+    dbapi: Any = conn.dialect.loaded_dbapi
+    try:
+        with raw.cursor(binary=True) as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+    except dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+
+
+def _estimated_rows(conn: Connection, table: Table) -> int:
+    """How many rows ``table`` holds, estimated as the planner does.
+
+    ``reltuples`` (from the last ANALYZE/VACUUM) is scaled by how the table's size changed
+    since, so a bulk load after the last ANALYZE still counts; never analysed: ``count(*)``.
+    Only sizes the groups (128 MB each against PostgreSQL's 1 GB per value).
     """
     name = conn.dialect.identifier_preparer.format_table(table)
-    estimate = conn.execute(
-        select(column("reltuples"))
-        .select_from(text("pg_class"))
-        .where(column("oid") == func.to_regclass(name))
-    ).scalar()
-    if estimate is None or float(estimate) < 0:
+    row = conn.execute(
+        text(
+            "SELECT reltuples, relpages, pg_relation_size(oid) / "
+            "current_setting('block_size')::int FROM pg_class WHERE oid = to_regclass(:name)"
+        ),
+        {"name": name},
+    ).first()
+    if row is None or row[0] is None or float(row[0]) < 0 or not row[1]:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-    return int(float(estimate))
+    tuples, pages, now = float(row[0]), int(row[1]), int(row[2])
+    return int(tuples / pages * max(pages, now)) + 1
 
 
 def decode_numbers(padded: np.ndarray[Any, Any]) -> list[str]:

@@ -1227,7 +1227,7 @@ class _History(abc.ABC):
             rowcount = conn.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount
         else:
             rowcount = bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
-        if rowcount == len(rows) and self._uow._store._dialect.name != "mysql":
+        if rowcount == len(rows) and self._uow._store._dialect.name not in ("mysql", "mariadb"):
             return rows
         inserted: set[uuid.UUID] = set()
         for where in self._uow._where_in(table.c.id, [r["id"] for r in rows]):
@@ -1408,7 +1408,7 @@ def _fold_aggregates(
         if conn.execute(stmt).rowcount != len(deltas):
             raise ConcurrencyError(_ERASED_WHILE_RECORDING)
         return
-    if name == "mysql":
+    if name in ("mysql", "mariadb"):
         # Lock the aggregate rows first (a locking read sees the latest committed state and
         # keeps a concurrent erase from deleting them before the upsert): the upsert must
         # only ever update. Its row count cannot tell (MariaDB's found-rows count reports an
