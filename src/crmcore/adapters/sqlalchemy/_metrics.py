@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -229,21 +229,8 @@ class SqlMetrics:
                 birth_year_missing=birth_missing,
                 tags=tags,
             )
-        channels = None
-        if chosen & CHANNEL_FIELDS:
-            channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
         held = list(numbers_text)
-        return build_metrics(
-            when,
-            chosen,
-            size=size,
-            aggregates=AggregateColumns(
-                **{k: v for k, v in values.items() if not k.startswith("ch_")}
-            ),
-            channel_counts=channels,
-            profile=profile,
-            numbers=lambda: crm_numbers(held),
-        )
+        return _assemble(when, chosen, size, values, profile, lambda: crm_numbers(held))
 
     def _packed_snapshot(
         self,
@@ -304,19 +291,8 @@ class SqlMetrics:
                 birth_year_missing=birth_missing,
                 tags=tags,
             )
-        channels = None
-        if chosen & CHANNEL_FIELDS:
-            channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
-        return build_metrics(
-            when,
-            chosen,
-            size=size,
-            aggregates=AggregateColumns(
-                **{k: v for k, v in values.items() if not k.startswith("ch_")}
-            ),
-            channel_counts=channels,
-            profile=profile,
-            numbers=lambda: crm_numbers(decode_numbers(padded)),
+        return _assemble(
+            when, chosen, size, values, profile, lambda: crm_numbers(decode_numbers(padded))
         )
 
     def _packed_tags(
@@ -452,6 +428,29 @@ class SqlMetrics:
         from crmcore.adapters.sqlalchemy._scoring import score_in_database
 
         return score_in_database(self, aware_utc("as_of", as_of), policy or RfmPolicy())
+
+
+def _assemble(
+    when: dt.datetime,
+    chosen: frozenset[str],
+    size: int,
+    values: dict[str, Int64Array],
+    profile: ProfileColumns | None,
+    numbers: Callable[[], ObjectArray],
+) -> CustomerMetrics:
+    """The snapshot from fetched raw columns (either fetch path)."""
+    channels = None
+    if chosen & CHANNEL_FIELDS:
+        channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
+    return build_metrics(
+        when,
+        chosen,
+        size=size,
+        aggregates=AggregateColumns(**{k: v for k, v in values.items() if not k.startswith("ch_")}),
+        channel_counts=channels,
+        profile=profile,
+        numbers=numbers,
+    )
 
 
 def _stage_code(column: ColumnElement[Any]) -> ColumnElement[Any]:
