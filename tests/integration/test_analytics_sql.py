@@ -125,7 +125,8 @@ def histories(draw: st.DrawFn) -> dict[str, Any]:
             strategies.customers(min_created=LOW, max_created=HIGH),
             min_size=1,
             max_size=12,
-            unique_by=lambda c: c.number,
+            # One customer per CRM number and per import key (stores refuse a second).
+            unique_by=(lambda c: c.number, lambda c: (c.source, c.external_id or c.number.value)),
         )
     )
     for customer in customers:

@@ -79,7 +79,8 @@ def stores(draw: st.DrawFn) -> tuple[InMemoryStore, dt.datetime]:
             strategies.customers(min_created=LOW, max_created=HIGH),
             min_size=1,
             max_size=10,
-            unique_by=lambda c: c.number,
+            # One customer per CRM number and per import key (stores refuse a second).
+            unique_by=(lambda c: c.number, lambda c: (c.source, c.external_id or c.number.value)),
         )
     )
     store = InMemoryStore()
