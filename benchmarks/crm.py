@@ -54,6 +54,12 @@ class _Crm(Implementation):
     def make_store(self) -> CrmStore:
         raise NotImplementedError
 
+    def attach(self) -> None:
+        self.store = self.make_store()
+        self.nums = load.numbers(self.store.scheme, self.ctx.customers)
+        self.crm = Crm(self.store, clock=FixedClock(AS_OF))
+        self.analytics = Analytics(self.crm)
+
     def ingest(self) -> None:
         arrays = read_arrays(self.ctx.data_dir)
         self.store = self.make_store()

@@ -35,6 +35,7 @@ ORDER = (
     "sql-postgresql",
     "crmcore-postgresql",
 )
+KEPT_STORES = ("crmcore-sqlite", "crmcore-postgresql")  # --keep-stores / --reuse-stores
 BASELINES = ("pandas", "polars", "duckdb", "sql-sqlite", "sql-postgresql")
 WORKLOADS = ("ingest", "rfm", "scores", "rules", "incremental")
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -63,13 +64,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="use this existing, empty database as is (not created or dropped; for tests)",
     )
     p.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    p.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS[1:]),
+        help="comma-separated workloads to run after the ingest (which always runs)",
+    )
+    p.add_argument(
+        "--keep-stores",
+        action="store_true",
+        help="keep the SQLite file and the PostgreSQL database (crmcore_bench_<size>) for a "
+        "later --reuse-stores run; not with the incremental workload, which changes them",
+    )
+    p.add_argument(
+        "--reuse-stores",
+        action="store_true",
+        help="crmcore's SQL stores open what a --keep-stores run loaded instead of loading "
+        "it again (their ingest is checked, not timed)",
+    )
     p.add_argument("--seed", type=int, default=20250101)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = set(args.workloads.split(",")) - set(WORKLOADS[1:]) - {""}
+    if unknown:
+        p.error(f"unknown workloads: {sorted(unknown)}")
+    if args.keep_stores and "incremental" in args.workloads.split(","):
+        p.error("--keep-stores: leave out the incremental workload (it adds transactions)")
+    return args
 
 
 @contextlib.contextmanager
-def scratch_postgres(base_url: str, given: str = "") -> Iterator[str | None]:
-    """A fresh database on the server for this run, dropped afterwards."""
+def scratch_postgres(
+    base_url: str, given: str = "", *, kept: str = "", keep: bool = False, reuse: bool = False
+) -> Iterator[str | None]:
+    """A fresh database on the server for this run, dropped afterwards.
+
+    With ``kept`` the database has that fixed name: ``reuse`` opens it as an earlier run left
+    it (it must exist), ``keep`` leaves it on the server afterwards."""
     if given:
         yield given
         return
@@ -79,11 +108,19 @@ def scratch_postgres(base_url: str, given: str = "") -> Iterator[str | None]:
     import sqlalchemy as sa
 
     url = sa.engine.make_url(base_url)
-    name = f"crmcore_bench_{uuid.uuid4().hex[:8]}"
+    name = kept or f"crmcore_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if reuse and not exists:
+                raise SystemExit(f"--reuse-stores: no database {name} (run with --keep-stores)")
+            if exists and not reuse:
+                conn.execute(sa.text(f"DROP DATABASE {name}"))
+            if not reuse:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
         print(f"PostgreSQL unavailable, skipped: {exc}".splitlines()[0], file=sys.stderr)
         admin.dispose()
@@ -92,15 +129,16 @@ def scratch_postgres(base_url: str, given: str = "") -> Iterator[str | None]:
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
 
 
@@ -248,11 +286,21 @@ def main(argv: list[str] | None = None) -> int:
     segments = segment_table()
     work = Path(tempfile.mkdtemp(prefix="crmcore-bench-"))
     sqlite_path = args.data_root / f"bench-{args.size}.sqlite"
+    workloads = ["ingest", *(w for w in args.workloads.split(",") if w)]
+    # A store the incremental workload changed no longer matches the generated data.
+    keep = args.keep_stores and "incremental" not in workloads
+    if args.reuse_stores and not sqlite_path.exists() and "crmcore-sqlite" in chosen:
+        raise SystemExit(f"--reuse-stores: no {sqlite_path} (run with --keep-stores)")
     ok = True
     with scratch_postgres(
-        args.postgres_url if any("postgresql" in n for n in chosen) else ""
+        args.postgres_url if any("postgresql" in n for n in chosen) else "",
+        args.postgres_db,
+        kept=f"crmcore_bench_{args.size.lower()}" if keep or args.reuse_stores else "",
+        keep=keep,
+        reuse=args.reuse_stores,
     ) as pg:
-        sqlite_path.unlink(missing_ok=True)
+        if not args.reuse_stores and any("sqlite" in n for n in chosen):
+            sqlite_path.unlink(missing_ok=True)
         for name in chosen:
             if "postgresql" in name and pg is None:
                 print(f"  {name}: skipped (no PostgreSQL)", file=sys.stderr)
@@ -263,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 "sqlite_path": str(sqlite_path),
                 "postgres_url": pg,
                 "customers": customers,
-                "workloads": list(WORKLOADS),
+                "workloads": workloads,
+                "reuse_store": args.reuse_stores and name in KEPT_STORES,
                 "repeat": args.repeat,
                 "budget_s": args.budget,
                 "events": events,
@@ -271,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 "segments": segments,
             }
             ok &= run_worker(spec, work)
-    sqlite_path.unlink(missing_ok=True)
+    if not keep and any("sqlite" in n for n in chosen):
+        sqlite_path.unlink(missing_ok=True)
 
     results: dict[str, dict[str, np.ndarray]] = {}
     records: list[dict[str, Any]] = []

@@ -58,6 +58,11 @@ class Implementation(abc.ABC):
     def rfm(self) -> RfmResult | Any:
         """Workload 1: R, F, M scores and the named segment of every customer."""
 
+    def attach(self) -> None:
+        """Open the store an earlier run loaded and kept, instead of ``ingest`` (only
+        implementations whose store outlives the process offer this)."""
+        raise NotImplementedError(f"{self.name} cannot reuse a kept store")
+
     def prepare_scores(self) -> None:  # noqa: B027 - optional hook
         """Untimed: build the per-customer aggregates the ``scores`` workload starts from."""
 

@@ -85,5 +85,5 @@ def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> Non
     names = {"pandas", "sql-postgresql"}
     if crmcore_sql_ready():
         names.add("crmcore-postgresql")
-    records = run_bench(tmp_path, ",".join(names), "--postgres-db", postgres_url)
+    records = run_bench(tmp_path, ",".join(names), "--postgres-url", postgres_url)
     assert_all_agree(records, names)
