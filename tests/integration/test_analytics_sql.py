@@ -12,6 +12,7 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from unittest import mock
 
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmcore import Crm, FixedClock, InMemoryStore, SqlStore
+from crmcore import Crm, FixedClock, InMemoryStore, Money, SqlStore, Transaction
 from crmcore._epoch import MICROS_PER_DAY, to_us
 from crmcore.adapters.sqlalchemy._frame import build_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where
@@ -558,3 +559,91 @@ def test_packed_snapshots_honour_a_host_schema_translate_map(postgres_url: str) 
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA IF EXISTS tenant_b CASCADE")
         engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_packed_snapshots_of_numbers_of_several_lengths_equal_the_row_fetch(
+    postgres_url: str,
+) -> None:
+    # Numbers travel unpadded when all have one length; customers numbered by two schemes
+    # make the server's row widths differ, and the fetch is repeated blank-padded. The tags
+    # of the short-number customers alone arrive unpadded and are padded by the client.
+    from crmcore.adapters.sqlalchemy import _metrics, _pgpack
+    from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
+    from crmcore.domain import CrmNumberScheme, Customer, PersonName
+
+    store = SqlStore.from_url(postgres_url, create_schema=True, table_prefix="ml_")
+    try:
+        short, long_ = CrmNumberScheme("S", 3), CrmNumberScheme("LONG", 12)
+        made = [
+            Customer(
+                number=(short if i % 2 else long_).format(i + 1),
+                name=PersonName(given=f"N{i}"),
+                created_at=LOW,
+                updated_at=LOW,
+                tags=frozenset({"vip"} if i % 2 else ()),
+            )
+            for i in range(9)
+        ]
+        with store.unit_of_work() as uow:
+            uow.customers.add_many(made)
+            uow.commit()
+        crm = Crm(store, clock=FixedClock(HIGH))
+        crm.record_transaction(_purchase(made[0].number, HIGH - dt.timedelta(days=3)))
+        source = store.metrics_source()
+        fields = ["frequency", "tags", "stage", "birth_year"]
+        with mock.patch.object(SqlMetrics, "_packed_snapshot", return_value=None):
+            rows = _by_number(source.snapshot(HIGH, fields))
+        pads: list[int | None] = []
+        fetch_rows = _pgpack._fetch_rows
+
+        def recording(*args: Any) -> Any:
+            pads.append(args[-1])
+            return fetch_rows(*args)
+
+        results: list[object] = []
+
+        def packed(*args: Any) -> Any:
+            results.append(_pgpack.fetch_packed(*args))
+            return results[-1]
+
+        with (
+            mock.patch.object(_pgpack, "_fetch_rows", recording),
+            mock.patch.object(_metrics, "fetch_packed", packed),
+        ):
+            metrics = source.snapshot(HIGH, fields)
+        assert results and all(r is not None for r in results)  # the packed path was taken
+        assert pads == [None, 32, None]  # rows uneven, padded again; tags of one length
+        assert [n.value for n in metrics.numbers()] == sorted(rows)
+        assert _by_number(metrics) == rows
+        assert sum(1 for row in rows.values() if row["tags"] == {"vip"}) == 4
+    finally:
+        store.drop_schema()
+        store.close()
+
+
+def test_row_fetch_in_chunks_equals_one_chunk(tmp_path: Any) -> None:
+    # The row fetch transposes a few rows at a time; the chunk seams must not show.
+    from crmcore.adapters.sqlalchemy import _metrics
+
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'chunks.db'}", create_schema=True)
+    try:
+        crm = Crm(store, clock=FixedClock(HIGH))
+        for i in range(11):
+            number = crm.register(
+                f"C{i}", tags=["vip"] if i % 3 == 0 else [], owner=f"o{i % 2}"
+            ).number
+            for day in range(i % 4):
+                crm.record_transaction(_purchase(number, HIGH - dt.timedelta(days=day + 1)))
+        source = store.metrics_source()
+        whole = _by_number(source.snapshot(HIGH))
+        with mock.patch.object(_metrics, "_FETCH_ROWS", 4):
+            chunked = source.snapshot(HIGH)
+        assert _by_number(chunked) == whole
+        assert len(whole) == 11
+    finally:
+        store.close()
+
+
+def _purchase(number: CrmNumber, at: dt.datetime) -> Transaction:
+    return Transaction(number, at, TransactionKind.PURCHASE, Money(Decimal("12.50"), "USD"))

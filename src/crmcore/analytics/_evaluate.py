@@ -160,13 +160,41 @@ def _instant(value: Any) -> Any:
     return to_us(value) if isinstance(value, dt.datetime) else value
 
 
+def _all(parts: tuple[Predicate, ...]) -> Predicate:
+    # Closures over a fixed arity, not all() over a generator: a refresh tests ten rules per
+    # event, and the generator's frame costs more than the comparisons themselves.
+    if len(parts) == 2:
+        first, second = parts
+        return lambda row: first(row) and second(row)
+
+    def every(row: Mapping[str, Any]) -> bool:
+        for part in parts:  # noqa: SIM110 - see above
+            if not part(row):
+                return False
+        return True
+
+    return every
+
+
+def _any(parts: tuple[Predicate, ...]) -> Predicate:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda row: first(row) or second(row)
+
+    def some(row: Mapping[str, Any]) -> bool:
+        for part in parts:  # noqa: SIM110 - see _all
+            if part(row):
+                return True
+        return False
+
+    return some
+
+
 def _predicate(node: Rule, as_of_us: int) -> Predicate:
     if isinstance(node, And):
-        parts = [_predicate(item, as_of_us) for item in node.items]
-        return lambda row: all(p(row) for p in parts)
+        return _all(tuple(_predicate(item, as_of_us) for item in node.items))
     if isinstance(node, Or):
-        parts = [_predicate(item, as_of_us) for item in node.items]
-        return lambda row: any(p(row) for p in parts)
+        return _any(tuple(_predicate(item, as_of_us) for item in node.items))
     if isinstance(node, Not):
         inner = _predicate(node.item, as_of_us)
         return lambda row: not inner(row)
@@ -177,12 +205,17 @@ def _predicate(node: Rule, as_of_us: int) -> Predicate:
     if isinstance(node, IsNull):
         negated = node.negated
         return lambda row: (row[name] is None) != negated
+    instant = FIELDS[name].kind is FieldKind.INSTANT  # rows hold instants as datetimes
     if isinstance(node, Compare):
         compare, value = _OPS[node.op], _resolve(node.value, as_of_us)
-        return lambda row: (v := _instant(row[name])) is not None and bool(compare(v, value))
+        if instant:
+            return lambda row: (v := _instant(row[name])) is not None and bool(compare(v, value))
+        return lambda row: (v := row[name]) is not None and bool(compare(v, value))
     if isinstance(node, Between):
         low, high = _resolve(node.low, as_of_us), _resolve(node.high, as_of_us)
-        return lambda row: (v := _instant(row[name])) is not None and low <= v <= high
+        if instant:
+            return lambda row: (v := _instant(row[name])) is not None and low <= v <= high
+        return lambda row: (v := row[name]) is not None and low <= v <= high
     if isinstance(node, InList):
         values = frozenset(_resolve(v, as_of_us) for v in node.values)
         if node.negated:

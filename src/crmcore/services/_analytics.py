@@ -355,10 +355,7 @@ class Analytics:
                 if segments is None
                 else [uow.segments.get(n) for n in segments]
             )
-        compiled = {s.name: _compiled_rule(s.rule, when) for s in saved}
-        needed = set(RFM_FIELDS | LIFECYCLE_FIELDS)
-        for fields, _ in compiled.values():
-            needed |= fields
+        needed, predicates = _refresh_plan(tuple((s.name, s.rule) for s in saved), when)
         values = self.source.customer_row(key, when, needed)
         score = None
         if self.last_rfm is not None:
@@ -369,13 +366,28 @@ class Analytics:
                 customer=key,
                 as_of=when,
             )
-        matches = {name: predicate(values) for name, (_, predicate) in compiled.items()}
+        matches = {name: predicate(values) for name, predicate in predicates}
         changes: tuple[StageChange, ...] = ()
         if policy is not None:
             now = self.crm._now()
             with self.crm._unit() as uow:
                 changes = self._apply_policy(uow, key, policy, when, now, values)
         return CustomerRefresh(key, when, values, score, matches, changes)
+
+
+@functools.lru_cache(maxsize=64)
+def _refresh_plan(
+    rules: tuple[tuple[str, str], ...], as_of: dt.datetime
+) -> tuple[frozenset[str], tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...]]:
+    """The fields a refresh reads and each saved segment's predicate, for one set of saved
+    rules at one instant (a stream of refreshes at one ``as_of`` builds it once)."""
+    needed = set(RFM_FIELDS | LIFECYCLE_FIELDS)
+    predicates = []
+    for name, text in rules:
+        fields, predicate = _compiled_rule(text, as_of)
+        needed |= fields
+        predicates.append((name, predicate))
+    return frozenset(needed), tuple(predicates)
 
 
 @functools.lru_cache(maxsize=1024)

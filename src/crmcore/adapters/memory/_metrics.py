@@ -9,6 +9,7 @@ reductions (``bincount``, ``add.at``, ``maximum.at``), counting only events at o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +50,7 @@ _TX_COLUMNS: Final = (
     "last_purchase_us",
 )
 _IX_COLUMNS: Final = ("interaction_count", "complaint_count", "last_interaction_us")
+_HISTORY_COLUMNS: Final = frozenset(_TX_COLUMNS + _IX_COLUMNS)
 _COMPLAINT_CODE: Final = 1  # InteractionKind declaration order: inquiry, complaint, ...
 _WALKED_FIELDS: Final = frozenset({"gender", "owner", "country", "birth_year"})
 """Profile fields read from the Customer objects (tags come from the store's tag index)."""
@@ -139,9 +141,10 @@ class MemoryMetrics:
                 raise NotFound("customer", number)
             row = state.row_of[number]
             columns = state.aggregates.columns
-            agg = {name: int(columns[name][row]) for name in raw_columns_needed(chosen)}
+            raw = _raw_needed(chosen)
+            agg = {name: int(columns[name][row]) for name in raw}
             stale = as_of_us < state.latest_event_us
-            if stale and raw_columns_needed(chosen) & set(_TX_COLUMNS + _IX_COLUMNS):
+            if stale and raw & _HISTORY_COLUMNS:
                 one = np.array([row], dtype=np.int64)
                 size = state.aggregates.size
                 for name, column in {
@@ -159,6 +162,12 @@ class MemoryMetrics:
             if chosen & PROFILE_FIELDS:
                 extra.update(_profile_row(customer))
         return row_from_aggregate(as_of_us, chosen, agg, extra)
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_needed(fields: frozenset[str]) -> frozenset[str]:
+    # customer_row runs once per refreshed customer with the same few field sets.
+    return frozenset(raw_columns_needed(fields))
 
 
 def _from_transactions(

@@ -3,9 +3,10 @@
 ``SqlStore.metrics_source()`` returns a :class:`SqlMetrics`. A snapshot is one query over the
 :class:`~crmcore.adapters.sqlalchemy._frame.Frame` (customers joined with the maintained
 aggregates, or with ``GROUP BY`` subqueries for a past ``as_of``), plus one for tags when a
-rule needs them. Rows come back through the driver's ``fetchall()`` as tuples and are
-transposed into numpy columns at C speed (``zip(*rows)`` and ``np.array``); no Python code
-runs per customer except for text profile fields (encoded once into a :class:`Categorical`).
+rule needs them. Rows come back through the driver in chunks of tuples, each transposed
+into numpy columns at C speed (``zip(*rows)`` and ``np.array``); no Python code runs per
+customer except for text profile fields (encoded once into a :class:`Categorical`). On
+PostgreSQL the server packs the whole result into ``bytea`` instead (``_pgpack``).
 Segment members are selected by the database (:func:`compile_where`), and RFM scores can be
 computed there too with window functions (:meth:`SqlMetrics.score_rfm`).
 
@@ -36,13 +37,7 @@ from crmcore.adapters.sqlalchemy._frame import (
     latest_events,
     number_order,
 )
-from crmcore.adapters.sqlalchemy._pgpack import (
-    NUMBER_WIDTH,
-    decode_numbers,
-    fetch_packed,
-    packed_int,
-    packed_number,
-)
+from crmcore.adapters.sqlalchemy._pgpack import decode_numbers, fetch_packed
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
@@ -193,27 +188,20 @@ class SqlMetrics:
         )
         if only is not None:
             query = query.where(frame.number == only)
-        rows = conn.execute(query).cursor.fetchall()
-        size = len(rows)
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else []
-        width = 1 + len(int_columns) + len(texts)
-        if not columns:
-            columns = [() for _ in range(width)]
-        numbers_text = columns[0]
-        values: dict[str, Int64Array] = {}
-        for position, name in enumerate(raw, start=1):
-            values[name] = np.array(columns[position], dtype=np.int64).reshape(size)
+        numbers_text, ints, text_values = _fetch_columns(
+            conn.execute(query).cursor, len(int_columns), len(texts)
+        )
+        size = len(numbers_text)
+        values = {name: ints[position] for position, name in enumerate(raw)}
         profile = None
         if chosen & (PROFILE_FIELDS - {"crm_number"}):
-            offset = 1 + len(raw)
             birth = np.zeros(size, dtype=np.int64)
             birth_missing: BoolArray = np.ones(size, dtype=np.bool_)
             if with_birth:
-                birth = np.array(columns[offset], dtype=np.int64).reshape(size)
-                birth_missing = np.array(columns[offset + 1], dtype=np.bool_).reshape(size)
-                offset += 2
+                birth = ints[len(raw)]
+                birth_missing = ints[len(raw) + 1].astype(np.bool_)
             categorical = {
-                name: Categorical.from_values(columns[offset + i]) for i, name in enumerate(texts)
+                name: Categorical.from_values(text_values[i]) for i, name in enumerate(texts)
             }
             empty = Categorical(np.full(size, -1, dtype=np.int64), ())
             tags = (
@@ -229,8 +217,7 @@ class SqlMetrics:
                 birth_year_missing=birth_missing,
                 tags=tags,
             )
-        held = list(numbers_text)
-        return _assemble(when, chosen, size, values, profile, lambda: crm_numbers(held))
+        return _assemble(when, chosen, size, values, profile, lambda: crm_numbers(numbers_text))
 
     def _packed_snapshot(
         self,
@@ -245,7 +232,6 @@ class SqlMetrics:
 
         ``None`` (the caller then fetches rows) if the packed result is not as expected.
         """
-        names = [f"c{i}" for i in range(len(int_columns))]
         query = (
             select(frame.number)
             .select_from(frame.source)
@@ -253,12 +239,7 @@ class SqlMetrics:
             .order_by(number_order(frame))
         )
         columns = fetch_packed(
-            conn,
-            [packed_number(frame.number), *(packed_int(c) for c in int_columns)],
-            query,
-            [("number", f"S{NUMBER_WIDTH}")] + [(n, ">i8") for n in names],
-            frame.number,
-            self._store.tables.customers,
+            conn, frame.number, int_columns, query, frame.number, self._store.tables.customers
         )
         if columns is None:
             return None
@@ -278,7 +259,7 @@ class SqlMetrics:
                 birth_missing = columns[f"c{len(raw) + 1}"].astype(np.bool_)
             tags = TagIndex({}, size)
             if "tags" in chosen:
-                found = self._packed_tags(conn, frame, padded)
+                found = self._packed_tags(conn, padded)
                 if found is None:
                     return None
                 tags = found
@@ -295,36 +276,28 @@ class SqlMetrics:
             when, chosen, size, values, profile, lambda: crm_numbers(decode_numbers(padded))
         )
 
-    def _packed_tags(
-        self, conn: Connection, frame: Frame, padded: np.ndarray[Any, Any]
-    ) -> TagIndex | None:
+    def _packed_tags(self, conn: Connection, padded: np.ndarray[Any, Any]) -> TagIndex | None:
         """Tags as packed (tag code, number) pairs; each number's row is found by binary
         search in the snapshot's sorted numbers (``None`` if one is not among them)."""
         t = self._store.tables.customer_tags
-        c = self._store.tables.customers
-        joined = t.join(c, c.c.number == t.c.customer)
+        # Erasing a customer deletes its tags, so every tag row belongs to a snapshot row
+        # (checked below: an owner that is not among the numbers makes the row fetch take
+        # over) and the tags are read without joining the customers.
         # Tags travel as hashtext() codes, named by a second query run after this one: a tag
         # added in between is simply unused, one removed in between leaves a code without a
         # name, and two tags sharing a code are detected; either way the row fetch takes over.
         columns = fetch_packed(
-            conn,
-            [packed_int(func.hashtext(t.c.tag)), packed_number(t.c.customer)],
-            select(t.c.customer).select_from(joined).where(frame.where),
-            [("code", ">i8"), ("number", f"S{NUMBER_WIDTH}")],
-            t.c.customer,
-            t,
+            conn, t.c.customer, [func.hashtext(t.c.tag)], select(t.c.customer), t.c.customer, t
         )
         if columns is None:
             return None
-        codes, owners = columns["code"], columns["number"]
+        codes, owners = columns["c0"], columns["number"]
         if not len(codes):
             return TagIndex({}, len(padded))
-        named = conn.execute(
-            select(t.c.tag, func.hashtext(t.c.tag))
-            .select_from(joined)
-            .where(frame.where)
-            .group_by(t.c.tag)
-        ).all()
+        if owners.dtype != padded.dtype:  # one side was blank-padded (mixed number lengths)
+            owners = np.char.ljust(owners.astype(padded.dtype), padded.dtype.itemsize, b" ")
+        distinct = select(t.c.tag).distinct().subquery("tag_names")
+        named = conn.execute(select(distinct.c.tag, func.hashtext(distinct.c.tag))).all()
         name_of = {int(code): str(name) for name, code in named}
         if len(name_of) != len(named):
             return None  # two tags with one hash code
@@ -428,6 +401,31 @@ class SqlMetrics:
         from crmcore.adapters.sqlalchemy._scoring import score_in_database
 
         return score_in_database(self, aware_utc("as_of", as_of), policy or RfmPolicy())
+
+
+_FETCH_ROWS: Final = 65_536
+"""Rows the row fetch transposes at a time: only this many row tuples are alive at once
+(``fetchall()`` of a million customers held ~300 MB of tuples and boxed ints)."""
+
+
+def _fetch_columns(
+    cursor: Any, ints: int, texts: int
+) -> tuple[list[Any], list[Int64Array], list[list[Any]]]:
+    """Rows of (number, ``ints`` integers, ``texts`` texts) as columns, fetched in chunks
+    and transposed at C speed (``zip(*rows)`` and ``np.array`` per chunk)."""
+    numbers: list[Any] = []
+    chunks: list[list[Int64Array]] = [[] for _ in range(ints)]
+    text_values: list[list[Any]] = [[] for _ in range(texts)]
+    while rows := cursor.fetchmany(_FETCH_ROWS):
+        columns = list(zip(*rows, strict=True))
+        numbers.extend(columns[0])
+        for i in range(ints):
+            chunks[i].append(np.array(columns[1 + i], dtype=np.int64))
+        for j in range(texts):
+            text_values[j].extend(columns[1 + ints + j])
+        del rows, columns
+    joined = [np.concatenate(parts) if parts else np.zeros(0, np.int64) for parts in chunks]
+    return numbers, joined, text_values
 
 
 def _assemble(

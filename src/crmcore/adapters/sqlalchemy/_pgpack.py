@@ -3,12 +3,12 @@
 A snapshot of a million customers fetched with ``cursor.fetchall()`` costs a Python tuple per
 row and a Python object per value, and binary ``COPY TO STDOUT`` costs a Python call per row
 (one ``CopyData`` message each); either was most of a PostgreSQL snapshot's time. Here the
-server turns each row into fixed-width bytes (``int8send`` of every ``bigint`` column, the CRM
-number blank-padded to 32 bytes), ``string_agg`` concatenates them, and the client reads the
+server turns each row into fixed-width bytes (the CRM number's bytes, then ``int8send`` of every
+``bigint`` column), ``string_agg`` concatenates them, and the client reads the
 one value with ``np.frombuffer`` and a structured big-endian dtype: no per-row Python work.
 
-The result is checked (total length = row count x row width; the padded number decodes back
-to the number), and rows are put in CRM-number order by the client when the server did not
+The result is checked (total length = row count x row width, every row of one width), and
+rows are put in CRM-number order by the client when the server did not
 deliver them so. A result too large for one ``bytea`` (PostgreSQL caps a value at 1 GB) is
 fetched in several hash-partitioned groups.
 """
@@ -48,66 +48,103 @@ def packed_int(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.int8send(cast(column, BigInteger))
 
 
-def packed_number(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A CRM number as 32 bytes: UTF-8, blank-padded (canonical numbers are ASCII, <= 32)."""
-    return func.convert_to(func.rpad(column, NUMBER_WIDTH), literal("UTF8"))
+def packed_number(column: ColumnElement[Any], pad: int | None = None) -> ColumnElement[Any]:
+    """A CRM number's UTF-8 bytes (canonical numbers are ASCII), blank-padded to ``pad``."""
+    text_value = column if pad is None else func.rpad(column, pad)
+    return func.convert_to(text_value, literal("UTF8"))
 
 
 def fetch_packed(
     conn: Connection,
-    parts: Sequence[ColumnElement[Any]],
+    number: ColumnElement[Any],
+    ints: Sequence[ColumnElement[Any]],
     query: Select[Any],
-    widths: Sequence[tuple[str, str]],
     partition: ColumnElement[Any],
     rows_of: Table,
 ) -> dict[str, np.ndarray[Any, Any]] | None:
-    """Rows of ``query`` packed as ``parts`` (each a ``packed_*`` expression) into columns.
+    """Rows of ``query`` as columns: each row packed as a CRM number and integers.
+
+    The numbers of one store share one length (one :class:`CrmNumberScheme`), so they travel
+    unpadded and the row width is measured by the server (``min``/``max`` of the packed
+    length, which must agree); should they differ, the fetch is repeated with every number
+    blank-padded to 32 bytes (the column's width), which keeps byte order = ``COLLATE "C"``.
 
     Args:
         conn: a PostgreSQL connection (psycopg 3), inside the caller's read transaction.
-        parts: the packed expressions, in the order of ``widths``.
+        number: the CRM number (text) expression, packed first.
+        ints: non-NULL integer expressions, packed after it as ``c0``, ``c1``, ...
         query: a ``SELECT`` giving the rows (FROM/WHERE/ORDER BY); its columns are replaced.
-        widths: per part, a name and dtype (``">i8"`` or ``"S32"``).
         partition: a text expression to hash when the result must be split in groups.
         rows_of: the table whose row count bounds the result's (for the group count).
 
     Returns:
-        name -> column (``int64`` for integers, ``S32`` bytes for numbers), or ``None`` when
-        the packed result does not have the expected shape (the caller then fetches rows).
+        ``"number"`` -> ``S<width>`` bytes, ``"c<i>"`` -> ``int64``; or ``None`` when the
+        packed result does not have the expected shape (the caller then fetches rows).
     """
     if conn.get_execution_options().get("schema_translate_map"):
         return None  # the raw driver below would not see the host's schema translation
-    row = np.dtype([(name, dtype) for name, dtype in widths])
-    groups = max(1, -(-_estimated_rows(conn, rows_of) * row.itemsize // _GROUP_BYTES))
-    packed = parts[0]
-    for part in parts[1:]:
-        packed = packed.op("||")(part)
+    widest = NUMBER_WIDTH + 8 * len(ints)
+    groups = max(1, -(-_estimated_rows(conn, rows_of) * widest // _GROUP_BYTES))
+    fetched = _fetch_rows(conn, number, ints, query, partition, groups, None)
+    if fetched == "uneven":
+        fetched = _fetch_rows(conn, number, ints, query, partition, groups, NUMBER_WIDTH)
+    if not isinstance(fetched, tuple):
+        return None
+    body, width = fetched
+    tail = [(f"c{i}", ">i8") for i in range(len(ints))]
+    row = np.dtype([("number", f"S{width - 8 * len(ints)}"), *tail])
+    records = np.frombuffer(body, dtype=row)
+    out = {"number": records["number"].copy()}
+    out.update({name: records[name].astype(np.int64) for name, _ in tail})
+    return out
+
+
+def _fetch_rows(
+    conn: Connection,
+    number: ColumnElement[Any],
+    ints: Sequence[ColumnElement[Any]],
+    query: Select[Any],
+    partition: ColumnElement[Any],
+    groups: int,
+    pad: int | None,
+) -> tuple[bytes, int] | str | None:
+    """The packed rows and their width; ``"uneven"`` if rows differ in width (numbers of
+    several lengths, unpadded); ``None`` if the result is malformed."""
+    packed = packed_number(number, pad)
+    for part in ints:
+        packed = packed.op("||")(packed_int(part))
     # hashtext() is int4: widened before masking, so no value overflows (abs(INT_MIN) would).
     bucket = cast(func.hashtext(partition), BigInteger).op("&")(0x7FFFFFFF) % groups
     inner = query.with_only_columns(packed.label("r"), bucket.label("g")).subquery("packed_rows")
-    outer = select(func.string_agg(inner.c.r, literal(b"", LargeBinary)), func.count()).select_from(
-        inner
-    )
+    size = func.octet_length(inner.c.r)
+    outer = select(
+        func.string_agg(inner.c.r, literal(b"", LargeBinary)),
+        func.count(),
+        func.min(size),
+        func.max(size),
+    ).select_from(inner)
     if groups > 1:
         outer = outer.group_by(inner.c.g)
-    results = _fetch_binary(conn, outer)
     chunks: list[bytes] = []
     count = 0
-    for data, rows in results:
+    widths: set[int] = set()
+    for data, rows, narrow, wide in _fetch_binary(conn, outer):
         if data is None:
             if rows:
                 return None
             continue
+        if narrow != wide:
+            return "uneven"
         chunks.append(bytes(data))
         count += int(rows)
+        widths.add(int(narrow))
+    if len(widths) > 1:
+        return "uneven"
+    width = widths.pop() if widths else 8 * len(ints) + 1
     body = b"".join(chunks)
-    if len(body) != count * row.itemsize:
+    if width <= 8 * len(ints) or len(body) != count * width:
         return None
-    records = np.frombuffer(body, dtype=row)
-    return {
-        name: records[name].astype(np.int64) if dtype.startswith(">i") else records[name].copy()
-        for name, dtype in widths
-    }
+    return body, width
 
 
 def _fetch_binary(conn: Connection, statement: Select[Any]) -> list[Any]:
