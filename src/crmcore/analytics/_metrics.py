@@ -225,6 +225,8 @@ def resolve_fields(fields: Collection[str] | None) -> frozenset[str]:
     """
     if fields is None:
         return frozenset(FIELDS)
+    if type(fields) is frozenset and fields <= FIELDS.keys():
+        return fields  # already resolved (a refresh passes the same set every time)
     if isinstance(fields, str):
         fields = (fields,)
     chosen = frozenset(fields)

@@ -21,9 +21,9 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import attrs
 import numpy as np
@@ -178,32 +178,51 @@ class InMemoryStore:
 
         return MemoryMetrics(self)
 
-    @contextmanager
-    def read_state(self) -> Iterator[_State]:
+    def read_state(self) -> AbstractContextManager[_State]:
         """Hold the lock and expose the raw state (for adapters' analytics readers)."""
-        with self._locked():
-            yield self._state
+        return _Held(self, self._state)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        me = threading.get_ident()
-        if self._owner == me:
-            raise ConfigurationError(
-                "a unit of work of this in-memory store is already open in this thread; "
-                "nesting would deadlock"
-            )
-        with self._lock:
-            self._owner = me
-            try:
-                yield
-            finally:
-                self._owner = None
+    def _locked(self) -> AbstractContextManager[None]:
+        return _Held(self, None)
 
     def __repr__(self) -> str:
         return (
             f"InMemoryStore(scheme={self._scheme.prefix}/{self._scheme.width}, "
             f"reporting_currency={self._currency!r}, customers={len(self._state.customers)})"
         )
+
+
+_T = TypeVar("_T")
+
+
+class _Held(Generic[_T]):
+    """The store's lock, held for one block (a class, not a generator context manager: an
+    incremental refresh takes the lock twice, and the generator's frame was the larger part
+    of that cost). Re-entry from the thread that holds it is refused, since it would
+    deadlock."""
+
+    __slots__ = ("_store", "_value")
+
+    def __init__(self, store: InMemoryStore, value: _T) -> None:
+        self._store = store
+        self._value = value
+
+    def __enter__(self) -> _T:
+        store = self._store
+        me = threading.get_ident()
+        if store._owner == me:
+            raise ConfigurationError(
+                "a unit of work of this in-memory store is already open in this thread; "
+                "nesting would deadlock"
+            )
+        store._lock.acquire()
+        store._owner = me
+        return self._value
+
+    def __exit__(self, *exc: object) -> None:
+        store = self._store
+        store._owner = None
+        store._lock.release()
 
 
 class MemoryUnitOfWork:
