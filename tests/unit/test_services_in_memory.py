@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
@@ -240,6 +241,21 @@ def test_leaving_without_commit_rolls_back(crm: Crm) -> None:
 def test_nesting_units_of_one_memory_store_in_a_thread_is_refused(crm: Crm) -> None:
     with crm.store.unit_of_work(), pytest.raises(ConfigurationError, match="nesting"):
         crm.store.unit_of_work().__enter__()
+
+
+def test_the_memory_store_lock_is_released_after_a_refused_nesting_or_an_error(crm: Crm) -> None:
+    store = crm.store
+    assert isinstance(store, InMemoryStore)
+    with store.unit_of_work(), pytest.raises(ConfigurationError):
+        store.read_state().__enter__()
+    with pytest.raises(RuntimeError), store.read_state():
+        raise RuntimeError("boom")
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (crm.register("Bo"), done.set()))
+    worker.start()
+    worker.join(timeout=10)
+    assert done.is_set()  # another thread got the lock: nothing was left holding it
+    assert crm.register("Ann").number
 
 
 def test_customer_360_shows_recent_history_newest_first(crm: Crm, clock: FixedClock) -> None:
