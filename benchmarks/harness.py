@@ -72,14 +72,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--keep-stores",
         action="store_true",
-        help="keep the SQLite file and the PostgreSQL database (crmcore_bench_<size>) for a "
+        help="keep the SQLite file and the PostgreSQL database (crmcore_bench_<size>_kept) for a "
         "later --reuse-stores run; not with the incremental workload, which changes them",
     )
     p.add_argument(
         "--reuse-stores",
         action="store_true",
         help="crmcore's SQL stores open what a --keep-stores run loaded instead of loading "
-        "it again (their ingest is checked, not timed)",
+        "it again (their ingest is checked, not timed); kept again unless the incremental "
+        "workload runs",
     )
     p.add_argument("--seed", type=int, default=20250101)
     args = p.parse_args(argv)
@@ -118,7 +119,7 @@ def scratch_postgres(
             if reuse and not exists:
                 raise SystemExit(f"--reuse-stores: no database {name} (run with --keep-stores)")
             if exists and not reuse:
-                conn.execute(sa.text(f"DROP DATABASE {name}"))
+                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
             if not reuse:
                 conn.execute(sa.text(f"CREATE DATABASE {name}"))
     except sa.exc.OperationalError as exc:
@@ -285,17 +286,19 @@ def main(argv: list[str] | None = None) -> int:
 
     segments = segment_table()
     work = Path(tempfile.mkdtemp(prefix="crmcore-bench-"))
-    sqlite_path = args.data_root / f"bench-{args.size}.sqlite"
+    kept_stores = args.keep_stores or args.reuse_stores
+    # Kept stores have their own names, so an ordinary run never deletes one.
+    sqlite_path = args.data_root / f"bench-{args.size}{'-kept' if kept_stores else ''}.sqlite"
     workloads = ["ingest", *(w for w in args.workloads.split(",") if w)]
     # A store the incremental workload changed no longer matches the generated data.
-    keep = args.keep_stores and "incremental" not in workloads
+    keep = (args.keep_stores or args.reuse_stores) and "incremental" not in workloads
     if args.reuse_stores and not sqlite_path.exists() and "crmcore-sqlite" in chosen:
         raise SystemExit(f"--reuse-stores: no {sqlite_path} (run with --keep-stores)")
     ok = True
     with scratch_postgres(
         args.postgres_url if any("postgresql" in n for n in chosen) else "",
         args.postgres_db,
-        kept=f"crmcore_bench_{args.size.lower()}" if keep or args.reuse_stores else "",
+        kept=f"crmcore_bench_{args.size.lower()}_kept" if kept_stores else "",
         keep=keep,
         reuse=args.reuse_stores,
     ) as pg:

@@ -87,3 +87,36 @@ def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> Non
         names.add("crmcore-postgresql")
     records = run_bench(tmp_path, ",".join(names), "--postgres-url", postgres_url)
     assert_all_agree(records, names)
+
+
+def test_kept_sqlite_store_is_reused_then_dropped(tmp_path: Path) -> None:
+    kept = tmp_path / "data" / "bench-tiny-kept.sqlite"
+    loaded = run_bench(
+        tmp_path, "pandas,crmcore-sqlite", "--postgres-url", "", "--workloads", "", "--keep-stores"
+    )
+    assert {(r["implementation"], r["workload"]) for r in loaded} == {
+        ("pandas", "ingest"),
+        ("crmcore-sqlite", "ingest"),
+    }
+    assert kept.exists()
+    again = run_bench(
+        tmp_path,
+        "pandas,crmcore-sqlite",
+        "--postgres-url",
+        "",
+        "--workloads",
+        "rfm",
+        "--reuse-stores",
+    )
+    # The reused store's ingest is checked (it agreed, or the run would have failed) and
+    # not timed: no ingest record of crmcore-sqlite.
+    assert {(r["implementation"], r["workload"]) for r in again} == {
+        ("pandas", "ingest"),
+        ("pandas", "rfm"),
+        ("crmcore-sqlite", "rfm"),
+    }
+    assert all(r["agrees"] for r in again)
+    assert kept.exists()  # no incremental workload: kept again
+    last = run_bench(tmp_path, "pandas,crmcore-sqlite", "--postgres-url", "", "--reuse-stores")
+    assert_all_agree(last, {"pandas", "crmcore-sqlite"})
+    assert not kept.exists()  # the incremental workload changed it: dropped

@@ -37,7 +37,7 @@ from crmcore.adapters.sqlalchemy._frame import (
     latest_events,
     number_order,
 )
-from crmcore.adapters.sqlalchemy._pgpack import decode_numbers, fetch_packed
+from crmcore.adapters.sqlalchemy._pgpack import NUMBER_WIDTH, decode_numbers, fetch_packed
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
@@ -99,6 +99,9 @@ class SqlMetrics:
 
     def __init__(self, store: SqlStore) -> None:
         self._store = store
+        # Set once a packed fetch met CRM numbers of several lengths: later fetches pad them
+        # from the start instead of finding out again (each finding costs a whole query).
+        self._pad_numbers = False
 
     def __repr__(self) -> str:
         return f"SqlMetrics({self._store!r})"
@@ -239,11 +242,18 @@ class SqlMetrics:
             .order_by(number_order(frame))
         )
         columns = fetch_packed(
-            conn, frame.number, int_columns, query, frame.number, self._store.tables.customers
+            conn,
+            frame.number,
+            int_columns,
+            query,
+            frame.number,
+            self._store.tables.customers,
+            self._pad_numbers,
         )
         if columns is None:
             return None
         padded = columns["number"]
+        self._pad_numbers |= padded.dtype.itemsize == NUMBER_WIDTH  # canonical numbers < 32
         size = len(padded)
         if size > 1 and not bool((padded[1:] > padded[:-1]).all()):
             order = np.argsort(padded, kind="stable")
@@ -287,14 +297,22 @@ class SqlMetrics:
         # added in between is simply unused, one removed in between leaves a code without a
         # name, and two tags sharing a code are detected; either way the row fetch takes over.
         columns = fetch_packed(
-            conn, t.c.customer, [func.hashtext(t.c.tag)], select(t.c.customer), t.c.customer, t
+            conn,
+            t.c.customer,
+            [func.hashtext(t.c.tag)],
+            select(t.c.customer),
+            t.c.customer,
+            t,
+            padded.dtype.itemsize == NUMBER_WIDTH,
         )
         if columns is None:
             return None
         codes, owners = columns["c0"], columns["number"]
         if not len(codes):
             return TagIndex({}, len(padded))
-        if owners.dtype != padded.dtype:  # one side was blank-padded (mixed number lengths)
+        if owners.dtype.itemsize > padded.dtype.itemsize:
+            return None  # an owner longer than every snapshot number is not among them
+        if owners.dtype != padded.dtype:  # the snapshot was blank-padded, these were not
             owners = np.char.ljust(owners.astype(padded.dtype), padded.dtype.itemsize, b" ")
         distinct = select(t.c.tag).distinct().subquery("tag_names")
         named = conn.execute(select(distinct.c.tag, func.hashtext(distinct.c.tag))).all()
@@ -404,8 +422,9 @@ class SqlMetrics:
 
 
 _FETCH_ROWS: Final = 65_536
-"""Rows the row fetch transposes at a time: only this many row tuples are alive at once
-(``fetchall()`` of a million customers held ~300 MB of tuples and boxed ints)."""
+"""Rows the row fetch transposes at a time. With a driver that streams rows (SQLite's) only
+this many row tuples are alive at once; ``fetchall()`` of a million customers held ~300 MB
+of tuples and boxed ints. (PyMySQL buffers the whole result in its cursor either way.)"""
 
 
 def _fetch_columns(

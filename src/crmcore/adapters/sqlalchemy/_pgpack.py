@@ -37,7 +37,8 @@ from sqlalchemy import exc as sa_exc
 __all__ = ["NUMBER_WIDTH", "decode_numbers", "fetch_packed", "packed_int", "packed_number"]
 
 NUMBER_WIDTH: Final = 32
-"""Bytes of a packed CRM number (the column is ``String(32)``; blank-padded)."""
+"""Bytes a CRM number is blank-padded to when a result holds numbers of several lengths
+(the column is ``String(32)``)."""
 
 _GROUP_BYTES: Final = 128 * 2**20
 """Largest packed value fetched at once (PostgreSQL's limit for one value is 1 GB)."""
@@ -61,6 +62,7 @@ def fetch_packed(
     query: Select[Any],
     partition: ColumnElement[Any],
     rows_of: Table,
+    pad: bool = False,
 ) -> dict[str, np.ndarray[Any, Any]] | None:
     """Rows of ``query`` as columns: each row packed as a CRM number and integers.
 
@@ -76,17 +78,21 @@ def fetch_packed(
         query: a ``SELECT`` giving the rows (FROM/WHERE/ORDER BY); its columns are replaced.
         partition: a text expression to hash when the result must be split in groups.
         rows_of: the table whose row count bounds the result's (for the group count).
+        pad: pad the numbers from the start (the caller saw numbers of several lengths).
 
     Returns:
-        ``"number"`` -> ``S<width>`` bytes, ``"c<i>"`` -> ``int64``; or ``None`` when the
-        packed result does not have the expected shape (the caller then fetches rows).
+        ``"number"`` -> ``S<width>`` bytes (``S32`` when padded), ``"c<i>"`` -> ``int64``;
+        or ``None`` when the packed result does not have the expected shape (the caller then
+        fetches rows).
     """
     if conn.get_execution_options().get("schema_translate_map"):
         return None  # the raw driver below would not see the host's schema translation
     widest = NUMBER_WIDTH + 8 * len(ints)
     groups = max(1, -(-_estimated_rows(conn, rows_of) * widest // _GROUP_BYTES))
-    fetched = _fetch_rows(conn, number, ints, query, partition, groups, None)
-    if fetched == "uneven":
+    fetched = _fetch_rows(
+        conn, number, ints, query, partition, groups, NUMBER_WIDTH if pad else None
+    )
+    if fetched == "uneven" and not pad:
         fetched = _fetch_rows(conn, number, ints, query, partition, groups, NUMBER_WIDTH)
     if not isinstance(fetched, tuple):
         return None
