@@ -566,8 +566,8 @@ def test_packed_snapshots_of_numbers_of_several_lengths_equal_the_row_fetch(
     postgres_url: str,
 ) -> None:
     # Numbers travel unpadded when all have one length; customers numbered by two schemes
-    # make the server's row widths differ, and the fetch is repeated blank-padded. The tags
-    # of the short-number customers alone arrive unpadded and are padded by the client.
+    # make the server's row widths differ, and the fetch is repeated blank-padded; the tags
+    # (of short-number customers only) then come padded too, and later snapshots pad at once.
     from crmcore.adapters.sqlalchemy import _metrics, _pgpack
     from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
     from crmcore.domain import CrmNumberScheme, Customer, PersonName
@@ -613,9 +613,17 @@ def test_packed_snapshots_of_numbers_of_several_lengths_equal_the_row_fetch(
         ):
             metrics = source.snapshot(HIGH, fields)
         assert results and all(r is not None for r in results)  # the packed path was taken
-        assert pads == [None, 32, None]  # rows uneven, padded again; tags of one length
+        assert pads == [None, 32, 32]  # rows uneven, padded again; tags padded
         assert [n.value for n in metrics.numbers()] == sorted(rows)
         assert _by_number(metrics) == rows
+        pads.clear()
+        with (
+            mock.patch.object(_pgpack, "_fetch_rows", recording),
+            mock.patch.object(_metrics, "fetch_packed", packed),
+        ):
+            again = source.snapshot(HIGH, fields)
+        assert pads == [32, 32]
+        assert _by_number(again) == rows
         assert sum(1 for row in rows.values() if row["tags"] == {"vip"}) == 4
     finally:
         store.drop_schema()

@@ -310,10 +310,8 @@ class SqlMetrics:
         codes, owners = columns["c0"], columns["number"]
         if not len(codes):
             return TagIndex({}, len(padded))
-        if owners.dtype.itemsize > padded.dtype.itemsize:
-            return None  # an owner longer than every snapshot number is not among them
-        if owners.dtype != padded.dtype:  # the snapshot was blank-padded, these were not
-            owners = np.char.ljust(owners.astype(padded.dtype), padded.dtype.itemsize, b" ")
+        if owners.dtype != padded.dtype:
+            return None  # owners of another length than every snapshot number: not among them
         distinct = select(t.c.tag).distinct().subquery("tag_names")
         named = conn.execute(select(distinct.c.tag, func.hashtext(distinct.c.tag))).all()
         name_of = {int(code): str(name) for name, code in named}
