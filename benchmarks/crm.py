@@ -170,7 +170,7 @@ class _Crm(Implementation):
                 uow.segments.save(Segment(name=name, rule=rule_text(node)))
             uow.commit()
         self.record_s: list[float] = []
-        self.refresh_s: list[float] = []
+        self.refreshed_s: list[float] = []
         # The same refresh from the analytics building blocks, with the rules parsed and
         # compiled once (what Analytics.refresh does per call): timed as a note, and checked.
         self.predicates = [
@@ -187,8 +187,10 @@ class _Crm(Implementation):
         self.crm.record_transaction(tx)
         recorded = time.perf_counter()
         out = self.analytics.refresh(tx.customer, AS_OF)
+        refreshed = time.perf_counter()
         self.record_s.append(recorded - start)
-        self.refresh_s.append(time.perf_counter() - recorded)
+        self.refreshed_s.append(refreshed - recorded)
+        self.refresh_s = refreshed - start  # what the worker reports for this event
         score = out.rfm
         assert score is not None
         bits = sum(1 << i for i, name in enumerate(RULE_NAMES) if out.segments[name])
@@ -214,8 +216,8 @@ class _Crm(Implementation):
             return {}
         return {
             "record_p50_s": float(np.median(self.record_s)),
-            "refresh_p50_s": float(np.median(self.refresh_s)),
-            "refresh_p99_s": float(np.percentile(self.refresh_s, 99)),
+            "refresh_p50_s": float(np.median(self.refreshed_s)),
+            "refresh_p99_s": float(np.percentile(self.refreshed_s, 99)),
             "precompiled_refresh_p50_s": float(np.median(self.direct_s)),
         }
 

@@ -78,6 +78,11 @@ class Implementation(abc.ABC):
     def prepare_incremental(self) -> None:
         """Untimed: remember the cut points of the last full run."""
 
+    refresh_s: float | None = None
+    """Set by ``refresh`` when only part of it is the measured work (crmcore: recording the
+    transaction and refreshing the customer, not building the host's ``Transaction`` object
+    nor the harness's cross-check); otherwise the whole call is timed."""
+
     @abc.abstractmethod
     def refresh(self, event: Event) -> Refreshed:
         """Workload 3: record one transaction, return the customer's refreshed result."""

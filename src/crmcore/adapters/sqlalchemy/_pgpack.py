@@ -141,13 +141,13 @@ def _fetch_rows(
             continue
         if narrow != wide:
             return "uneven"
-        chunks.append(bytes(data))
+        chunks.append(data if isinstance(data, bytes) else bytes(data))
         count += int(rows)
         widths.add(int(narrow))
     if len(widths) > 1:
         return "uneven"
     width = widths.pop() if widths else 8 * len(ints) + 1
-    body = b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one group: no copy
     if width <= 8 * len(ints) or len(body) != count * width:
         return None
     return body, width
