@@ -3,14 +3,14 @@
 A snapshot of a million customers fetched with ``cursor.fetchall()`` costs a Python tuple per
 row and a Python object per value, and binary ``COPY TO STDOUT`` costs a Python call per row
 (one ``CopyData`` message each); either was most of a PostgreSQL snapshot's time. Here the
-server turns each row into fixed-width bytes (the CRM number's bytes, then ``int8send`` of every
-``bigint`` column), ``string_agg`` concatenates them, and the client reads the
-one value with ``np.frombuffer`` and a structured big-endian dtype: no per-row Python work.
+server turns each row into fixed-width bytes (the CRM number's bytes, then ``int8send`` of
+every ``bigint`` column), ``string_agg`` concatenates them, and the client reads the one
+value with ``np.frombuffer`` and a structured big-endian dtype: no per-row Python work.
 
 The result is checked (total length = row count x row width, every row of one width), and
-rows are put in CRM-number order by the client when the server did not
-deliver them so. A result too large for one ``bytea`` (PostgreSQL caps a value at 1 GB) is
-fetched in several hash-partitioned groups.
+rows are put in CRM-number order by the client when the server did not deliver them so. A
+result too large for one ``bytea`` (PostgreSQL caps a value at 1 GB) is fetched in several
+hash-partitioned groups.
 """
 
 from __future__ import annotations
