@@ -57,6 +57,10 @@ class _Crm(Implementation):
     def attach(self) -> None:
         self.store = self.make_store()
         self.nums = load.numbers(self.store.scheme, self.ctx.customers)
+        self._serve()
+
+    def _serve(self) -> None:
+        """The host's use cases over the loaded store."""
         self.crm = Crm(self.store, clock=FixedClock(AS_OF))
         self.analytics = Analytics(self.crm)
 
@@ -92,8 +96,7 @@ class _Crm(Implementation):
                 ),
             }
         }
-        self.crm = Crm(self.store, clock=FixedClock(AS_OF))
-        self.analytics = Analytics(self.crm)
+        self._serve()
 
     def notes(self) -> dict[str, dict[str, Any]]:
         return {**getattr(self, "_notes", {}), "incremental": self.incremental_notes()}

@@ -132,14 +132,7 @@ def scratch_postgres(
     finally:
         if not keep:
             with admin.connect() as conn:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
 
 
@@ -291,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     sqlite_path = args.data_root / f"bench-{args.size}{'-kept' if kept_stores else ''}.sqlite"
     workloads = ["ingest", *(w for w in args.workloads.split(",") if w)]
     # A store the incremental workload changed no longer matches the generated data.
-    keep = (args.keep_stores or args.reuse_stores) and "incremental" not in workloads
+    keep = kept_stores and "incremental" not in workloads
     if args.reuse_stores and not sqlite_path.exists() and "crmcore-sqlite" in chosen:
         raise SystemExit(f"--reuse-stores: no {sqlite_path} (run with --keep-stores)")
     ok = True
