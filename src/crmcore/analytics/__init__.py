@@ -6,7 +6,7 @@ Analytics import only the domain and numpy; stores provide snapshots through the
 
 from crmcore.analytics._evaluate import Predicate, compile_predicate, evaluate
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
-from crmcore.analytics._metrics import Categorical, CustomerMetrics, MetricsSource, TagIndex
+from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
 from crmcore.analytics._rules import (
     Ago,
@@ -30,6 +30,7 @@ from crmcore.analytics._rules import (
 )
 from crmcore.analytics._scores import ThresholdScale, Ties
 from crmcore.analytics._segmap import DEFAULT_SEGMENT_MAP, SegmentMap, SegmentRule
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
@@ -58,7 +59,9 @@ __all__ = [
     "RfmPolicy",
     "RfmResult",
     "RfmScore",
+    "RfmScorer",
     "Rule",
+    "RuleSelector",
     "SegmentMap",
     "SegmentRule",
     "TagIndex",

@@ -5,20 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from crmcore._epoch import MICROS_PER_DAY, from_us, to_us
 from crmcore.analytics._fields import CHANNEL_FIELDS, FIELDS, PROFILE_FIELDS, FieldKind
-from crmcore.domain import CrmNumber, InteractionChannel, LifecycleStage
+from crmcore.analytics.columns import (
+    AGGREGATE_COLUMNS,
+    CHANNELS,
+    FIELD_SOURCES,
+    STAGE_NAMES,
+    columns_for_fields,
+)
+from crmcore.domain import InteractionChannel
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConfigurationError, ValidationError
-
-if TYPE_CHECKING:
-    from crmcore.analytics._rfm import RfmPolicy, RfmResult
-    from crmcore.analytics._rules import Rule
 
 __all__ = [
     "AggregateColumns",
@@ -26,11 +29,8 @@ __all__ = [
     "Categorical",
     "CustomerMetrics",
     "Int64Array",
-    "MetricsSource",
     "ObjectArray",
     "ProfileColumns",
-    "RfmScorer",
-    "RuleSelector",
     "TagIndex",
     "build_metrics",
     "resolve_fields",
@@ -40,35 +40,11 @@ Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ObjectArray = npt.NDArray[np.object_]
 
-STAGES: Final = tuple(LifecycleStage)
-STAGE_NAMES: Final = tuple(stage.value for stage in LifecycleStage)
-CHANNELS: Final = tuple(InteractionChannel)
-
 CORE_FIELDS: Final = frozenset(FIELDS) - PROFILE_FIELDS - CHANNEL_FIELDS
 
-RAW_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "frequency": ("purchase_count",),
-    "refunds": ("refund_count",),
-    "monetary": ("purchase_minor", "refund_minor"),
-    "recency_days": ("purchase_count", "last_purchase_us"),
-    "last_purchase_at": ("purchase_count", "last_purchase_us"),
-    "first_purchase_at": ("purchase_count", "first_purchase_us"),
-    "created_at": ("created_us",),
-    "tenure_days": ("created_us",),
-    "interactions": ("interaction_count",),
-    "complaints": ("complaint_count",),
-    "last_interaction_at": ("interaction_count", "last_interaction_us"),
-    "stage": ("stage",),
-}
-"""The maintained aggregate columns (memory and SQL stores alike) each field is computed from."""
-
-
-def raw_columns_needed(fields: frozenset[str]) -> set[str]:
-    """The aggregate columns a snapshot of ``fields`` must read."""
-    out: set[str] = set()
-    for name in fields:
-        out.update(RAW_COLUMNS.get(name, ()))
-    return out
+# Compatibility names for the adapters' imports; the declarations live in columns.py.
+RAW_COLUMNS: Final = FIELD_SOURCES
+raw_columns_needed: Final = columns_for_fields
 
 
 class Categorical:
@@ -193,6 +169,9 @@ class AggregateColumns:
     last_interaction_us: Int64Array | None
     stage: Int64Array | None
     created_us: Int64Array | None
+
+
+assert frozenset(AggregateColumns.__slots__) == frozenset(AGGREGATE_COLUMNS)
 
 
 class ProfileColumns:
@@ -579,74 +558,6 @@ def build_metrics(
         tags=tags,
         numbers=numbers,
     )
-
-
-class MetricsSource(Protocol):
-    """What analytics need from a store: snapshots and single current rows.
-
-    Implemented by each adapter (``crmcore.adapters.memory`` / ``crmcore.adapters.sqlalchemy``)
-    and used by the services.
-    """
-
-    def snapshot(
-        self, as_of: dt.datetime, fields: Collection[str] | None = None
-    ) -> CustomerMetrics:
-        """The metrics of every existing customer as of ``as_of``.
-
-        Args:
-            as_of: aware instant; transactions and interactions after it do not count.
-            fields: the fields to compute (``None``: all). Asking for fewer is faster.
-
-        Returns:
-            The snapshot.
-        """
-        ...
-
-    def customer_row(
-        self, number: CrmNumber, as_of: dt.datetime, fields: Collection[str] | None = None
-    ) -> dict[str, Any]:
-        """One customer's metrics as Python values, computed from that customer alone.
-
-        Args:
-            number: the customer.
-            as_of: aware instant at or after the customer's latest event.
-            fields: the fields to compute (``None``: all).
-
-        Returns:
-            Field name -> value (``None`` when missing; instants as aware datetimes).
-
-        Raises:
-            NotFound: no such customer.
-        """
-        ...
-
-
-@runtime_checkable
-class RuleSelector(Protocol):
-    """Optional capability of a :class:`MetricsSource`: select rule members itself.
-
-    SQL stores implement it so a segment's members are chosen by the database (a WHERE
-    clause) instead of by a numpy mask over a fetched snapshot; the services use it when
-    the source offers it. The members must be exactly those :func:`~crmcore.analytics.evaluate`
-    would select on ``snapshot(as_of)``.
-    """
-
-    def members(
-        self, rules: Mapping[str, Rule | str], as_of: dt.datetime
-    ) -> dict[str, frozenset[CrmNumber]]:
-        """The customers matching each named rule as of ``as_of``."""
-        ...
-
-
-@runtime_checkable
-class RfmScorer(Protocol):
-    """Optional capability of a :class:`MetricsSource`: compute RFM scores itself (SQL
-    stores: window functions), identical to :func:`~crmcore.analytics.score_rfm` on
-    ``snapshot(as_of, RFM_FIELDS)``."""
-
-    def score_rfm(self, as_of: dt.datetime, policy: RfmPolicy | None = None) -> RfmResult:
-        """Scores, segments and cut points of every customer as of ``as_of``."""
-        ...
 
 
 def row_from_aggregate(

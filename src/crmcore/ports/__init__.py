@@ -26,7 +26,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from crmcore.domain import (
     CrmNumber,
@@ -40,6 +40,10 @@ from crmcore.domain import (
     SegmentMembership,
     Transaction,
 )
+
+if TYPE_CHECKING:
+    # Annotation only: ports sit above analytics, and importing it here would load numpy.
+    from crmcore.analytics.ports import MetricsSource
 
 __all__ = [
     "AggregateRepository",
@@ -374,4 +378,13 @@ class Store(Protocol):
 
     def unit_of_work(self) -> UnitOfWork:
         """Start a new unit of work (enter it with ``with``)."""
+        ...
+
+    def metrics_source(self) -> MetricsSource:
+        """The analytics port over this store: columnar snapshots and single rows.
+
+        :class:`~crmcore.services.Analytics` reads every snapshot, score and segment through
+        it. A source may also implement :class:`~crmcore.analytics.ports.RuleSelector` and
+        :class:`~crmcore.analytics.ports.RfmScorer` to compute members and scores itself.
+        """
         ...

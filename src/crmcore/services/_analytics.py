@@ -19,7 +19,6 @@ from crmcore._epoch import to_us
 from crmcore.analytics import (
     RFM_FIELDS,
     CustomerMetrics,
-    MetricsSource,
     RfmPolicy,
     RfmResult,
     RfmScore,
@@ -30,7 +29,7 @@ from crmcore.analytics import (
     score_rfm,
 )
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
-from crmcore.analytics._metrics import RfmScorer, RuleSelector
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
 from crmcore.domain import (
     CrmNumber,
     Customer,
@@ -95,15 +94,6 @@ class CustomerRefresh:
     stage_changes: tuple[StageChange, ...]
 
 
-def _source_of(store: object) -> MetricsSource:
-    factory = getattr(store, "metrics_source", None)
-    if factory is None:
-        raise ConfigurationError(
-            f"{type(store).__name__} offers no metrics_source(); pass Analytics(crm, source=...)"
-        )
-    return factory()  # type: ignore[no-any-return]
-
-
 class Analytics:
     """Scoring and segmentation use cases over one :class:`~crmcore.Crm`.
 
@@ -120,7 +110,7 @@ class Analytics:
 
     def __init__(self, crm: Crm, source: MetricsSource | None = None) -> None:
         self.crm = crm
-        self.source = source if source is not None else _source_of(crm.store)
+        self.source = source if source is not None else crm.store.metrics_source()
         self.last_rfm: RfmResult | None = None
 
     def __repr__(self) -> str:

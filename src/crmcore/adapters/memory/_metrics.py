@@ -18,7 +18,6 @@ import numpy as np
 from crmcore._epoch import NONE_MAX, NONE_MIN, to_us
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
-    CHANNELS,
     AggregateColumns,
     BoolArray,
     Categorical,
@@ -32,6 +31,7 @@ from crmcore.analytics._metrics import (
     resolve_fields,
     row_from_aggregate,
 )
+from crmcore.analytics.columns import CHANNELS
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound

@@ -41,7 +41,6 @@ from crmcore.adapters.sqlalchemy._pgpack import NUMBER_WIDTH, decode_numbers, fe
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
-    STAGE_NAMES,
     AggregateColumns,
     BoolArray,
     Categorical,
@@ -56,6 +55,7 @@ from crmcore.analytics._metrics import (
 )
 from crmcore.analytics._rfm import RfmPolicy, RfmResult
 from crmcore.analytics._rules import Rule, parse_rule
+from crmcore.analytics.columns import STAGE_NAMES
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound
