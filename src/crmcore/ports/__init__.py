@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 from crmcore.domain import (
     CrmNumber,
@@ -50,8 +50,10 @@ __all__ = [
     "Clock",
     "CurrencyConverter",
     "CustomerRepository",
+    "HistoryRepository",
     "InteractionRepository",
     "NumberAllocator",
+    "RecordT",
     "SegmentRepository",
     "Store",
     "TransactionRepository",
@@ -172,6 +174,23 @@ class CustomerRepository(Protocol):
         """The customer imported from ``source`` under ``external_id``, if any."""
         ...
 
+    def numbers_by_external_id(
+        self, source: str, external_ids: Collection[str]
+    ) -> Mapping[str, CrmNumber]:
+        """``external_id -> number`` for those of ``external_ids`` registered under ``source``.
+
+        One call answers a whole import batch (erased customers are not found).
+        """
+        ...
+
+    def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        """Those of ``numbers`` that belong to existing (registered, not erased) customers."""
+        ...
+
+    def external_ids(self) -> Mapping[CrmNumber, str]:
+        """``number -> external_id`` of every existing customer that has an import key."""
+        ...
+
     def count(self) -> int:
         """Number of customers (erased ones excluded)."""
         ...
@@ -182,6 +201,35 @@ class CustomerRepository(Protocol):
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
         """Every customer, ascending by number, fetched in batches."""
+        ...
+
+
+RecordT = TypeVar("RecordT", Interaction, Transaction)
+
+
+class HistoryRepository(Protocol[RecordT]):
+    """What interaction and transaction histories have in common.
+
+    :class:`InteractionRepository` is a ``HistoryRepository[Interaction]`` and
+    :class:`TransactionRepository` a ``HistoryRepository[Transaction]``; the services record
+    either through this one shape. Parameters are positional-only so each repository keeps
+    its own parameter names.
+    """
+
+    def add(self, record: RecordT, /) -> bool:
+        """Store a record; ``False`` if its ``(source, external_ref)`` was already recorded."""
+        ...
+
+    def add_many(self, records: Sequence[RecordT], /) -> int:
+        """Store many records; return how many were new."""
+        ...
+
+    def get(self, record_id: uuid.UUID, /) -> RecordT:
+        """Raises :class:`~crmcore.errors.NotFound` if absent."""
+        ...
+
+    def find_by_external_ref(self, source: str, external_ref: str, /) -> RecordT | None:
+        """The record stored under ``(source, external_ref)``, if any."""
         ...
 
 

@@ -34,16 +34,17 @@ from crmcore.domain import (
     CrmNumber,
     Customer,
     LifecycleStage,
+    Segment,
     SegmentEntered,
     SegmentExited,
     SegmentMembership,
     StageChange,
-    StageChanged,
     TransactionKind,
 )
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConfigurationError
 from crmcore.ports import UnitOfWork
+from crmcore.services._context import stage_changed
 from crmcore.services._crm import Crm
 
 __all__ = ["Analytics", "CustomerRefresh", "SegmentRun", "StageMove"]
@@ -110,6 +111,7 @@ class Analytics:
 
     def __init__(self, crm: Crm, source: MetricsSource | None = None) -> None:
         self.crm = crm
+        self.context = crm.context
         self.source = source if source is not None else crm.store.metrics_source()
         self.last_rfm: RfmResult | None = None
 
@@ -117,7 +119,7 @@ class Analytics:
         return f"Analytics(crm={self.crm!r})"
 
     def _as_of(self, as_of: dt.datetime | None) -> dt.datetime:
-        return self.crm._now() if as_of is None else aware_utc("as_of", as_of)
+        return self.context.now() if as_of is None else aware_utc("as_of", as_of)
 
     # -- snapshots and scores ---------------------------------------------------------------
 
@@ -183,6 +185,54 @@ class Analytics:
         metrics = self.snapshot(as_of, parsed.fields())
         return frozenset(metrics.numbers()[evaluate(parsed, metrics)].tolist())
 
+    # -- segment definitions -------------------------------------------------------------------
+
+    def define_segment(self, name: str, rule: Rule | str, description: str = "") -> Segment:
+        """Save a segment (or replace the rule and description of one of that name).
+
+        The rule is checked first, so a malformed rule saves nothing. Earlier runs of a
+        replaced segment are kept: the next :meth:`run_segment` reports who entered and who
+        left relative to the last run under the old rule.
+
+        Args:
+            name: the segment's name.
+            rule: rule text or a rule built in Python (stored as its text form).
+            description: free text for people.
+
+        Raises:
+            RuleSyntaxError: the rule does not parse.
+            ValidationError: a bad name or description.
+        """
+        parsed = parse_rule(rule)  # refuse a bad rule before anything is saved
+        text = rule if isinstance(rule, str) else str(parsed)
+        segment = Segment(name, text, description)
+        with self.context.unit() as uow:
+            uow.segments.save(segment)
+        return segment
+
+    def delete_segment(self, name: str) -> None:
+        """Delete a saved segment and its membership runs.
+
+        Raises:
+            NotFound: no segment of that name.
+        """
+        with self.context.unit() as uow:
+            uow.segments.delete(name)
+
+    def segment(self, name: str) -> Segment:
+        """The saved segment of that name.
+
+        Raises:
+            NotFound: no segment of that name.
+        """
+        with self.context.reading() as uow:
+            return uow.segments.get(name)
+
+    def segments(self) -> list[Segment]:
+        """Every saved segment, by name."""
+        with self.context.reading() as uow:
+            return list(uow.segments.list())
+
     # -- segment runs ------------------------------------------------------------------------
 
     def run_segment(self, name: str, as_of: dt.datetime | None = None) -> SegmentRun:
@@ -203,15 +253,15 @@ class Analytics:
             One :class:`SegmentRun` per segment, in the order given (or by name).
         """
         when = self._as_of(as_of)
-        with self.crm.store.unit_of_work() as uow:
+        with self.context.reading() as uow:
             segments = (
                 list(uow.segments.list()) if names is None else [uow.segments.get(n) for n in names]
             )
         rules = {s.name: parse_rule(s.rule) for s in segments}
         members = self._members(rules, when)
-        now = self.crm._now()
+        now = self.context.now()
         runs: list[SegmentRun] = []
-        with self.crm._unit() as uow:
+        with self.context.unit() as uow:
             for segment in segments:
                 previous = uow.segments.latest_membership(segment.name, before=when)
                 membership = SegmentMembership(segment.name, when, members[segment.name])
@@ -268,8 +318,8 @@ class Analytics:
         rows = np.flatnonzero(policy.candidates(metrics)).tolist()
         numbers = metrics.numbers()
         moves: list[StageMove] = []
-        now = self.crm._now()
-        with self.crm._unit() as uow:
+        now = self.context.now()
+        with self.context.unit() as uow:
             for row in rows:
                 changes = self._apply_policy(uow, numbers[row], policy, when, now, metrics.row(row))
                 if changes:
@@ -302,15 +352,7 @@ class Analytics:
         customer.updated_at = max(now, customer.created_at, customer.updated_at)
         uow.customers.update(customer)
         for change in changes:
-            uow.add_event(
-                StageChanged(
-                    at=now,
-                    customer=number,
-                    from_stage=change.from_stage,
-                    to_stage=change.to_stage,
-                    reason=change.reason,
-                )
-            )
+            uow.add_event(stage_changed(number, change, now))
         return changes
 
     # -- incremental ---------------------------------------------------------------------------
@@ -337,9 +379,9 @@ class Analytics:
             policy: lifecycle policy to apply (``None``: stage untouched).
             segments: names of saved segments to test (default: all saved segments).
         """
-        key = self.crm._number(number)
+        key = self.context.number(number)
         when = self._as_of(as_of)
-        with self.crm.store.unit_of_work() as uow:
+        with self.context.reading() as uow:
             saved = (
                 list(uow.segments.list())
                 if segments is None
@@ -359,8 +401,8 @@ class Analytics:
         matches = {name: predicate(values) for name, predicate in predicates}
         changes: tuple[StageChange, ...] = ()
         if policy is not None:
-            now = self.crm._now()
-            with self.crm._unit() as uow:
+            now = self.context.now()
+            with self.context.unit() as uow:
                 changes = self._apply_policy(uow, key, policy, when, now, values)
         return CustomerRefresh(key, when, values, score, matches, changes)
 

@@ -1,4 +1,4 @@
-"""The use cases, behind one small facade a host creates with a store.
+"""The registry and history use cases, behind one small facade a host creates with a store.
 
 Each public method of :class:`Crm` is one use case: it opens a unit of work, does its reads
 and writes, commits, and then publishes the domain events the unit collected. A use case that
@@ -8,19 +8,16 @@ fails (bad input, a conflict, a missing customer) commits nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import attrs
 
-from crmcore.clock import SystemClock
 from crmcore.domain import (
     AttributeValue,
     Consent,
     CrmNumber,
     Customer,
-    CustomerAggregate,
     CustomerErased,
     CustomerRegistered,
     CustomersMerged,
@@ -36,26 +33,47 @@ from crmcore.domain import (
     PhoneNumber,
     PostalAddress,
     StageChange,
-    StageChanged,
     Transaction,
     TransactionRecorded,
 )
-from crmcore.domain._checks import aware_utc, member
+from crmcore.domain._checks import member
 from crmcore.domain.contact import normalize_phone, phone_numbers
 from crmcore.errors import (
     CurrencyConversionError,
     DuplicateError,
-    EventDeliveryError,
     NotFound,
     ValidationError,
 )
-from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
+from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
+from crmcore.services._context import EventHandler, ServiceContext, stage_changed
+from crmcore.services._results import BulkResult, Customer360, RecordResult, Registration
 
-__all__ = ["BulkResult", "Crm", "Customer360", "RecordResult"]
+__all__ = ["Crm", "CustomerFields"]
 
-EventHandler = Callable[[DomainEvent], None]
 _T = TypeVar("_T")
 _R = TypeVar("_R", Interaction, Transaction)
+
+
+class CustomerFields(TypedDict, total=False):
+    """The optional keyword arguments of :meth:`Crm.register` and :meth:`Crm.new_customer`."""
+
+    emails: Iterable[EmailAddress | str]
+    phones: Iterable[PhoneNumber | str]
+    phone_region: str | None
+    addresses: Iterable[PostalAddress]
+    gender: Gender | str | None
+    birth_date: dt.date | None
+    title: str | None
+    job_title: str | None
+    organisation: str | None
+    preferred_channel: InteractionChannel | str | None
+    tags: Iterable[str]
+    attributes: Mapping[str, AttributeValue] | None
+    consents: Iterable[Consent]
+    owner: str | None
+    stage: LifecycleStage | str
+    source: str | None
+    external_id: str | None
 
 
 def _iterable(value: object) -> bool:
@@ -67,37 +85,22 @@ def _union(first: tuple[_T, ...], second: tuple[_T, ...]) -> tuple[_T, ...]:
     return first + tuple(item for item in second if item not in first)
 
 
-@attrs.frozen
-class RecordResult(Generic[_R]):
-    """What recording a transaction or interaction did.
-
-    Attributes:
-        record: the stored record (the earlier one, if it was already recorded).
-        created: ``False`` when ``(source, external_ref)`` had been recorded before and
-            nothing was written.
-    """
-
-    record: _R
-    created: bool
+def _interactions(uow: UnitOfWork) -> HistoryRepository[Interaction]:
+    return uow.interactions
 
 
-@attrs.frozen
-class BulkResult:
-    """Counts from a bulk recording call."""
-
-    created: int
-    already_recorded: int
+def _transactions(uow: UnitOfWork) -> HistoryRepository[Transaction]:
+    return uow.transactions
 
 
-@attrs.frozen
-class Customer360:
-    """Everything about one customer on one screen."""
+def _interaction_recorded(item: Interaction, at: dt.datetime) -> DomainEvent:
+    return InteractionRecorded(at=at, customer=item.customer, interaction_id=item.id)
 
-    customer: Customer
-    aggregate: CustomerAggregate
-    recent_interactions: tuple[Interaction, ...]
-    recent_transactions: tuple[Transaction, ...]
-    open_follow_ups: tuple[Interaction, ...]
+
+def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
+    return TransactionRecorded(
+        at=at, customer=item.customer, transaction_id=item.id, kind=item.kind
+    )
 
 
 class Crm:
@@ -124,13 +127,34 @@ class Crm:
         clock: Clock | None = None,
         converter: CurrencyConverter | None = None,
     ) -> None:
-        self.store = store
-        self.clock: Clock = clock or SystemClock()
-        self.converter = converter
-        self._handlers: list[EventHandler] = []
+        self.context = ServiceContext(store, clock, converter)
+        """The store, clock, converter and subscribers shared with :class:`Analytics`."""
 
     def __repr__(self) -> str:
         return f"Crm(store={self.store!r}, clock={self.clock!r})"
+
+    @property
+    def store(self) -> Store:
+        """Where customers live."""
+        return self.context.store
+
+    @property
+    def clock(self) -> Clock:
+        """Source of "now"."""
+        return self.context.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.context.clock = clock
+
+    @property
+    def converter(self) -> CurrencyConverter | None:
+        """Foreign-currency converter for transactions (``None``: none)."""
+        return self.context.converter
+
+    @converter.setter
+    def converter(self, converter: CurrencyConverter | None) -> None:
+        self.context.converter = converter
 
     # -- events ------------------------------------------------------------------------------
 
@@ -143,119 +167,127 @@ class Crm:
         (its ``__cause__`` is the first handler error): the change itself **was committed**,
         do not retry it. Returns a function that unsubscribes the handler (idempotent).
         """
-        self._handlers.append(handler)
-
-        def unsubscribe() -> None:
-            if handler in self._handlers:
-                self._handlers.remove(handler)
-
-        return unsubscribe
-
-    def _publish(self, events: Iterable[DomainEvent]) -> None:
-        failures: list[BaseException] = []
-        for event in events:
-            for handler in list(self._handlers):
-                try:
-                    handler(event)
-                except Exception as exc:
-                    failures.append(exc)
-        if failures:
-            raise EventDeliveryError(len(failures)) from failures[0]
-
-    @contextmanager
-    def _unit(self) -> Iterator[UnitOfWork]:
-        """A use case's unit of work: commit on success, then publish its events.
-
-        Events are published after the unit is closed, so a handler may use this facade
-        (look the customer up) and a failing handler cannot undo or hide the commit.
-        """
-        with self.store.unit_of_work() as uow:
-            yield uow
-            uow.commit()
-            events = uow.collect_events()
-        self._publish(events)
-
-    def _number(self, number: CrmNumber | str) -> CrmNumber:
-        if isinstance(number, CrmNumber):
-            return number
-        return self.store.scheme.parse(number)
-
-    def _now(self) -> dt.datetime:
-        return aware_utc("clock.now()", self.clock.now())
+        return self.context.subscribe(handler)
 
     # -- registry ----------------------------------------------------------------------------
 
-    def register(
+    def new_customer(
         self,
         name: PersonName | str,
         *,
-        emails: Iterable[EmailAddress | str] = (),
-        phones: Iterable[PhoneNumber | str] = (),
-        phone_region: str | None = None,
-        addresses: Iterable[PostalAddress] = (),
-        gender: Gender | str | None = None,
-        birth_date: dt.date | None = None,
-        title: str | None = None,
-        job_title: str | None = None,
-        organisation: str | None = None,
-        preferred_channel: InteractionChannel | str | None = None,
-        tags: Iterable[str] = (),
-        attributes: Mapping[str, AttributeValue] | None = None,
-        consents: Iterable[Consent] = (),
-        owner: str | None = None,
-        stage: LifecycleStage | str = LifecycleStage.LEAD,
-        source: str | None = None,
-        external_id: str | None = None,
+        registered_at: dt.datetime | None = None,
+        **fields: Unpack[CustomerFields],
     ) -> Customer:
+        """A validated, not yet registered customer, for :meth:`register_many`.
+
+        Takes the arguments of :meth:`register` plus ``registered_at`` (default now: an
+        import from an older system keeps its registration dates). Its CRM number is a
+        placeholder (all zeros); registering replaces it. Nothing is stored.
+
+        Raises:
+            ValidationError: any invalid argument.
+        """
+        when = self.context.now() if registered_at is None else registered_at
+        person = name if isinstance(name, PersonName) else PersonName(display=name)
+        scheme = self.store.scheme
+        # The raw arguments go to the Customer's own converters, which reject a bare string
+        # for a collection and report the field, instead of being coerced here first.
+        values: dict[str, Any] = dict(fields)
+        phones = values.pop("phones", ())
+        region = values.pop("phone_region", None)
+        values["phones"] = phone_numbers(phones, region) if _iterable(phones) else phones
+        if values.get("attributes") is None:
+            values["attributes"] = {}
+        return Customer(
+            number=CrmNumber(f"{scheme.prefix}{'0' * (scheme.width + 1)}"),
+            name=person,
+            created_at=when,
+            updated_at=when,
+            **values,
+        )
+
+    def register(self, name: PersonName | str, **fields: Unpack[CustomerFields]) -> Customer:
         """Register a new customer and allocate its CRM number.
 
-        ``name`` is a :class:`PersonName` or display text. Phone numbers without a ``+``
-        are read as national numbers of ``phone_region``.
+        ``name`` is a :class:`PersonName` or display text; the other arguments (all keyword,
+        all optional) are those of :class:`CustomerFields`: ``emails``, ``phones``,
+        ``phone_region``, ``addresses``, ``gender``, ``birth_date``, ``title``,
+        ``job_title``, ``organisation``, ``preferred_channel``, ``tags``, ``attributes``,
+        ``consents``, ``owner``, ``stage``, ``source``, ``external_id``. Phone numbers
+        without a ``+`` are read as national numbers of ``phone_region``.
 
         Raises:
             ValidationError: any invalid argument (nothing is stored, no number is used).
             DuplicateError: ``(source, external_id)`` is already registered.
         """
-        now = self._now()
-        person = name if isinstance(name, PersonName) else PersonName(display=name)
-        scheme = self.store.scheme
-        # The raw arguments go to the Customer's own converters, which reject a bare string
-        # for a collection and report the field, instead of being coerced here first.
-        fields: dict[str, Any] = {
-            "emails": emails,
-            "phones": phone_numbers(phones, phone_region) if _iterable(phones) else phones,
-            "addresses": addresses,
-            "gender": gender,
-            "birth_date": birth_date,
-            "title": title,
-            "job_title": job_title,
-            "organisation": organisation,
-            "preferred_channel": preferred_channel,
-            "tags": tags,
-            "attributes": {} if attributes is None else attributes,
-            "consents": consents,
-            "owner": owner,
-            "stage": stage,
-            "source": source,
-            "external_id": external_id,
-        }
         # Validate everything with a placeholder number first, so bad input uses no number.
-        draft = Customer(
-            number=CrmNumber(f"{scheme.prefix}{'0' * (scheme.width + 1)}"),
-            name=person,
-            created_at=now,
-            updated_at=now,
-            **fields,
-        )
-        with self._unit() as uow:
+        draft = self.new_customer(name, **fields)
+        now = draft.created_at
+        with self.context.unit() as uow:
             if draft.source is not None and draft.external_id is not None:
                 existing = uow.customers.find_by_external_id(draft.source, draft.external_id)
                 if existing is not None:
                     raise DuplicateError("external id", f"{draft.source}/{draft.external_id}")
+            scheme = self.store.scheme
             draft = attrs.evolve(draft, number=scheme.format(self.store.allocator.allocate()))
             uow.customers.add(draft)
             uow.add_event(CustomerRegistered(at=now, customer=draft.number))
         return draft
+
+    def register_many(self, customers: Iterable[Customer]) -> Registration:
+        """Register many customers in one unit of work (all or nothing); idempotent on
+        ``(source, external_id)``.
+
+        Each customer (usually built with :meth:`new_customer`) gets a newly allocated CRM
+        number in input order; whatever number it carried is ignored, its other fields
+        (registration time, stage and stage history included) are stored as given. A
+        customer whose ``(source, external_id)`` is already registered, or appeared earlier
+        in the batch, is skipped and counted in
+        :attr:`~crmcore.services.Registration.already_registered`, so re-running an import
+        registers nobody twice. One :class:`~crmcore.events.CustomerRegistered` event is
+        published per new customer.
+
+        Raises:
+            ValidationError: an item is not a :class:`~crmcore.Customer` (nothing is stored).
+            DuplicateError: a concurrent writer registered one of the keys meanwhile (nothing
+                is stored; retrying skips it).
+        """
+        drafts: list[Customer] = []
+        for index, item in enumerate(customers):
+            if not isinstance(item, Customer):
+                raise ValidationError(f"customers[{index}]", item, "must be a Customer")
+            drafts.append(item)
+        now = self.context.now()
+        with self.context.unit() as uow:
+            wanted: dict[str, set[str]] = {}
+            for draft in drafts:
+                if draft.source is not None and draft.external_id is not None:
+                    wanted.setdefault(draft.source, set()).add(draft.external_id)
+            known = {
+                (source, external_id)
+                for source, ids in wanted.items()
+                for external_id in uow.customers.numbers_by_external_id(source, ids)
+            }
+            fresh: list[Customer] = []
+            for draft in drafts:
+                if draft.source is not None and draft.external_id is not None:
+                    key = (draft.source, draft.external_id)
+                    if key in known:
+                        continue
+                    known.add(key)  # a repeat within the batch: the first wins
+                fresh.append(draft)
+            registered: tuple[Customer, ...] = ()
+            if fresh:
+                scheme = self.store.scheme
+                sequences = self.store.allocator.allocate_many(len(fresh))
+                registered = tuple(
+                    attrs.evolve(draft, number=scheme.format(sequence))
+                    for draft, sequence in zip(fresh, sequences, strict=True)
+                )
+                uow.customers.add_many(registered)
+                for customer in registered:
+                    uow.add_event(CustomerRegistered(at=now, customer=customer.number))
+        return Registration(registered, len(drafts) - len(registered))
 
     def get(self, number: CrmNumber | str) -> Customer:
         """The customer with this number (text is parsed and check-digit verified).
@@ -264,8 +296,8 @@ class Crm:
             ValidationError: malformed number text.
             NotFound: no such customer (``ErasedError`` if it was erased).
         """
-        key = self._number(number)
-        with self.store.unit_of_work() as uow:
+        key = self.context.number(number)
+        with self.context.reading() as uow:
             return uow.customers.get(key)
 
     def update(self, customer: Customer) -> Customer:
@@ -278,12 +310,12 @@ class Crm:
         """
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
-        now = self._now()
+        now = self.context.now()
         previous = (customer.updated_at, customer.version)
         customer.updated_at = max(now, customer.created_at)
         committed = False
         try:
-            with self.store.unit_of_work() as uow:
+            with self.context.reading() as uow:
                 uow.customers.update(customer)
                 uow.add_event(
                     CustomerUpdated(at=now, customer=customer.number, version=customer.version)
@@ -297,7 +329,7 @@ class Crm:
                 # after reloading (or fixing the input) is not refused as stale.
                 customer.updated_at, customer.version = previous
             raise
-        self._publish(events)
+        self.context.publish(events)
         return customer
 
     def change_stage(
@@ -308,31 +340,23 @@ class Crm:
         Raises:
             InvalidTransition: the transition table does not allow it.
         """
-        key = self._number(number)
-        now = self._now()
-        with self._unit() as uow:
+        key = self.context.number(number)
+        now = self.context.now()
+        with self.context.unit() as uow:
             customer = uow.customers.get(key)
             change = customer.change_stage(
                 member("to_stage", LifecycleStage, to_stage), now, reason
             )
             customer.updated_at = max(now, customer.created_at)
             uow.customers.update(customer)
-            uow.add_event(
-                StageChanged(
-                    at=now,
-                    customer=key,
-                    from_stage=change.from_stage,
-                    to_stage=change.to_stage,
-                    reason=change.reason,
-                )
-            )
+            uow.add_event(stage_changed(key, change, now))
         return change
 
     def record_consent(self, number: CrmNumber | str, consent: Consent) -> Customer:
         """Append a consent decision (grant or withdrawal) to the customer's record."""
-        key = self._number(number)
-        now = self._now()
-        with self._unit() as uow:
+        key = self.context.number(number)
+        now = self.context.now()
+        with self.context.unit() as uow:
             customer = uow.customers.get(key)
             customer.record_consent(consent)
             customer.updated_at = max(now, customer.created_at)
@@ -346,10 +370,10 @@ class Crm:
         Only a tombstone of the CRM number stays, so the number is never reused and a lookup
         says "erased" rather than "never existed".
         """
-        key = self._number(number)
-        with self._unit() as uow:
+        key = self.context.number(number)
+        with self.context.unit() as uow:
             uow.customers.erase(key)
-            uow.add_event(CustomerErased(at=self._now(), customer=key))
+            uow.add_event(CustomerErased(at=self.context.now(), customer=key))
 
     def merge(self, survivor: CrmNumber | str, duplicate: CrmNumber | str) -> Customer:
         """Merge ``duplicate`` into ``survivor`` (the same person registered twice).
@@ -367,11 +391,11 @@ class Crm:
             ValidationError: both numbers are the same.
             NotFound: either customer does not exist.
         """
-        keep, drop = self._number(survivor), self._number(duplicate)
+        keep, drop = self.context.number(survivor), self.context.number(duplicate)
         if keep == drop:
             raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
-        now = self._now()
-        with self._unit() as uow:
+        now = self.context.now()
+        with self.context.unit() as uow:
             target = uow.customers.get(keep)
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
@@ -408,32 +432,60 @@ class Crm:
 
     def find_by_number(self, text: str) -> Customer | None:
         """The customer whose number is ``text``, or ``None`` (bad check digit raises)."""
-        key = self._number(text)
-        with self.store.unit_of_work() as uow:
+        key = self.context.number(text)
+        with self.context.reading() as uow:
             return uow.customers.find(key)
 
     def find_by_email(self, email: str) -> list[Customer]:
         """Customers with this e-mail address (compared in normalised form)."""
-        with self.store.unit_of_work() as uow:
+        with self.context.reading() as uow:
             return list(uow.customers.find_by_email(email))
 
     def find_by_phone(self, phone: str, region: str | None = None) -> list[Customer]:
         """Customers with this phone number (national numbers read relative to ``region``)."""
         e164 = normalize_phone(phone, region)
-        with self.store.unit_of_work() as uow:
+        with self.context.reading() as uow:
             return list(uow.customers.find_by_phone(e164))
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
-        with self.store.unit_of_work() as uow:
+        with self.context.reading() as uow:
             return uow.customers.find_by_external_id(source, external_id)
+
+    def numbers_by_external_id(
+        self, source: str, external_ids: Iterable[str]
+    ) -> dict[str, CrmNumber]:
+        """``external_id -> number`` for those of ``external_ids`` registered under ``source``
+        (one query per batch on SQL stores; erased customers are not found)."""
+        ids = set(external_ids)
+        if not ids:
+            return {}
+        with self.context.reading() as uow:
+            return dict(uow.customers.numbers_by_external_id(source, ids))
+
+    def existing_numbers(self, numbers: Iterable[CrmNumber | str]) -> set[CrmNumber]:
+        """Those of ``numbers`` that belong to registered, not erased customers.
+
+        Raises:
+            ValidationError: malformed number text.
+        """
+        keys = {self.context.number(n) for n in numbers}
+        if not keys:
+            return set()
+        with self.context.reading() as uow:
+            return set(uow.customers.existing(keys))
+
+    def external_ids(self) -> dict[CrmNumber, str]:
+        """``number -> external_id`` of every customer registered with an import key."""
+        with self.context.reading() as uow:
+            return dict(uow.customers.external_ids())
 
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
         """Profile, running totals, recent history and open follow-ups of one customer."""
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
             raise ValidationError("recent", recent, "must be a non-negative integer")
-        key = self._number(number)
-        now = self._now()
-        with self.store.unit_of_work() as uow:
+        key = self.context.number(number)
+        now = self.context.now()
+        with self.context.reading() as uow:
             customer = uow.customers.get(key)
             interactions = uow.interactions.for_customer(key)
             return Customer360(
@@ -453,38 +505,34 @@ class Crm:
     def record_interaction(self, interaction: Interaction) -> RecordResult[Interaction]:
         """Record an interaction; idempotent on ``(source, external_ref)``.
 
+        Recording the same ``(source, external_ref)`` again stores nothing and returns the
+        earlier record with ``created=False``.
+
         Raises:
             NotFound: the customer does not exist.
         """
         if not isinstance(interaction, Interaction):
             raise ValidationError("interaction", interaction, "must be an Interaction")
-        with self._unit() as uow:
-            if interaction.source is not None and interaction.external_ref is not None:
-                earlier = uow.interactions.find_by_external_ref(
-                    interaction.source, interaction.external_ref
-                )
-                if earlier is not None:
-                    return RecordResult(earlier, created=False)
-            created = uow.interactions.add(interaction)
-            if created:
-                uow.add_event(
-                    InteractionRecorded(
-                        at=self._now(), customer=interaction.customer, interaction_id=interaction.id
-                    )
-                )
-        if not created:
-            return self._earlier_interaction(interaction)
-        return RecordResult(interaction, created=True)
+        return self._record(interaction, _interactions, _interaction_recorded, "interaction")
 
-    def _earlier_interaction(self, interaction: Interaction) -> RecordResult[Interaction]:
-        assert interaction.source is not None and interaction.external_ref is not None
-        with self.store.unit_of_work() as uow:
-            earlier = uow.interactions.find_by_external_ref(
-                interaction.source, interaction.external_ref
-            )
-        if earlier is None:  # pragma: no cover - only if erased between the two reads
-            raise NotFound("interaction", f"{interaction.source}/{interaction.external_ref}")
-        return RecordResult(earlier, created=False)
+    def record_interactions(self, interactions: Iterable[Interaction]) -> BulkResult:
+        """Record many interactions in one unit of work (all or nothing), in bulk.
+
+        Already-recorded ``(source, external_ref)`` pairs are skipped and counted. Like
+        :meth:`record_transactions`, bulk recording publishes no per-row events.
+
+        Raises:
+            ValidationError: an item is not an :class:`~crmcore.Interaction`.
+            NotFound: a customer does not exist (nothing is stored).
+        """
+        prepared: list[Interaction] = []
+        for index, item in enumerate(interactions):
+            if not isinstance(item, Interaction):
+                raise ValidationError(f"interactions[{index}]", item, "must be an Interaction")
+            prepared.append(item)
+        with self.context.unit() as uow:
+            created = uow.interactions.add_many(prepared)
+        return BulkResult(created=created, already_recorded=len(prepared) - created)
 
     def with_reporting_total(self, transaction: Transaction) -> Transaction:
         """Return ``transaction`` with ``reporting_total`` in the store's reporting currency.
@@ -529,26 +577,33 @@ class Crm:
         if not isinstance(transaction, Transaction):
             raise ValidationError("transaction", transaction, "must be a Transaction")
         tx = self.with_reporting_total(transaction)
-        with self._unit() as uow:
-            if tx.source is not None and tx.external_ref is not None:
-                earlier = uow.transactions.find_by_external_ref(tx.source, tx.external_ref)
-                if earlier is not None:
-                    return RecordResult(earlier, created=False)
-            created = uow.transactions.add(tx)
+        return self._record(tx, _transactions, _transaction_recorded, "transaction")
+
+    def _record(
+        self,
+        item: _R,
+        repository: Callable[[UnitOfWork], HistoryRepository[_R]],
+        recorded: Callable[[_R, dt.datetime], DomainEvent],
+        what: str,
+    ) -> RecordResult[_R]:
+        """The one path both history kinds are recorded by.
+
+        The repository's ``add`` is the only duplicate check: it stores the record or says
+        its ``(source, external_ref)`` is taken (also when a concurrent writer took it first),
+        and only then is the earlier record read back.
+        """
+        with self.context.unit() as uow:
+            created = repository(uow).add(item)
             if created:
-                uow.add_event(
-                    TransactionRecorded(
-                        at=self._now(), customer=tx.customer, transaction_id=tx.id, kind=tx.kind
-                    )
-                )
-        if not created:
-            assert tx.source is not None and tx.external_ref is not None
-            with self.store.unit_of_work() as uow:
-                earlier = uow.transactions.find_by_external_ref(tx.source, tx.external_ref)
-            if earlier is None:  # pragma: no cover - only if erased between the two units
-                raise NotFound("transaction", f"{tx.source}/{tx.external_ref}")
-            return RecordResult(earlier, created=False)
-        return RecordResult(tx, created=True)
+                uow.add_event(recorded(item, self.context.now()))
+        if created:
+            return RecordResult(item, created=True)
+        assert item.source is not None and item.external_ref is not None
+        with self.context.reading() as uow:
+            earlier = repository(uow).find_by_external_ref(item.source, item.external_ref)
+        if earlier is None:  # pragma: no cover - only if erased between the two units
+            raise NotFound(what, f"{item.source}/{item.external_ref}")
+        return RecordResult(earlier, created=False)
 
     def record_transactions(self, transactions: Iterable[Transaction]) -> BulkResult:
         """Record many transactions in one unit of work (all or nothing), in bulk.
@@ -562,6 +617,6 @@ class Crm:
             if not isinstance(item, Transaction):
                 raise ValidationError(f"transactions[{index}]", item, "must be a Transaction")
             prepared.append(self.with_reporting_total(item))
-        with self._unit() as uow:
+        with self.context.unit() as uow:
             created = uow.transactions.add_many(prepared)
         return BulkResult(created=created, already_recorded=len(prepared) - created)

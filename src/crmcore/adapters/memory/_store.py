@@ -20,7 +20,7 @@ import datetime as dt
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
@@ -510,6 +510,27 @@ class _Customers:
         self._uow._check_active()
         number = self._state.by_external_id.get((source, external_id))
         return None if number is None else _copy(self._state.customers[number])
+
+    def numbers_by_external_id(
+        self, source: str, external_ids: Collection[str]
+    ) -> dict[str, CrmNumber]:
+        self._uow._check_active()
+        index = self._state.by_external_id
+        out: dict[str, CrmNumber] = {}
+        for external_id in external_ids:
+            number = index.get((source, external_id))
+            if number is not None:
+                out[external_id] = number
+        return out
+
+    def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        self._uow._check_active()
+        customers = self._state.customers
+        return {n for n in numbers if n in customers}
+
+    def external_ids(self) -> dict[CrmNumber, str]:
+        self._uow._check_active()
+        return {number: key[1] for key, number in self._state.by_external_id.items()}
 
     def count(self) -> int:
         self._uow._check_active()
