@@ -431,8 +431,6 @@ def test_version(run: Run) -> None:
 
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
 def test_bulk_lookups_agree_with_the_ports(kind: str, db: str) -> None:
-    from crmcore.cli._lookup import lookup_for
-
     store = SqlStore.from_url(db) if kind == "sqlite" else InMemoryStore(reporting_currency="EUR")
     try:
         crm = Crm(store)
@@ -441,15 +439,16 @@ def test_bulk_lookups_agree_with_the_ports(kind: str, db: str) -> None:
         cy = crm.register("Cy")
         gone = crm.register("Gone", source="crm", external_id="G1")
         crm.erase(gone.number)
-        lookup = lookup_for(store)
-        assert type(lookup).__name__ == ("_SqlLookup" if kind == "sqlite" else "_PortLookup")
-        assert lookup.by_external_id("crm", {"A1", "B1", "G1", "X"}) == {
+        assert crm.numbers_by_external_id("crm", {"A1", "B1", "G1", "X"}) == {
             "A1": ann.number,
             "B1": bob.number,
         }
-        assert lookup.by_external_id("other", {"A1"}) == {}
-        assert lookup.existing({ann.number, cy.number, gone.number}) == {ann.number, cy.number}
-        assert lookup.all_external_ids() == {ann.number: "A1", bob.number: "B1"}
+        assert crm.numbers_by_external_id("other", {"A1"}) == {}
+        assert crm.existing_numbers({ann.number, cy.number, gone.number}) == {
+            ann.number,
+            cy.number,
+        }
+        assert crm.external_ids() == {ann.number: "A1", bob.number: "B1"}
     finally:
         close = getattr(store, "close", None)
         if close is not None:

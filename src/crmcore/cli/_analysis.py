@@ -10,15 +10,12 @@ from typing import IO, Final
 import numpy as np
 
 from crmcore.analytics import RfmPolicy, RfmResult
-from crmcore.cli._lookup import lookup_for
 from crmcore.cli._report import Movement, ReportData, SegmentRow
-from crmcore.domain import CrmNumber, LifecycleStage, Money
-from crmcore.ports import Store
-from crmcore.services import Analytics
+from crmcore.domain import LifecycleStage, Money
+from crmcore.services import Analytics, Crm
 
 __all__ = [
     "RFM_COLUMNS",
-    "external_ids",
     "movements",
     "report_data",
     "write_rfm_csv",
@@ -40,21 +37,16 @@ RFM_COLUMNS: Final = (
 FUNNEL: Final = tuple(stage.value for stage in LifecycleStage)
 
 
-def external_ids(store: Store) -> dict[CrmNumber, str]:
-    """``number -> external_id`` of every customer that has one."""
-    return lookup_for(store).all_external_ids()
-
-
-def _rfm_rows(result: RfmResult, store: Store) -> Iterator[list[str]]:
+def _rfm_rows(result: RfmResult, crm: Crm) -> Iterator[list[str]]:
     metrics = result.metrics
-    ids = external_ids(store)
+    ids = crm.external_ids()
     numbers = metrics.numbers()
     order = np.argsort(metrics.number_order(), kind="stable")
     recency = metrics.recency_days
     scored = result.scored
     frequency, monetary = metrics.frequency, metrics.monetary
     segments = result.segments()
-    currency = store.reporting_currency
+    currency = crm.store.reporting_currency
     for i in order.tolist():
         number = numbers[i]
         ok = bool(scored[i])
@@ -71,12 +63,12 @@ def _rfm_rows(result: RfmResult, store: Store) -> Iterator[list[str]]:
         ]
 
 
-def write_rfm_csv(result: RfmResult, store: Store, out: IO[str]) -> int:
+def write_rfm_csv(result: RfmResult, crm: Crm, out: IO[str]) -> int:
     """Write one row per customer (ascending CRM number); return the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(RFM_COLUMNS)
     count = 0
-    for row in _rfm_rows(result, store):
+    for row in _rfm_rows(result, crm):
         writer.writerow(row)
         count += 1
     return count
@@ -89,26 +81,25 @@ def _lifecycle(analytics: Analytics, as_of: dt.datetime) -> list[tuple[str, int]
     return [(stage, by_name.get(stage, 0)) for stage in FUNNEL]
 
 
-def movements(store: Store) -> list[Movement]:
+def movements(analytics: Analytics) -> list[Movement]:
     """Each saved segment's latest run compared with the run before it."""
     out: list[Movement] = []
-    with store.unit_of_work() as uow:
-        for segment in uow.segments.list():
-            latest = uow.segments.latest_membership(segment.name)
-            if latest is None:
-                continue
-            previous = uow.segments.latest_membership(segment.name, before=latest.as_of)
-            entered, exited = latest.diff(previous)
-            out.append(
-                Movement(
-                    segment=segment.name,
-                    rule=segment.rule,
-                    size=len(latest.members),
-                    entered=len(entered),
-                    exited=len(exited),
-                    previous_as_of=None if previous is None else previous.as_of,
-                )
+    for segment in analytics.segments():
+        latest = analytics.latest_run(segment.name)
+        if latest is None:
+            continue
+        previous = analytics.latest_run(segment.name, before=latest.as_of)
+        entered, exited = latest.diff(previous)
+        out.append(
+            Movement(
+                segment=segment.name,
+                rule=segment.rule,
+                size=len(latest.members),
+                entered=len(entered),
+                exited=len(exited),
+                previous_as_of=None if previous is None else previous.as_of,
             )
+        )
     return out
 
 
@@ -153,7 +144,7 @@ def report_data(
         grid=grid.tolist(),
         grid_value=grid_value.tolist(),
         lifecycle=_lifecycle(analytics, as_of),
-        movements=movements(store),
+        movements=movements(analytics),
         k=k,
         ties=str(policy.ties),
     )

@@ -12,7 +12,7 @@ import click
 
 from crmcore._version import __version__
 from crmcore.analytics import DEFAULT_SEGMENT_MAP, RfmPolicy
-from crmcore.cli._analysis import external_ids, report_data, write_rfm_csv
+from crmcore.cli._analysis import report_data, write_rfm_csv
 from crmcore.cli._common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -34,13 +34,12 @@ from crmcore.cli._importing import ErrorReport, import_csv
 from crmcore.cli._report import render_html, render_text
 from crmcore.clock import FixedClock
 from crmcore.domain import Segment
+from crmcore.errors import DuplicateError
 from crmcore.ports import Clock, Store
 from crmcore.services import Analytics, Crm
 from crmcore.testing.synthetic import DEMO_END, populate
 
 __all__ = ["CliConfig", "cli", "main"]
-
-_ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 class _Group(click.Group):
@@ -268,9 +267,10 @@ def rfm(db: str | None, as_of: str, bins: int, ties: str, out: Path) -> None:
     when = parse_instant(as_of, "--as-of")
     policy = RfmPolicy(k=bins, ties=ties, segment_map=DEFAULT_SEGMENT_MAP if bins == 5 else None)
     with open_store(db) as store:
-        result = _analytics(store).rfm(when, policy)
+        analytics = _analytics(store)
+        result = analytics.rfm(when, policy)
         with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as handle:
-            rows = write_rfm_csv(result, store, handle)
+            rows = write_rfm_csv(result, analytics.crm, handle)
     err_console().print(f"{rows} customers, {result.n} scored, as of {when.isoformat()}")
 
 
@@ -306,16 +306,15 @@ def segment(db: str | None, rule: str, as_of: str | None, name: str | None, out:
             members = analytics.evaluate(rule, when)
             run = None
         else:
-            with store.unit_of_work() as uow:
-                # Refuse before saving: a failed run must not leave a changed rule behind.
-                previous = uow.segments.latest_membership(name, before=when + _ONE_MICROSECOND)
-                if previous is not None and previous.as_of == when:
-                    raise CliError(f"segment {name!r} already has a run as of {when.isoformat()}")
-                uow.segments.save(Segment(name, rule))
-                uow.commit()
-            run = analytics.run_segment(name, when)
+            try:
+                # Rule and run are saved together: a refused run leaves the old rule as it was.
+                run = analytics.define_and_run_segment(name, rule, when)
+            except DuplicateError:
+                raise CliError(
+                    f"segment {name!r} already has a run as of {when.isoformat()}"
+                ) from None
             members = run.membership.members
-        ids = external_ids(store)
+        ids = analytics.crm.external_ids()
         with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(("crm_number", "external_id"))
@@ -447,10 +446,8 @@ def demo(db: str | None, customers: int, seed: int) -> None:
             steps = bar.add_task("scoring and segmenting", total=3)
             moves = analytics.reclassify(as_of=DEMO_END)
             bar.advance(steps)
-            with store.unit_of_work() as uow:
-                for definition in DEMO_SEGMENTS:
-                    uow.segments.save(definition)
-                uow.commit()
+            for definition in DEMO_SEGMENTS:
+                analytics.define_segment(definition.name, definition.rule, definition.description)
             analytics.run_segments(as_of=DEMO_END - _QUARTER)
             bar.advance(steps)
             analytics.run_segments(as_of=DEMO_END)

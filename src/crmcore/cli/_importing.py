@@ -24,24 +24,19 @@ from typing import IO, Any, Final, Protocol
 import attrs
 
 from crmcore.cli._common import EXIT_USAGE, CliError
-from crmcore.cli._lookup import Lookup, lookup_for
 from crmcore.domain import (
     CrmNumber,
     Customer,
-    EmailAddress,
     Interaction,
     LifecycleStage,
     Money,
     PersonName,
-    PhoneNumber,
     SalesChannel,
     Transaction,
     TransactionKind,
 )
 from crmcore.domain._checks import member
-from crmcore.domain.contact import normalize_phone
 from crmcore.errors import CrmError, DuplicateError, ValidationError
-from crmcore.ports import Store
 from crmcore.services import Crm
 
 __all__ = [
@@ -315,9 +310,8 @@ class _Importer(Protocol):
 class _Resolver:
     """Finds customers by CRM number or by ``(source, external_id)``, with a bounded cache."""
 
-    store: Store
+    crm: Crm
     customer_source: str
-    lookup: Lookup
     cache: dict[tuple[str, str], CrmNumber | None] = attrs.Factory(dict)
 
     LIMIT: Final = 200_000
@@ -331,7 +325,7 @@ class _Resolver:
             )
         if number is not None:
             try:
-                return "number", self.store.scheme.parse(number).value
+                return "number", self.crm.store.scheme.parse(number).value
             except ValidationError as exc:
                 raise _Rejected("crm_number", number, exc.reason) from None
         if external is not None:
@@ -347,8 +341,8 @@ class _Resolver:
                 self.cache.clear()
             numbers = {CrmNumber(text) for how, text in missing if how == "number"}
             external = {text for how, text in missing if how == "external"}
-            found = self.lookup.existing(numbers) if numbers else set()
-            ids = self.lookup.by_external_id(self.customer_source, external) if external else {}
+            found = self.crm.existing_numbers(numbers)
+            ids = self.crm.numbers_by_external_id(self.customer_source, external)
             for how, text in missing:
                 if how == "number":
                     number = CrmNumber(text)
@@ -356,12 +350,6 @@ class _Resolver:
                 else:
                     self.cache[(how, text)] = ids.get(text)
         return self.cache
-
-
-def _placeholder(store: Store) -> CrmNumber:
-    """A well-formed number to validate a record with before its customer is known."""
-    scheme = store.scheme
-    return CrmNumber(f"{scheme.prefix}{'0' * (scheme.width + 1)}")
 
 
 def _unknown_customer(key: tuple[str, str]) -> RowError:
@@ -383,11 +371,9 @@ _CUSTOMER_ALIASES: Final = {
 
 @attrs.define
 class _Customers:
-    store: Store
-    now: dt.datetime
+    crm: Crm
     source: str
     phone_region: str | None
-    lookup: Lookup
 
     def prepare(self, row: dict[str, str | None]) -> Customer:
         given, family = _cell(row, "given_name"), _cell(row, "family_name")
@@ -406,20 +392,16 @@ class _Customers:
         email = _cell(row, "email")
         tags = _cell(row, "tags")
         try:
-            phones = (PhoneNumber(normalize_phone(phone, self.phone_region)),) if phone else ()
-            external_id = _cell(row, "external_id")
-            return Customer(
-                number=_placeholder(self.store),
-                name=PersonName(given=given, family=family),
-                created_at=self.now,
-                updated_at=self.now,
-                emails=(EmailAddress(email),) if email else (),
-                phones=phones,
+            return self.crm.new_customer(
+                PersonName(given=given, family=family),
+                emails=(email,) if email else (),
+                phones=(phone,) if phone else (),
+                phone_region=self.phone_region,
                 birth_date=birth_date,
                 tags=frozenset(t for t in (tags or "").split(";") if t.strip()),
                 stage=LifecycleStage.LEAD,
                 source=_cell(row, "source") or self.source,
-                external_id=external_id,
+                external_id=_cell(row, "external_id"),
             )
         except ValidationError as exc:
             raise _rejection(exc, row, _CUSTOMER_ALIASES) from None
@@ -440,38 +422,10 @@ class _Customers:
         return created, present
 
     def _write_batch(self, customers: Sequence[Customer]) -> tuple[int, int]:
-        store = self.store
-        wanted: dict[str, set[str]] = {}
-        for customer in customers:
-            if customer.external_id is not None:
-                assert customer.source is not None
-                wanted.setdefault(customer.source, set()).add(customer.external_id)
-        known = {
-            (source, external_id)
-            for source, ids in wanted.items()
-            for external_id in self.lookup.by_external_id(source, ids)
-        }
-        fresh: list[Customer] = []
-        for customer in customers:
-            if customer.external_id is not None:
-                assert customer.source is not None
-                key = (customer.source, customer.external_id)
-                if key in known:
-                    continue
-                known.add(key)  # a repeat within the batch: the first wins
-            fresh.append(customer)
-        # A concurrent importer may add the same keys meanwhile: add_many then raises
+        # A concurrent importer may add the same keys meanwhile: register_many then raises
         # DuplicateError and write() retries row by row.
-        with store.unit_of_work() as uow:
-            if fresh:
-                sequences = store.allocator.allocate_many(len(fresh))
-                numbered = [
-                    attrs.evolve(customer, number=store.scheme.format(sequence))
-                    for customer, sequence in zip(fresh, sequences, strict=True)
-                ]
-                uow.customers.add_many(numbered)
-            uow.commit()
-        return len(fresh), len(customers) - len(fresh)
+        done = self.crm.register_many(customers)
+        return done.created, done.already_registered
 
 
 @attrs.frozen
@@ -616,19 +570,13 @@ class _Interactions:
         }
         return _Pending(key, lambda number: Interaction(number, **values), row)
 
-    def _bulk(self, interactions: list[Interaction]) -> int:
-        with self.crm.store.unit_of_work() as uow:
-            created = uow.interactions.add_many(interactions)
-            uow.commit()
-        return created
-
     def write(self, items: Sequence[tuple[int, _Pending]], report: _Sink) -> tuple[int, int]:
         return _history_write(
             self.resolver,
             items,
             report,
             lambda i: i,
-            self._bulk,
+            lambda ixs: self.crm.record_interactions(ixs).created,
             lambda i: self.crm.record_interaction(i).created,
             {"customer": "crm_number"},
         )
@@ -652,13 +600,12 @@ def import_csv(
         CliError: the file cannot be read, its header is wrong, or it is not CSV/UTF-8.
     """
     importer: _Importer
-    lookup = lookup_for(crm.store)
     if kind == "customers":
-        importer = _Customers(crm.store, crm.clock.now(), source, phone_region, lookup)
+        importer = _Customers(crm, source, phone_region)
     elif kind == "transactions":
-        importer = _Transactions(crm, _Resolver(crm.store, customer_source, lookup), source)
+        importer = _Transactions(crm, _Resolver(crm, customer_source), source)
     else:
-        importer = _Interactions(crm, _Resolver(crm.store, customer_source, lookup), source)
+        importer = _Interactions(crm, _Resolver(crm, customer_source), source)
     created = present = 0
     batch: list[tuple[int, Any]] = []
     # Errors of the current batch, reported in line order when the batch is written.

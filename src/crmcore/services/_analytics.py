@@ -259,27 +259,65 @@ class Analytics:
             )
         rules = {s.name: parse_rule(s.rule) for s in segments}
         members = self._members(rules, when)
+        with self.context.unit() as uow:
+            return self._save_runs(uow, segments, members, when)
+
+    def define_and_run_segment(
+        self, name: str, rule: Rule | str, as_of: dt.datetime | None = None, description: str = ""
+    ) -> SegmentRun:
+        """Save a segment's rule and run it, atomically.
+
+        Either both the definition and the run are saved, or neither is: a refused run (a
+        run of that segment at exactly ``as_of`` already exists) leaves an earlier rule
+        unchanged.
+
+        Raises:
+            RuleSyntaxError: the rule does not parse (nothing is read or saved).
+            DuplicateError: the segment already has a run at exactly ``as_of``.
+        """
+        parsed = parse_rule(rule)
+        segment = Segment(name, rule if isinstance(rule, str) else str(parsed), description)
+        when = self._as_of(as_of)
+        members = self._members({name: parsed}, when)
+        with self.context.unit() as uow:
+            uow.segments.save(segment)
+            return self._save_runs(uow, [segment], members, when)[0]
+
+    def _save_runs(
+        self,
+        uow: UnitOfWork,
+        segments: list[Segment],
+        members: Mapping[str, frozenset[CrmNumber]],
+        when: dt.datetime,
+    ) -> list[SegmentRun]:
+        """Save one run per segment and queue its entered/exited events."""
         now = self.context.now()
         runs: list[SegmentRun] = []
-        with self.context.unit() as uow:
-            for segment in segments:
-                previous = uow.segments.latest_membership(segment.name, before=when)
-                membership = SegmentMembership(segment.name, when, members[segment.name])
-                uow.segments.save_membership(membership)
-                entered, exited = membership.diff(previous)
-                for number in sorted(entered):
-                    uow.add_event(SegmentEntered(at=now, segment=segment.name, customer=number))
-                for number in sorted(exited):
-                    uow.add_event(SegmentExited(at=now, segment=segment.name, customer=number))
-                runs.append(
-                    SegmentRun(
-                        membership,
-                        entered,
-                        exited,
-                        None if previous is None else previous.as_of,
-                    )
+        for segment in segments:
+            previous = uow.segments.latest_membership(segment.name, before=when)
+            membership = SegmentMembership(segment.name, when, members[segment.name])
+            uow.segments.save_membership(membership)
+            entered, exited = membership.diff(previous)
+            for number in sorted(entered):
+                uow.add_event(SegmentEntered(at=now, segment=segment.name, customer=number))
+            for number in sorted(exited):
+                uow.add_event(SegmentExited(at=now, segment=segment.name, customer=number))
+            runs.append(
+                SegmentRun(
+                    membership, entered, exited, None if previous is None else previous.as_of
                 )
+            )
         return runs
+
+    def latest_run(self, name: str, before: dt.datetime | None = None) -> SegmentMembership | None:
+        """The segment's latest saved run (strictly before ``before``, if given).
+
+        Raises:
+            NotFound: no segment of that name.
+        """
+        with self.context.reading() as uow:
+            uow.segments.get(name)
+            return uow.segments.latest_membership(name, before=before)
 
     def _members(
         self, rules: dict[str, Rule], when: dt.datetime

@@ -479,6 +479,11 @@ class Crm:
         with self.context.reading() as uow:
             return dict(uow.customers.external_ids())
 
+    def count_customers(self) -> int:
+        """How many customers are registered (erased and merged-away ones excluded)."""
+        with self.context.reading() as uow:
+            return uow.customers.count()
+
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
         """Profile, running totals, recent history and open follow-ups of one customer."""
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:

@@ -17,7 +17,8 @@ years before ``end``; the same seed gives the same histories.
 
 Names and e-mail addresses are made up from short fixed lists and the reserved domain
 ``example.com``: the generated stores contain no real person's data. Every customer is
-registered with ``source="demo"`` and ``external_id="D<sequence>"``; transactions and
+registered with ``source="demo"`` and ``external_id="D<n>"`` (``n`` counts on from the
+customers already in the store); transactions and
 interactions carry ``source="demo"`` and unique external references.
 """
 
@@ -48,6 +49,7 @@ from crmcore.domain import (
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ValidationError
 from crmcore.ports import Store
+from crmcore.services import Crm
 
 __all__ = ["DEMO_END", "GeneratedCounts", "populate"]
 
@@ -117,6 +119,7 @@ _CONTACT_P: Final = np.array([0.2, 0.35, 0.05, 0.15, 0.05, 0.05, 0.14, 0.01])
 _KINDS: Final = list(InteractionKind)
 _KIND_P: Final = np.array([0.3, 0.06, 0.1, 0.3, 0.14, 0.1])
 _DAY_S: Final = 86_400.0
+_UNREGISTERED: Final = CrmNumber("C0000000000")  # a placeholder; registration numbers them
 _SPAN_DAYS: Final = 3 * 365
 
 
@@ -133,14 +136,30 @@ def _instant(end: dt.datetime, days_before: float) -> dt.datetime:
     return end - dt.timedelta(seconds=round(days_before * _DAY_S))
 
 
-def _chunk(
-    rng: np.random.Generator,
-    numbers: list[CrmNumber],
-    sequences: list[int],
-    end: dt.datetime,
-    currency: str,
-) -> tuple[list[Customer], list[Transaction], list[Interaction]]:
-    n = len(numbers)
+@attrs.frozen
+class _Chunk:
+    """One batch of generated customers (unregistered) and their history as arrays."""
+
+    people: list[Customer]
+    labels: list[int]
+    # Purchases: owner row, age in days, amount in minor units, sales channel index, and
+    # the refund (if any) of each purchase.
+    owner: np.ndarray
+    ages: np.ndarray
+    amounts: np.ndarray
+    channels: np.ndarray
+    refund_ages: np.ndarray
+    refunded: np.ndarray
+    # Interactions: owner row, age, channel, kind, inbound.
+    contact_owner: np.ndarray
+    contact_ages: np.ndarray
+    contact_channels: np.ndarray
+    contact_kinds: np.ndarray
+    inbound: np.ndarray
+
+
+def _chunk(rng: np.random.Generator, labels: list[int], end: dt.datetime) -> _Chunk:
+    n = len(labels)
     # Ages in days before `end`: when each customer arrived and when they stopped buying.
     created = rng.uniform(30, _SPAN_DAYS, n)
     stopped = np.maximum(created - rng.exponential(900, n), 0.0)
@@ -148,24 +167,24 @@ def _chunk(
     family = rng.integers(len(_FAMILY), size=n)
     vip = rng.random(n) < 0.05
     newsletter = rng.random(n) < 0.3
-    customers: list[Customer] = []
-    for i, number in enumerate(numbers):
+    people: list[Customer] = []
+    for i, label in enumerate(labels):
         first, last = _GIVEN[given[i]], _FAMILY[family[i]]
         joined = _instant(end, float(created[i]))
         tags = {"vip"} if vip[i] else set()
         if newsletter[i]:
             tags.add("newsletter")
-        customers.append(
+        people.append(
             Customer(
-                number=number,
+                number=_UNREGISTERED,
                 name=PersonName(given=first, family=last),
                 created_at=joined,
                 updated_at=joined,
-                emails=(EmailAddress(f"{first}.{last}.{sequences[i]}@example.com".lower()),),
+                emails=(EmailAddress(f"{first}.{last}.{label}@example.com".lower()),),
                 tags=frozenset(tags),
                 stage=LifecycleStage.LEAD,
                 source="demo",
-                external_id=f"D{sequences[i]}",
+                external_id=f"D{label}",
             )
         )
     # Purchases: all of the chunk at once, then refunds of ~3% of them a few days later.
@@ -176,15 +195,42 @@ def _chunk(
     channels = rng.choice(len(_SALES), owner.size, p=_SALES_P)
     refund_ages = ages - rng.uniform(1, 20, owner.size)
     refunded = (rng.random(owner.size) < 0.03) & (refund_ages > 0)
+    # Interactions: Poisson(3) per customer, any time since they arrived.
+    contacts = rng.poisson(3, n)
+    contact_owner = np.repeat(np.arange(n), contacts)
+    contact_ages = rng.uniform(0, created[contact_owner])
+    contact_channels = rng.choice(len(_CONTACT), contact_owner.size, p=_CONTACT_P)
+    contact_kinds = rng.choice(len(_KINDS), contact_owner.size, p=_KIND_P)
+    inbound = rng.random(contact_owner.size) < 0.6
+    return _Chunk(
+        people,
+        labels,
+        owner,
+        ages,
+        amounts,
+        channels,
+        refund_ages,
+        refunded,
+        contact_owner,
+        contact_ages,
+        contact_channels,
+        contact_kinds,
+        inbound,
+    )
+
+
+def _transactions(
+    chunk: _Chunk, numbers: list[CrmNumber], end: dt.datetime, currency: str
+) -> list[Transaction]:
     transactions: list[Transaction] = []
-    for j in range(owner.size):
-        c = int(owner[j])
-        total = Money.from_minor_units(int(amounts[j]), currency)
-        channel = _SALES[int(channels[j])]
-        ref = f"S{sequences[c]}-{j}"
-        kinds = [(TransactionKind.PURCHASE, float(ages[j]), ref)]
-        if refunded[j]:
-            kinds.append((TransactionKind.REFUND, float(refund_ages[j]), f"{ref}-R"))
+    for j in range(chunk.owner.size):
+        c = int(chunk.owner[j])
+        total = Money.from_minor_units(int(chunk.amounts[j]), currency)
+        channel = _SALES[int(chunk.channels[j])]
+        ref = f"S{chunk.labels[c]}-{j}"
+        kinds = [(TransactionKind.PURCHASE, float(chunk.ages[j]), ref)]
+        if chunk.refunded[j]:
+            kinds.append((TransactionKind.REFUND, float(chunk.refund_ages[j]), f"{ref}-R"))
         for kind, age, external_ref in kinds:
             transactions.append(
                 Transaction(
@@ -198,32 +244,26 @@ def _chunk(
                     reporting_total=total,
                 )
             )
-    # Interactions: Poisson(3) per customer, any time since they arrived.
-    contacts = rng.poisson(3, n)
-    owner = np.repeat(np.arange(n), contacts)
-    ages = rng.uniform(0, created[owner])
-    channels = rng.choice(len(_CONTACT), owner.size, p=_CONTACT_P)
-    kinds_ix = rng.choice(len(_KINDS), owner.size, p=_KIND_P)
-    inbound = rng.random(owner.size) < 0.6
-    interactions = [
+    return transactions
+
+
+def _interactions(chunk: _Chunk, numbers: list[CrmNumber], end: dt.datetime) -> list[Interaction]:
+    return [
         Interaction(
-            numbers[int(owner[j])],
-            _instant(end, float(ages[j])),
-            _CONTACT[int(channels[j])],
-            Direction.INBOUND if inbound[j] else Direction.OUTBOUND,
-            _KINDS[int(kinds_ix[j])],
+            numbers[int(chunk.contact_owner[j])],
+            _instant(end, float(chunk.contact_ages[j])),
+            _CONTACT[int(chunk.contact_channels[j])],
+            Direction.INBOUND if chunk.inbound[j] else Direction.OUTBOUND,
+            _KINDS[int(chunk.contact_kinds[j])],
             subject="demo contact",
             source="demo",
-            external_ref=f"I{sequences[int(owner[j])]}-{j}",
+            external_ref=f"I{chunk.labels[int(chunk.contact_owner[j])]}-{j}",
         )
-        for j in range(owner.size)
+        for j in range(chunk.contact_owner.size)
     ]
-    return customers, transactions, interactions
 
 
-def _classify(
-    customers: list[Customer], transactions: list[Transaction], as_of: dt.datetime
-) -> None:
+def _classify(chunk: _Chunk, end: dt.datetime, as_of: dt.datetime) -> None:
     """Move each customer to the stage the default lifecycle policy gives it as of ``as_of``.
 
     The same rules ``Analytics.reclassify`` applies, evaluated on the generated history, so
@@ -232,12 +272,13 @@ def _classify(
     from crmcore.analytics._lifecycle import LifecyclePolicy
 
     policy = LifecyclePolicy()
-    bought: dict[CrmNumber, list[dt.datetime]] = {}
-    for tx in transactions:
-        if tx.kind is TransactionKind.PURCHASE and tx.occurred_at <= as_of:
-            bought.setdefault(tx.customer, []).append(tx.occurred_at)
-    for customer in customers:
-        times = bought.get(customer.number)
+    bought: dict[int, list[dt.datetime]] = {}
+    for j in range(chunk.owner.size):
+        at = _instant(end, float(chunk.ages[j]))
+        if at <= as_of:
+            bought.setdefault(int(chunk.owner[j]), []).append(at)
+    for row, customer in enumerate(chunk.people):
+        times = bought.get(row)
         if not times:
             continue
         first, last = min(times), max(times)
@@ -261,7 +302,8 @@ def populate(
 ) -> GeneratedCounts:
     """Generate ``customers`` customers with their histories and write them to ``store``.
 
-    Writes in batches (one unit of work each) through the bulk repository methods and calls
+    Writes in batches through the bulk use cases (``Crm.register_many``,
+    ``record_transactions``, ``record_interactions``; one unit of work each) and calls
     ``on_progress(customers_written)`` after each batch. Customers are registered as leads
     unless ``stages_as_of`` is given.
 
@@ -288,26 +330,30 @@ def populate(
     end = aware_utc("end", end)
     if stages_as_of is not None:
         stages_as_of = aware_utc("stages_as_of", stages_as_of)
+    crm = Crm(store)
+    # Labels continue after the customers already there, so every import key is new.
+    base = crm.count_customers()
     written = GeneratedCounts(0, 0, 0)
     done = 0
     index = 0
     while done < customers:
         size = min(batch_size, customers - done)
         rng = np.random.default_rng([seed, index])
-        sequences = list(store.allocator.allocate_many(size))
-        numbers = [store.scheme.format(s) for s in sequences]
-        people, sales, contacts = _chunk(rng, numbers, sequences, end, store.reporting_currency)
+        chunk = _chunk(rng, list(range(base + done + 1, base + done + size + 1)), end)
         if stages_as_of is not None:
-            _classify(people, sales, stages_as_of)
-        with store.unit_of_work() as uow:
-            uow.customers.add_many(people)
-            created_tx = uow.transactions.add_many(sales)
-            created_ix = uow.interactions.add_many(contacts)
-            uow.commit()
+            _classify(chunk, end, stages_as_of)
+        registration = crm.register_many(chunk.people)
+        numbers = [c.number for c in registration.registered]
+        if len(numbers) != size:  # pragma: no cover - only if labels were taken meanwhile
+            raise ValidationError("customers", customers, "import keys already registered")
+        sales = crm.record_transactions(
+            _transactions(chunk, numbers, end, store.reporting_currency)
+        )
+        contacts = crm.record_interactions(_interactions(chunk, numbers, end))
         written = GeneratedCounts(
-            written.customers + len(people),
-            written.transactions + created_tx,
-            written.interactions + created_ix,
+            written.customers + size,
+            written.transactions + sales.created,
+            written.interactions + contacts.created,
         )
         done += size
         index += 1
