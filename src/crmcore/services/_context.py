@@ -12,10 +12,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+import attrs
+
 from crmcore.clock import SystemClock
-from crmcore.domain import CrmNumber, DomainEvent, StageChange, StageChanged
+from crmcore.domain import CrmNumber, DomainEvent, StageChange, StageChanged, Transaction
 from crmcore.domain._checks import aware_utc
-from crmcore.errors import EventDeliveryError
+from crmcore.errors import CurrencyConversionError, EventDeliveryError
 from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
 
 __all__ = ["EventHandler", "ServiceContext", "stage_changed"]
@@ -74,6 +76,36 @@ class ServiceContext:
             uow.commit()
             events = uow.collect_events()
         self.publish(events)
+
+    def with_reporting_total(self, transaction: Transaction) -> Transaction:
+        """Return ``transaction`` with ``reporting_total`` in the store's reporting currency.
+
+        Raises:
+            CurrencyConversionError: a foreign currency and no converter.
+        """
+        target = self.store.reporting_currency
+        if transaction.reporting_total is not None:
+            if transaction.reporting_total.currency != target:
+                raise CurrencyConversionError(
+                    "reporting_total.currency",
+                    transaction.reporting_total.currency,
+                    f"must be the store's reporting currency {target}",
+                )
+            return transaction
+        if transaction.total.currency == target:
+            return attrs.evolve(transaction, reporting_total=transaction.total)
+        if self.converter is None:
+            raise CurrencyConversionError(
+                "total.currency",
+                transaction.total.currency,
+                f"differs from the reporting currency {target} and no converter is configured",
+            )
+        converted = self.converter.convert(transaction.total, target, transaction.occurred_at)
+        if converted.currency != target:
+            raise CurrencyConversionError(
+                "total.currency", converted.currency, f"converter did not return {target}"
+            )
+        return attrs.evolve(transaction, reporting_total=converted)
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         """Add an event handler; return a function that removes it (idempotent)."""

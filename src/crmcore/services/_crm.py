@@ -39,7 +39,6 @@ from crmcore.domain import (
 from crmcore.domain._checks import member
 from crmcore.domain.contact import normalize_phone, phone_numbers
 from crmcore.errors import (
-    CurrencyConversionError,
     DuplicateError,
     NotFound,
     ValidationError,
@@ -545,29 +544,7 @@ class Crm:
         Raises:
             CurrencyConversionError: a foreign currency and no converter.
         """
-        target = self.store.reporting_currency
-        if transaction.reporting_total is not None:
-            if transaction.reporting_total.currency != target:
-                raise CurrencyConversionError(
-                    "reporting_total.currency",
-                    transaction.reporting_total.currency,
-                    f"must be the store's reporting currency {target}",
-                )
-            return transaction
-        if transaction.total.currency == target:
-            return attrs.evolve(transaction, reporting_total=transaction.total)
-        if self.converter is None:
-            raise CurrencyConversionError(
-                "total.currency",
-                transaction.total.currency,
-                f"differs from the reporting currency {target} and no converter is configured",
-            )
-        converted = self.converter.convert(transaction.total, target, transaction.occurred_at)
-        if converted.currency != target:
-            raise CurrencyConversionError(
-                "total.currency", converted.currency, f"converter did not return {target}"
-            )
-        return attrs.evolve(transaction, reporting_total=converted)
+        return self.context.with_reporting_total(transaction)
 
     def record_transaction(self, transaction: Transaction) -> RecordResult[Transaction]:
         """Record a purchase or refund; idempotent on ``(source, external_ref)``.
