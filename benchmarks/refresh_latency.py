@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 import time
 
-from crmcore import Analytics, Crm, FixedClock, InMemoryStore, Money, Segment, Transaction
+from crmcore import Analytics, Crm, FixedClock, InMemoryStore, Money, Transaction
 
 AS_OF = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 RULES = (
@@ -50,11 +50,9 @@ def main() -> None:
         )
         for i, number in enumerate(numbers)
     )
-    with crm.store.unit_of_work() as uow:
-        for i, rule in enumerate(RULES):
-            uow.segments.save(Segment(f"rule-{i}", rule))
-        uow.commit()
     analytics = Analytics(crm)
+    for i, rule in enumerate(RULES):
+        analytics.define_segment(f"rule-{i}", rule)
     analytics.rfm(as_of=AS_OF)
     timings = []
     for i in range(args.events):

@@ -1,8 +1,13 @@
-"""Per-customer running aggregates, kept up to date by every store on every write.
+"""Per-customer running totals, and the reference fold that defines them.
 
-They let analytics read one row per customer instead of scanning every transaction. The
-arithmetic lives here, once, so every adapter folds a transaction or an interaction the same
-way.
+Every store keeps these totals up to date on every write, so analytics read one row per
+customer instead of scanning every transaction. Stores do not call this module to do so: the
+in-memory adapter updates numpy columns in place and the SQL adapter folds whole batches with
+one upsert, each in its own representation (see :mod:`crmcore.analytics.columns`).
+:meth:`CustomerAggregate.with_transaction` and :meth:`~CustomerAggregate.with_interaction`
+are the *definition* those folds must agree with: the adapter contract
+(:mod:`crmcore.testing.contract`) folds the stored history through them and compares the
+result with what each store's aggregate repository returns.
 """
 
 from __future__ import annotations
