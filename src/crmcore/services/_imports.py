@@ -1,0 +1,246 @@
+"""The columnar import use cases: Arrow data in, validated batches stored set-wise.
+
+Each batch of the input is validated column by column (:mod:`crmcore.bulk`), its valid rows
+are handed to the store's bulk path in one unit of work with one summarising event, and its
+invalid rows are reported with their reasons. A failure stores nothing of the batch it
+happened in; batches before it stay stored, and re-running the import completes it without
+duplicates (rows are idempotent on their import keys).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Final, Literal
+
+from crmcore.domain import (
+    CrmNumber,
+    InteractionsImported,
+    TransactionsImported,
+)
+from crmcore.errors import ConfigurationError, NotFound, ValidationError
+from crmcore.services._context import ServiceContext
+
+__all__ = ["DEFAULT_BATCH_SIZE", "ImportProgress", "import_history"]
+
+DEFAULT_BATCH_SIZE: Final = 262_144
+"""Rows per batch (and per unit of work) unless the caller chooses."""
+
+ImportProgress = Callable[[int], None]
+"""Called after each committed batch with the number of input rows handled so far."""
+
+
+def _bulk() -> Any:
+    try:
+        from crmcore import bulk
+    except ImportError as exc:  # pragma: no cover - exercised by the minimal-extras session
+        raise ConfigurationError(
+            "the columnar import needs pyarrow: pip install 'crmcore[arrow]'"
+        ) from exc
+    return bulk
+
+
+def import_history(
+    context: ServiceContext,
+    what: Literal["transactions", "interactions"],
+    data: object,
+    *,
+    batch_size: int,
+    source: str | None,
+    customer_source: str | None,
+    on_progress: ImportProgress | None,
+) -> Any:
+    """Import transactions or interactions; see :meth:`crmcore.Crm.import_transactions`."""
+    bulk = _bulk()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size", batch_size, "must be a positive integer")
+    columns = bulk.TRANSACTION_COLUMNS if what == "transactions" else bulk.INTERACTION_COLUMNS
+    lookup = bulk.CustomerLookup(
+        context.store.scheme,
+        lambda numbers: _existing(context, numbers),
+        lambda src, ids: _by_external_id(context, src, ids),
+        customer_source,
+    )
+    started = time.perf_counter()
+    created = duplicates = batches = offset = 0
+    rejected: list[Any] = []
+    for batch in bulk.record_batches(data, batch_size, frozenset(columns)):
+        _check_columns(batch.schema.names, columns)
+        for _attempt in range(2):
+            verdicts = bulk.Verdicts(offset, batch.num_rows)
+            if what == "transactions":
+                valid = bulk.transaction_batch(
+                    batch,
+                    verdicts,
+                    lookup,
+                    reporting_currency=context.store.reporting_currency,
+                    converter=context.converter,
+                    default_source=source,
+                )
+            else:
+                valid = bulk.interaction_batch(batch, verdicts, lookup, default_source=source)
+            try:
+                stored = _store(context, what, valid, len(verdicts.rejected))
+                break
+            except NotFound:
+                # A customer was erased between the lookup and the write: look again, once.
+                if _attempt:
+                    raise
+        created += stored
+        duplicates += len(valid) - stored
+        rejected.extend(verdicts.rejected)
+        batches += 1
+        offset += batch.num_rows
+        if on_progress is not None:
+            on_progress(offset)
+    return bulk.ImportResult(
+        created, duplicates, tuple(rejected), time.perf_counter() - started, batches
+    )
+
+
+def _store(context: ServiceContext, what: str, valid: Any, rejected: int) -> int:
+    now = context.now()
+    with context.unit() as uow:
+        if what == "transactions":
+            stored = uow.transactions.add_batch(valid)
+            event: Any = TransactionsImported(
+                at=now, created=stored, duplicates=len(valid) - stored, rejected=rejected
+            )
+        else:
+            stored = uow.interactions.add_batch(valid)
+            event = InteractionsImported(
+                at=now, created=stored, duplicates=len(valid) - stored, rejected=rejected
+            )
+        uow.add_event(event)
+    return stored
+
+
+def _existing(context: ServiceContext, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+    if not numbers:
+        return set()
+    with context.reading() as uow:
+        return set(uow.customers.existing(numbers))
+
+
+def _by_external_id(
+    context: ServiceContext, source: str, ids: Iterable[str]
+) -> Mapping[str, CrmNumber]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    with context.reading() as uow:
+        return dict(uow.customers.numbers_by_external_id(source, wanted))
+
+
+def _check_columns(names: list[str], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise ValidationError(
+            "columns", unknown, f"are not import columns (allowed: {', '.join(allowed)})"
+        )
+
+
+CUSTOMER_COLUMNS: Final = (
+    "source",
+    "external_id",
+    "given_name",
+    "family_name",
+    "display_name",
+    "emails",
+    "phones",
+    "phone_region",
+    "birth_date",
+    "gender",
+    "title",
+    "job_title",
+    "organisation",
+    "preferred_channel",
+    "tags",
+    "owner",
+    "stage",
+    "registered_at",
+)
+"""The columns :meth:`crmcore.Crm.import_customers` reads (see docs/importing.md)."""
+
+_LIST_COLUMNS: Final = ("emails", "phones", "tags")
+
+
+def import_customers(
+    context: ServiceContext,
+    register: Callable[[list[Any]], tuple[int, int]],
+    new_customer: Callable[..., Any],
+    data: object,
+    *,
+    batch_size: int,
+    source: str | None,
+    on_progress: ImportProgress | None,
+) -> Any:
+    """Import customers; see :meth:`crmcore.Crm.import_customers`.
+
+    Customers are few beside their histories, so each row is validated by building the
+    customer exactly as :meth:`~crmcore.Crm.new_customer` does (the per-row rules by
+    construction); the batch is then registered set-wise.
+    """
+    bulk = _bulk()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size", batch_size, "must be a positive integer")
+    started = time.perf_counter()
+    created = duplicates = batches = offset = 0
+    rejected: list[Any] = []
+    text = frozenset(CUSTOMER_COLUMNS) - {"birth_date", "registered_at"}
+    for batch in bulk.record_batches(data, batch_size, text):
+        _check_columns(batch.schema.names, CUSTOMER_COLUMNS)
+        drafts: list[Any] = []
+        for position, row in enumerate(batch.to_pylist()):
+            try:
+                drafts.append(_draft(new_customer, row, source))
+            except ValidationError as exc:
+                value = None if exc.value is None else str(exc.value)
+                rejected.append(bulk.RejectedRow(offset + position, exc.field, value, exc.reason))
+        stored, skipped = register(drafts)
+        created += stored
+        duplicates += skipped
+        batches += 1
+        offset += batch.num_rows
+        if on_progress is not None:
+            on_progress(offset)
+    return bulk.ImportResult(
+        created, duplicates, tuple(rejected), time.perf_counter() - started, batches
+    )
+
+
+def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str | None) -> Any:
+    import datetime as dt
+
+    from crmcore.domain import PersonName
+
+    values = {k: v for k, v in row.items() if v is not None}
+    given = values.pop("given_name", None)
+    family = values.pop("family_name", None)
+    display = values.pop("display_name", None)
+    if given is None and family is None and display is None:
+        raise ValidationError(
+            "given_name", None, "a customer needs a given_name, family_name or display_name"
+        )
+    name = PersonName(given=given, family=family, display=display)
+    for column in _LIST_COLUMNS:
+        if isinstance(values.get(column), str):
+            # Text cells hold several values separated by ";" (a CSV file's way).
+            values[column] = [part for part in values[column].split(";") if part.strip()]
+    birth = values.get("birth_date")
+    if isinstance(birth, str):
+        try:
+            values["birth_date"] = dt.date.fromisoformat(birth.strip())
+        except ValueError:
+            raise ValidationError("birth_date", birth, "must be a date as YYYY-MM-DD") from None
+    when = values.pop("registered_at", None)
+    if isinstance(when, str):
+        try:
+            when = dt.datetime.fromisoformat(when.strip())
+        except ValueError:
+            raise ValidationError(
+                "registered_at", when, "must be a timezone-aware ISO 8601 instant"
+            ) from None
+    if source is not None:
+        values.setdefault("source", source)
+    return new_customer(name, registered_at=when, **values)
