@@ -129,9 +129,9 @@ def guarded_insert(dialect: str, table: Table, customers: Table, columns: Sequen
     )
     # SQLAlchemy reads an INSERT's row count only when asked to.
     if dialect == "postgresql":
-        stmt = pg_insert(table).from_select(list(columns), source).on_conflict_do_nothing()
-        return stmt.execution_options(preserve_rowcount=True)
-    if dialect == "sqlite":
+        stmt: Insert = pg_insert(table).from_select(list(columns), source).on_conflict_do_nothing()
+    elif dialect == "sqlite":
         stmt = sqlite_insert(table).from_select(list(columns), source).on_conflict_do_nothing()
-        return stmt.execution_options(preserve_rowcount=True)
-    raise ValueError(f"no guarded single-row INSERT on {dialect}")
+    else:
+        raise ValueError(f"no guarded single-row INSERT on {dialect}")
+    return stmt.execution_options(preserve_rowcount=True)
