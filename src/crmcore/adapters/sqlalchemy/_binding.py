@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
@@ -23,10 +23,19 @@ from crmcore.adapters.sqlalchemy._engine import dialect_name, is_configured, is_
 from crmcore.adapters.sqlalchemy._errors import translate, translated
 from crmcore.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from crmcore.adapters.sqlalchemy._context import TransactionContext
+__all__ = ["ActiveUnit", "Binding"]
 
-__all__ = ["Binding"]
+
+class ActiveUnit(Protocol):
+    """What the binding tracks of a unit of work in progress (its transaction context)."""
+
+    @property
+    def connection(self) -> Connection | None:
+        """The unit's connection while it is open."""
+
+    @property
+    def is_writing(self) -> bool:
+        """Whether the unit has written in its current transaction."""
 
 
 class Binding:
@@ -144,20 +153,20 @@ class Binding:
 
     # -- the unit of work in progress on this thread -----------------------------------------
 
-    def push(self, context: TransactionContext) -> None:
-        """Record that ``context``'s unit of work is in progress on this thread."""
+    def push(self, context: ActiveUnit) -> None:
+        """Record that the unit of work of ``context`` is in progress on this thread."""
         units = getattr(self._local, "units", None)
         if units is None:
             units = self._local.units = []
         units.append(context)
 
-    def pop(self, context: TransactionContext) -> None:
-        """Record that ``context``'s unit of work has ended."""
+    def pop(self, context: ActiveUnit) -> None:
+        """Record that the unit of work of ``context`` has ended."""
         units = getattr(self._local, "units", [])
         if context in units:
             units.remove(context)
 
-    def current(self) -> TransactionContext | None:
+    def current(self) -> ActiveUnit | None:
         """The context of this thread's innermost unit of work in progress, if any."""
-        units: list[TransactionContext] = getattr(self._local, "units", [])
+        units: list[ActiveUnit] = getattr(self._local, "units", [])
         return units[-1] if units else None

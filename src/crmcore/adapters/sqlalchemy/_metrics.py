@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, case, func, select
@@ -32,6 +32,7 @@ from crmcore.adapters.sqlalchemy._pgpack import NUMBER_WIDTH, decode_numbers, fe
 from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.adapters.sqlalchemy._scoring import score_in_database
+from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
     AggregateColumns,
@@ -51,9 +52,6 @@ from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS, STAGE_CODES, column
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound
-
-if TYPE_CHECKING:
-    from crmcore.adapters.sqlalchemy._store import SqlStore
 
 __all__ = ["SqlMetrics"]
 
@@ -75,19 +73,21 @@ class SqlMetrics:
     functions (:meth:`score_rfm`, ``Analytics.rfm(engine="sql")``).
 
     Args:
-        store: the store to read (its tables and dialect).
         binding: how to reach the store's database.
+        tables: the store's tables.
+        owner: the store, for ``repr``.
     """
 
-    def __init__(self, store: SqlStore, binding: Binding) -> None:
-        self._store = store
+    def __init__(self, binding: Binding, tables: CrmTables, owner: object) -> None:
         self._binding = binding
+        self._tables = tables
+        self._owner = owner
         # Set once a packed fetch met CRM numbers of several lengths: later fetches pad them
         # from the start instead of finding out again (each finding costs a whole query).
         self._pad_numbers = False
 
     def __repr__(self) -> str:
-        return f"SqlMetrics({self._store!r})"
+        return f"SqlMetrics({self._owner!r})"
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class SqlMetrics:
     def frame(self, conn: Connection, as_of_us: int, needed: Collection[str]) -> Frame:
         """The frame with the raw columns ``needed`` as of ``as_of_us`` (checks whether the
         maintained aggregates are current for that instant)."""
-        return current_frame(conn, self._store.tables, self._store.dialect_name, as_of_us, needed)
+        return current_frame(conn, self._tables, self._binding.name, as_of_us, needed)
 
     # -- MetricsSource -----------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class SqlMetrics:
         if with_birth:
             int_columns.append(func.coalesce(frame.column("birth_year"), 0))
             int_columns.append(case((frame.column("birth_year").is_(None), 1), else_=0))
-        if only is None and not texts and self._store.dialect_name == "postgresql":
+        if only is None and not texts and self._binding.name == "postgresql":
             fast = self._packed_snapshot(conn, when, chosen, frame, raw, int_columns)
             if fast is not None:
                 return fast
@@ -203,7 +203,7 @@ class SqlMetrics:
             int_columns,
             query,
             frame.number,
-            self._store.tables.customers,
+            self._tables.customers,
             self._pad_numbers,
         )
         if columns is None:
@@ -245,7 +245,7 @@ class SqlMetrics:
     def _packed_tags(self, conn: Connection, padded: np.ndarray[Any, Any]) -> TagIndex | None:
         """Tags as packed (tag code, number) pairs; each number's row is found by binary
         search in the snapshot's sorted numbers (``None`` if one is not among them)."""
-        t = self._store.tables.customer_tags
+        t = self._tables.customer_tags
         # Erasing a customer deletes its tags, so every tag row belongs to a snapshot row
         # (checked below: an owner that is not among the numbers makes the row fetch take
         # over) and the tags are read without joining the customers.
@@ -291,8 +291,8 @@ class SqlMetrics:
     def _tags(
         self, conn: Connection, frame: Frame, numbers: Sequence[str], only: str | None
     ) -> TagIndex:
-        t = self._store.tables.customer_tags
-        c = self._store.tables.customers
+        t = self._tables.customer_tags
+        c = self._tables.customers
         query = (
             select(t.c.tag, t.c.customer)
             .join(c, c.c.number == t.c.customer)
@@ -326,7 +326,7 @@ class SqlMetrics:
         chosen = resolve_fields(fields)
         if not isinstance(number, CrmNumber):
             raise NotFound("customer", number)
-        c = self._store.tables.customers
+        c = self._tables.customers
         with self.reading() as conn:
             erased = conn.execute(select(c.c.erased).where(c.c.number == number.value)).first()
             if erased is None:
@@ -372,8 +372,8 @@ class SqlMetrics:
         """
         return score_in_database(
             self._binding,
-            self._store.tables,
-            self._store.dialect_name,
+            self._tables,
+            self._binding.name,
             aware_utc("as_of", as_of),
             policy or RfmPolicy(),
         )
