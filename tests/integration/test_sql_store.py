@@ -234,6 +234,52 @@ def test_duplicate_external_ref_stores_one_row(crm: Crm, store: SqlStore) -> Non
         assert len(uow.transactions.for_customer(ann.number)) == 1
 
 
+# Statements sent to record one new transaction (add() is the only duplicate check):
+# SQLite: BEGIN IMMEDIATE, a guarded INSERT ... SELECT ... ON CONFLICT DO NOTHING, the
+# aggregate UPDATE; PostgreSQL: the INSERT and the UPDATE; MariaDB: one SELECT of the
+# customer/reference/id facts, the INSERT, its id look-up (the driver's found-rows count
+# cannot tell a skipped duplicate), the locking read and the upsert of the aggregate row.
+# (Before the checks were folded into the INSERT: 6, 5 and 7.)
+RECORD_ONE_STATEMENTS = {"sqlite": 3, "postgresql": 2, "mysql": 5, "mariadb": 5}
+
+
+def test_recording_one_new_transaction_checks_for_duplicates_once(
+    crm: Crm, store: SqlStore
+) -> None:
+    ann = crm.register("Ann Lee")
+    sent: list[str] = []
+    assert store.engine is not None
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    first = crm.with_reporting_total(purchase(ann.number, source="erp", external_ref="N-1"))
+    again = crm.with_reporting_total(purchase(ann.number, source="erp", external_ref="N-1"))
+    bare = crm.with_reporting_total(purchase(ann.number))
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.unit_of_work() as uow:
+            sent.clear()
+            assert uow.transactions.add(first) is True
+            recorded = list(sent)
+            sent.clear()
+            assert uow.transactions.add(again) is False
+            repeated = list(sent)
+            sent.clear()
+            assert uow.transactions.add(bare) is True
+            unreferenced = list(sent)
+            uow.commit()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    limit = RECORD_ONE_STATEMENTS[store.dialect_name]
+    assert len(recorded) <= limit, recorded
+    # The unit already writes: no second BEGIN.
+    assert len(unreferenced) <= limit - (store.dialect_name == "sqlite"), unreferenced
+    assert len(repeated) <= 2, repeated  # the INSERT (or SELECT) and one SELECT of the facts
+    with store.unit_of_work() as uow:
+        assert uow.aggregates.get(ann.number).purchase_count == 2
+
+
 def test_add_many_folds_aggregates_set_wise(crm: Crm, store: SqlStore) -> None:
     people = [crm.register(f"Customer {i}") for i in range(3)]
     base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

@@ -53,7 +53,9 @@ class BulkInsert:
         self._keys = tuple(escaped.get(name, name) for name in names)
         processors: list[tuple[int, Callable[[Any], Any]]] = []
         for name in names:
-            proc = compiled.binds[name].type._cached_bind_processor(dialect)
+            # What SQLAlchemy's private _cached_bind_processor returns, through public API
+            # (this runs once per compiled statement, so its memo would not pay off).
+            proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
                 processors.append((index[name], proc))
         self._processors = processors

@@ -26,13 +26,16 @@ from sqlalchemy import (
 )
 
 from crmcore.adapters.sqlalchemy._tables import CrmTables
-from crmcore.domain import InteractionChannel, InteractionKind, TransactionKind
+from crmcore.analytics.columns import (
+    CHANNEL_COUNT_COLUMNS,
+    INTERACTION_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
+from crmcore.domain import InteractionKind, TransactionKind
 
 __all__ = [
-    "AGGREGATE_NAMES",
-    "CHANNEL_NAMES",
-    "HISTORY_IX",
-    "HISTORY_TX",
+    "INTERACTION_RAW",
+    "TRANSACTION_RAW",
     "Frame",
     "build_frame",
     "exact_text",
@@ -40,22 +43,10 @@ __all__ = [
     "number_order",
 ]
 
-HISTORY_TX: Final = frozenset(
-    {
-        "purchase_count",
-        "refund_count",
-        "purchase_minor",
-        "refund_minor",
-        "first_purchase_us",
-        "last_purchase_us",
-    }
-)
+TRANSACTION_RAW: Final = frozenset(TRANSACTION_COLUMNS)
 """Raw columns computed from transactions."""
-HISTORY_IX: Final = frozenset({"interaction_count", "complaint_count", "last_interaction_us"})
+INTERACTION_RAW: Final = frozenset(INTERACTION_COLUMNS)
 """Raw columns computed from interactions."""
-AGGREGATE_NAMES: Final = HISTORY_TX | HISTORY_IX
-CHANNEL_NAMES: Final = {c: f"ch_{c.value}" for c in InteractionChannel}
-"""Raw names of the per-channel interaction counts."""
 _PROFILE: Final = ("created_us", "stage", "gender", "owner", "country", "birth_year")
 
 
@@ -144,14 +135,14 @@ def build_frame(
         raw[name] = c.c[name]
     source: FromClause = c
     as_of = literal(as_of_us, BigInteger)
-    from_aggregates = {n for n in wanted & HISTORY_TX if current_tx} | {
-        n for n in wanted & HISTORY_IX if current_ix
+    from_aggregates = {n for n in wanted & TRANSACTION_RAW if current_tx} | {
+        n for n in wanted & INTERACTION_RAW if current_ix
     }
     if from_aggregates:
         source = source.join(a, a.c.customer == c.c.number)
         for name in from_aggregates:
             raw[name] = a.c[name]
-    if wanted & HISTORY_TX and not current_tx:
+    if wanted & TRANSACTION_RAW and not current_tx:
         t = tables.transactions
         purchase = t.c.kind == TransactionKind.PURCHASE.value
         refund = t.c.kind == TransactionKind.REFUND.value
@@ -172,10 +163,10 @@ def build_frame(
             .subquery("tx_hist")
         )
         source = source.outerjoin(sub, sub.c.customer == c.c.number)
-        for name in HISTORY_TX & wanted:
+        for name in TRANSACTION_RAW & wanted:
             column = sub.c[name]
             raw[name] = column if name.endswith("_us") else func.coalesce(column, 0)
-    if wanted & HISTORY_IX and not current_ix:
+    if wanted & INTERACTION_RAW and not current_ix:
         i = tables.interactions
         complaint = i.c.kind == InteractionKind.COMPLAINT.value
         sub = (
@@ -190,10 +181,10 @@ def build_frame(
             .subquery("ix_hist")
         )
         source = source.outerjoin(sub, sub.c.customer == c.c.number)
-        for name in HISTORY_IX & wanted:
+        for name in INTERACTION_RAW & wanted:
             column = sub.c[name]
             raw[name] = column if name.endswith("_us") else func.coalesce(column, 0)
-    channel_names = set(CHANNEL_NAMES.values()) & wanted
+    channel_names = set(CHANNEL_COUNT_COLUMNS.values()) & wanted
     if channel_names:
         i = tables.interactions
         sub = (
@@ -201,7 +192,7 @@ def build_frame(
                 i.c.customer.label("customer"),
                 *(
                     _big(func.sum(case((i.c.channel == ch.value, 1), else_=0))).label(name)
-                    for ch, name in CHANNEL_NAMES.items()
+                    for ch, name in CHANNEL_COUNT_COLUMNS.items()
                 ),
             )
             .where(i.c.occurred_us <= as_of)
@@ -209,7 +200,7 @@ def build_frame(
             .subquery("ix_channels")
         )
         source = source.outerjoin(sub, sub.c.customer == c.c.number)
-        for name in CHANNEL_NAMES.values():
+        for name in CHANNEL_COUNT_COLUMNS.values():
             raw[name] = func.coalesce(sub.c[name], 0)
     return Frame(source=source, raw=raw, tables=tables, dialect=dialect, as_of_us=as_of_us)
 

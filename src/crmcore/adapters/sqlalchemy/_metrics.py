@@ -20,25 +20,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, case, func, select
-from sqlalchemy import exc as sa_exc
 
 from crmcore._epoch import to_us
-from crmcore.adapters.sqlalchemy._errors import translate, translated
-from crmcore.adapters.sqlalchemy._frame import (
-    CHANNEL_NAMES,
-    HISTORY_IX,
-    HISTORY_TX,
-    Frame,
-    build_frame,
-    latest_events,
-    number_order,
-)
+from crmcore.adapters.sqlalchemy._binding import Binding
+from crmcore.adapters.sqlalchemy._frame import Frame, number_order
 from crmcore.adapters.sqlalchemy._pgpack import NUMBER_WIDTH, decode_numbers, fetch_packed
+from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
+from crmcore.adapters.sqlalchemy._scoring import score_in_database
+from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
     AggregateColumns,
@@ -50,40 +44,25 @@ from crmcore.analytics._metrics import (
     ProfileColumns,
     TagIndex,
     build_metrics,
-    raw_columns_needed,
     resolve_fields,
 )
 from crmcore.analytics._rfm import RfmPolicy, RfmResult
 from crmcore.analytics._rules import Rule, parse_rule
-from crmcore.analytics.columns import STAGE_NAMES
+from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS, STAGE_CODES, columns_for_fields
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound
 
-if TYPE_CHECKING:
-    from crmcore.adapters.sqlalchemy._store import SqlStore
-
-__all__ = ["SqlMetrics", "crm_numbers"]
+__all__ = ["SqlMetrics"]
 
 _TEXT_PROFILE: Final = ("gender", "owner", "country")
 
 
 def _raw_for_snapshot(fields: frozenset[str]) -> list[str]:
-    out = raw_columns_needed(fields)
+    out = columns_for_fields(fields)
     if fields & CHANNEL_FIELDS:
-        out.update(CHANNEL_NAMES.values())
+        out.update(CHANNEL_COUNT_COLUMNS.values())
     return sorted(out)
-
-
-def crm_numbers(values: Sequence[str]) -> ObjectArray:
-    """CRM numbers read back from the database, as an object array of :class:`CrmNumber`.
-
-    The values were validated when they were written, so only the canonical-shape check of
-    the constructor runs (once per number, when a result needs the numbers).
-    """
-    out = np.empty(len(values), dtype=object)
-    out[:] = [CrmNumber(v) for v in values]
-    return out
 
 
 class SqlMetrics:
@@ -94,57 +73,34 @@ class SqlMetrics:
     functions (:meth:`score_rfm`, ``Analytics.rfm(engine="sql")``).
 
     Args:
-        store: the store to read.
+        binding: how to reach the store's database.
+        tables: the store's tables.
+        owner: the store, for ``repr``.
     """
 
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
+    def __init__(self, binding: Binding, tables: CrmTables, owner: object) -> None:
+        self._binding = binding
+        self._tables = tables
+        self._owner = owner
         # Set once a packed fetch met CRM numbers of several lengths: later fetches pad them
         # from the start instead of finding out again (each finding costs a whole query).
         self._pad_numbers = False
 
     def __repr__(self) -> str:
-        return f"SqlMetrics({self._store!r})"
+        return f"SqlMetrics({self._owner!r})"
 
     # -- plumbing ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
         """A connection in one consistent read transaction (the host's, if bound to one)."""
-        store = self._store
-        if store._connection is not None:
-            yield store._connection
-            return
-        engine = store._engine
-        assert engine is not None
-        with store._serialized():
-            try:
-                conn = engine.connect()
-            except sa_exc.SQLAlchemyError as exc:
-                raise translate(exc) from exc
-            with conn:
-                if store.dialect_name != "sqlite":
-                    conn.execution_options(isolation_level="REPEATABLE READ")
-                with translated("customer"), conn.begin():
-                    yield conn
+        with self._binding.reading() as conn:
+            yield conn
 
     def frame(self, conn: Connection, as_of_us: int, needed: Collection[str]) -> Frame:
         """The frame with the raw columns ``needed`` as of ``as_of_us`` (checks whether the
         maintained aggregates are current for that instant)."""
-        wanted = set(needed)
-        current_tx = current_ix = True
-        if wanted & (HISTORY_TX | HISTORY_IX):
-            latest_tx, latest_ix = latest_events(conn, self._store.tables)
-            current_tx = latest_tx is None or as_of_us >= latest_tx
-            current_ix = latest_ix is None or as_of_us >= latest_ix
-        return build_frame(
-            self._store.tables,
-            self._store.dialect_name,
-            as_of_us,
-            wanted,
-            current_tx=current_tx,
-            current_ix=current_ix,
-        )
+        return current_frame(conn, self._tables, self._binding.name, as_of_us, needed)
 
     # -- MetricsSource -----------------------------------------------------------------------
 
@@ -179,7 +135,7 @@ class SqlMetrics:
         if with_birth:
             int_columns.append(func.coalesce(frame.column("birth_year"), 0))
             int_columns.append(case((frame.column("birth_year").is_(None), 1), else_=0))
-        if only is None and not texts and self._store.dialect_name == "postgresql":
+        if only is None and not texts and self._binding.name == "postgresql":
             fast = self._packed_snapshot(conn, when, chosen, frame, raw, int_columns)
             if fast is not None:
                 return fast
@@ -247,7 +203,7 @@ class SqlMetrics:
             int_columns,
             query,
             frame.number,
-            self._store.tables.customers,
+            self._tables.customers,
             self._pad_numbers,
         )
         if columns is None:
@@ -289,7 +245,7 @@ class SqlMetrics:
     def _packed_tags(self, conn: Connection, padded: np.ndarray[Any, Any]) -> TagIndex | None:
         """Tags as packed (tag code, number) pairs; each number's row is found by binary
         search in the snapshot's sorted numbers (``None`` if one is not among them)."""
-        t = self._store.tables.customer_tags
+        t = self._tables.customer_tags
         # Erasing a customer deletes its tags, so every tag row belongs to a snapshot row
         # (checked below: an owner that is not among the numbers makes the row fetch take
         # over) and the tags are read without joining the customers.
@@ -335,8 +291,8 @@ class SqlMetrics:
     def _tags(
         self, conn: Connection, frame: Frame, numbers: Sequence[str], only: str | None
     ) -> TagIndex:
-        t = self._store.tables.customer_tags
-        c = self._store.tables.customers
+        t = self._tables.customer_tags
+        c = self._tables.customers
         query = (
             select(t.c.tag, t.c.customer)
             .join(c, c.c.number == t.c.customer)
@@ -370,7 +326,7 @@ class SqlMetrics:
         chosen = resolve_fields(fields)
         if not isinstance(number, CrmNumber):
             raise NotFound("customer", number)
-        c = self._store.tables.customers
+        c = self._tables.customers
         with self.reading() as conn:
             erased = conn.execute(select(c.c.erased).where(c.c.number == number.value)).first()
             if erased is None:
@@ -414,9 +370,13 @@ class SqlMetrics:
 
         Identical to ``score_rfm(snapshot(as_of, RFM_FIELDS), policy)``.
         """
-        from crmcore.adapters.sqlalchemy._scoring import score_in_database
-
-        return score_in_database(self, aware_utc("as_of", as_of), policy or RfmPolicy())
+        return score_in_database(
+            self._binding,
+            self._tables,
+            self._binding.name,
+            aware_utc("as_of", as_of),
+            policy or RfmPolicy(),
+        )
 
 
 _FETCH_ROWS: Final = 65_536
@@ -456,7 +416,7 @@ def _assemble(
     """The snapshot from fetched raw columns (either fetch path)."""
     channels = None
     if chosen & CHANNEL_FIELDS:
-        channels = {channel: values[name] for channel, name in CHANNEL_NAMES.items()}
+        channels = {channel: values[name] for channel, name in CHANNEL_COUNT_COLUMNS.items()}
     return build_metrics(
         when,
         chosen,
@@ -469,4 +429,6 @@ def _assemble(
 
 
 def _stage_code(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case({name: code for code, name in enumerate(STAGE_NAMES)}, value=column, else_=-1)
+    """The stage text of ``column`` as its code (``crmcore.analytics.columns.STAGE_CODES``)."""
+    codes = {stage.value: code for stage, code in STAGE_CODES.items()}
+    return case(codes, value=column, else_=-1)

@@ -38,11 +38,7 @@ from sqlalchemy import (
 )
 
 from crmcore._epoch import MICROS_PER_DAY
-from crmcore.adapters.sqlalchemy._frame import (
-    CHANNEL_NAMES,
-    Frame,
-    exact_text,
-)
+from crmcore.adapters.sqlalchemy._frame import Frame, exact_text
 from crmcore.analytics._fields import FIELDS, FieldKind
 from crmcore.analytics._rules import (
     Ago,
@@ -60,6 +56,7 @@ from crmcore.analytics._rules import (
     Value,
     parse_rule,
 )
+from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS
 from crmcore.domain import InteractionChannel
 
 __all__ = ["compile_where", "raw_needed"]
@@ -81,7 +78,7 @@ _PLAIN: Final = {
     "interactions": "interaction_count",
     "complaints": "complaint_count",
     "birth_year": "birth_year",
-    **{f"interactions_{c.value}": CHANNEL_NAMES[c] for c in InteractionChannel},
+    **{f"interactions_{c.value}": CHANNEL_COUNT_COLUMNS[c] for c in InteractionChannel},
 }
 _TEXT: Final = {
     "stage": "stage",

@@ -18,31 +18,38 @@ SQLite >= 3.25, PostgreSQL and MariaDB >= 10.2 have these window functions.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 import numpy as np
 from sqlalchemy import BigInteger, ColumnElement, case, func, literal, select
 
 from crmcore._epoch import MICROS_PER_DAY, to_us
+from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._frame import number_order
-from crmcore.adapters.sqlalchemy._metrics import crm_numbers
+from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
+from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.analytics._metrics import AggregateColumns, build_metrics
 from crmcore.analytics._rfm import DIMENSIONS, RFM_FIELDS, CutPoints, RfmPolicy, RfmResult
 from crmcore.analytics._scores import ScoreArray, cut_ranks
-
-if TYPE_CHECKING:
-    from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
+from crmcore.analytics.columns import columns_for_fields
 
 __all__ = ["score_in_database"]
 
-_RAW = ("purchase_count", "last_purchase_us", "purchase_minor", "refund_minor")
+_RAW: Final = tuple(sorted(columns_for_fields(RFM_FIELDS)))
+"""The raw columns RFM reads (fetched after the CRM number, in this order)."""
+_FIRST_WINDOW: Final = 1 + len(_RAW)
+"""Position of the first window column (score, then row number, per quantile dimension)."""
 
 
-def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy) -> RfmResult:
+def score_in_database(
+    binding: Binding, tables: CrmTables, dialect: str, as_of: dt.datetime, policy: RfmPolicy
+) -> RfmResult:
     """Score every customer with window functions; identical to the numpy path.
 
     Args:
-        source: the store's metrics source.
+        binding: how to reach the store's database.
+        tables: the store's tables.
+        dialect: the store's dialect name.
         as_of: aware instant.
         policy: the RFM policy (quantile dimensions use windows, threshold ones the values).
 
@@ -51,8 +58,8 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
     """
     as_of_us = to_us(as_of)
     k = policy.k
-    with source.reading() as conn:
-        frame = source.frame(conn, as_of_us, _RAW)
+    with binding.reading() as conn:
+        frame = current_frame(conn, tables, dialect, as_of_us, _RAW)
         last = frame.column("last_purchase_us")
         bought = case((last.is_(None), 0), else_=1)
         values: dict[str, ColumnElement[Any]] = {
@@ -92,7 +99,11 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
         )
         rows = conn.execute(query).cursor.fetchall()
     size = len(rows)
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(5 + 2 * len(quantile))]
+    columns = (
+        list(zip(*rows, strict=True))
+        if rows
+        else [() for _ in range(_FIRST_WINDOW + 2 * len(quantile))]
+    )
     raw = {
         name: np.array(columns[i + 1], dtype=np.int64).reshape(size) for i, name in enumerate(_RAW)
     }
@@ -119,9 +130,9 @@ def score_in_database(source: SqlMetrics, as_of: dt.datetime, policy: RfmPolicy)
             scores[dim] = full
             cut_points[dim] = CutPoints(name, "threshold", direction, scale.bounds, scale.k)
             continue
-        at = 6 + 2 * quantile.index(dim)
-        window_scores = np.array(columns[at - 1], dtype=np.int64).reshape(size)
-        row_numbers = np.array(columns[at], dtype=np.int64).reshape(size)
+        at = _FIRST_WINDOW + 2 * quantile.index(dim)
+        window_scores = np.array(columns[at], dtype=np.int64).reshape(size)
+        row_numbers = np.array(columns[at + 1], dtype=np.int64).reshape(size)
         full[scored] = window_scores[scored]
         scores[dim] = full
         cuts: tuple[int, ...] = ()

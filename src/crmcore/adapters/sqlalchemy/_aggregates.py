@@ -1,0 +1,248 @@
+"""Per-customer aggregates: the repository and the set-wise fold of new history into them.
+
+The aggregate row of a customer holds the raw columns of :mod:`crmcore.analytics.columns`
+(``TRANSACTION_COLUMNS`` and ``INTERACTION_COLUMNS``; SQL keeps "no instant yet" as NULL
+rather than a sentinel) plus ``*_at`` date-time mirrors of the instants for the domain's
+:class:`~crmcore.domain.CustomerAggregate`. It is written in the same transaction as the
+history it summarizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from sqlalchemy import Connection, bindparam, case, func, literal, or_, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from crmcore.adapters.sqlalchemy._context import TransactionContext
+from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._lookups import key_of, require_customers, where_in
+from crmcore.analytics.columns import COLUMN_DEFAULTS, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
+from crmcore.domain import CrmNumber, CustomerAggregate, InteractionKind, TransactionKind
+from crmcore.errors import ConcurrencyError
+
+__all__ = ["SqlAggregates", "fold_interactions", "fold_transactions", "zero_aggregate"]
+
+_INSTANT_MIRRORS: Final = {
+    "first_purchase_us": "first_purchase_at",
+    "last_purchase_us": "last_purchase_at",
+    "last_interaction_us": "last_interaction_at",
+}
+"""The ``*_at`` date-time column kept beside each ``*_us`` instant."""
+
+_ZERO: Final[dict[str, Any]] = {
+    name: None if name in _INSTANT_MIRRORS else COLUMN_DEFAULTS[name]
+    for name in TRANSACTION_COLUMNS + INTERACTION_COLUMNS
+} | dict.fromkeys(_INSTANT_MIRRORS.values())
+
+
+def zero_aggregate(number: str) -> dict[str, Any]:
+    """The aggregate row of a customer without history."""
+    return {"customer": number} | _ZERO
+
+
+class SqlAggregates:
+    """The per-customer aggregates of one unit of work (see
+    :class:`~crmcore.ports.AggregateRepository`).
+
+    Args:
+        context: the unit's transaction context.
+    """
+
+    def __init__(self, context: TransactionContext) -> None:
+        self._ctx = context
+        self._t = context.tables
+
+    def get(self, number: CrmNumber) -> CustomerAggregate:
+        conn = self._ctx.read()
+        a = self._t.aggregates
+        with translated("customer"):
+            require_customers(self._ctx.dialect, conn, self._t.customers, [key_of(number)])
+            row = conn.execute(select(a).where(a.c.customer == number.value)).mappings().first()
+        if row is None:
+            return CustomerAggregate(customer=number)
+        return CustomerAggregate(
+            customer=number,
+            purchase_count=int(row["purchase_count"]),
+            refund_count=int(row["refund_count"]),
+            purchase_minor=int(row["purchase_minor"]),
+            refund_minor=int(row["refund_minor"]),
+            first_purchase_at=row["first_purchase_at"],
+            last_purchase_at=row["last_purchase_at"],
+            interaction_count=int(row["interaction_count"]),
+            complaint_count=int(row["complaint_count"]),
+            last_interaction_at=row["last_interaction_at"],
+        )
+
+
+def fold_interactions(
+    context: TransactionContext, conn: Connection, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Fold newly stored interaction rows into their customers' aggregates."""
+    per: dict[str, list[Any]] = {}
+    complaint = InteractionKind.COMPLAINT.value
+    for r in rows:
+        acc = per.setdefault(r["customer"], [0, 0, r["occurred_at"], r["occurred_us"]])
+        acc[0] += 1
+        acc[1] += r["kind"] == complaint
+        acc[2] = max(acc[2], r["occurred_at"])
+        acc[3] = max(acc[3], r["occurred_us"])
+    _fold(
+        context,
+        conn,
+        [
+            {
+                "customer": k,
+                "interaction_count": v[0],
+                "complaint_count": v[1],
+                "last_interaction_at": v[2],
+                "last_interaction_us": v[3],
+            }
+            for k, v in per.items()
+        ],
+        add=("interaction_count", "complaint_count"),
+        latest=("last_interaction_at", "last_interaction_us"),
+    )
+
+
+def fold_transactions(
+    context: TransactionContext, conn: Connection, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Fold newly stored transaction rows into their customers' aggregates."""
+    purchases: dict[str, list[Any]] = {}
+    refunds: dict[str, list[int]] = {}
+    purchase = TransactionKind.PURCHASE.value
+    for r in rows:
+        at, us = r["occurred_at"], r["occurred_us"]
+        if r["kind"] == purchase:
+            acc = purchases.setdefault(r["customer"], [0, 0, at, at, us, us])
+            acc[0] += 1
+            acc[1] += r["reporting_minor"]
+            acc[2] = min(acc[2], at)
+            acc[3] = max(acc[3], at)
+            acc[4] = min(acc[4], us)
+            acc[5] = max(acc[5], us)
+        else:
+            racc = refunds.setdefault(r["customer"], [0, 0])
+            racc[0] += 1
+            racc[1] += r["reporting_minor"]
+    _fold(
+        context,
+        conn,
+        [
+            {
+                "customer": k,
+                "purchase_count": v[0],
+                "purchase_minor": v[1],
+                "first_purchase_at": v[2],
+                "last_purchase_at": v[3],
+                "first_purchase_us": v[4],
+                "last_purchase_us": v[5],
+            }
+            for k, v in purchases.items()
+        ],
+        add=("purchase_count", "purchase_minor"),
+        earliest=("first_purchase_at", "first_purchase_us"),
+        latest=("last_purchase_at", "last_purchase_us"),
+    )
+    _fold(
+        context,
+        conn,
+        [{"customer": k, "refund_count": v[0], "refund_minor": v[1]} for k, v in refunds.items()],
+        add=("refund_count", "refund_minor"),
+    )
+
+
+def _later(column: Any, value: Any) -> Any:
+    """``max(column, value)`` with NULL as "nothing yet" (one SET expression)."""
+    return case((or_(column.is_(None), column < value), value), else_=column)
+
+
+def _earlier(column: Any, value: Any) -> Any:
+    """``min(column, value)`` with NULL as "nothing yet"."""
+    return case((or_(column.is_(None), column > value), value), else_=column)
+
+
+_ERASED_WHILE_RECORDING = (
+    "a customer was erased by a concurrent unit of work while recording; retry"
+)
+
+
+def _fold(
+    context: TransactionContext,
+    conn: Connection,
+    deltas: list[dict[str, Any]],
+    *,
+    add: Sequence[str] = (),
+    earliest: Sequence[str] = (),
+    latest: Sequence[str] = (),
+) -> None:
+    """Fold per-customer ``deltas`` (``customer`` plus the named columns, one per customer)
+    into the stored aggregate rows: ``add`` columns are summed, ``earliest`` / ``latest``
+    keep the min / max with NULL as "nothing yet". Every customer's aggregate row must
+    exist (the customers were checked in this transaction; a concurrent erase deletes the
+    row): a missing one is a :class:`ConcurrencyError`.
+
+    One statement on PostgreSQL (``UPDATE ... FROM unnest(arrays)``); on MySQL / MariaDB a
+    locking read of the rows, then a multi-row ``INSERT ... ON DUPLICATE KEY UPDATE`` of
+    the deltas (pymysql batches INSERTs, not UPDATEs); one executemany UPDATE elsewhere.
+    """
+    if not deltas:
+        return
+    a = context.tables.aggregates
+    columns = [*add, *earliest, *latest]
+    name = context.dialect
+
+    def folded(value: Any) -> dict[str, Any]:
+        sets: dict[str, Any] = {c: a.c[c] + value(c) for c in add}
+        sets.update((c, _earlier(a.c[c], value(c))) for c in earliest)
+        sets.update((c, _later(a.c[c], value(c))) for c in latest)
+        return sets
+
+    if name == "postgresql":
+        source = (
+            func.unnest(
+                literal([d["customer"] for d in deltas], ARRAY(a.c.customer.type)),
+                *(literal([d[c] for d in deltas], ARRAY(a.c[c].type)) for c in columns),
+            )
+            .table_valued("customer", *columns)
+            .render_derived()
+        )
+        stmt: Any = (
+            update(a).where(a.c.customer == source.c.customer).values(folded(lambda c: source.c[c]))
+        )
+        if conn.execute(stmt).rowcount != len(deltas):
+            raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+        return
+    if name in ("mysql", "mariadb"):
+        # Lock the aggregate rows first (a locking read sees the latest committed state and
+        # keeps a concurrent erase from deleting them before the upsert): the upsert must
+        # only ever update. Its row count cannot tell (MariaDB's found-rows count reports an
+        # updated row and an inserted one alike).
+        wanted = sorted(d["customer"] for d in deltas)
+        found = 0
+        for where in where_in(name, a.c.customer, wanted):
+            found += len(conn.execute(select(a.c.customer).where(where).with_for_update()).all())
+        if found != len(wanted):
+            raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+        upsert = mysql_insert(a)
+        stmt = upsert.on_duplicate_key_update(folded(lambda c: upsert.inserted[c]))
+        # The inserted values are the deltas over a zero row (every NOT NULL column set);
+        # the checked rows exist, so each one is an update.
+        rows = [zero_aggregate(d["customer"]) | d for d in deltas]
+        bulk = context.inserts.get(
+            conn, a, list(rows[0]), ignoring_refs=False, stmt=stmt, tag=f"fold:{','.join(columns)}"
+        )
+        if bulk is None:
+            conn.execute(stmt, rows)
+        else:
+            bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
+        return
+    stmt = update(a).where(a.c.customer == bindparam("b_customer"))
+    stmt = stmt.values(folded(lambda c: bindparam(f"b_{c}")))
+    params = [{f"b_{k}": v for k, v in d.items()} for d in deltas]
+    result = conn.execute(stmt, params)
+    if result.rowcount not in (-1, len(params)):
+        raise ConcurrencyError(_ERASED_WHILE_RECORDING)

@@ -1,0 +1,299 @@
+"""``SqlCustomers``: the customer registry (customers with their e-mails, phones and tags)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, select, tuple_, update
+
+from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
+from crmcore.adapters.sqlalchemy._context import TransactionContext
+from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._lookups import alive, chunks, key_of, require_customers
+from crmcore.adapters.sqlalchemy._mapping import customer_from_row, customer_rows
+from crmcore.domain import CrmNumber, Customer
+from crmcore.domain.contact import email_lookup_key
+from crmcore.errors import (
+    ConcurrencyError,
+    DuplicateError,
+    ErasedError,
+    NotFound,
+    ValidationError,
+)
+
+__all__ = ["SqlCustomers"]
+
+
+class SqlCustomers:
+    """The customer registry of one unit of work (see :class:`~crmcore.ports.CustomerRepository`).
+
+    Args:
+        context: the unit's transaction context.
+    """
+
+    def __init__(self, context: TransactionContext) -> None:
+        self._ctx = context
+        self._t = context.tables
+
+    # -- writes -------------------------------------------------------------------------
+
+    def add(self, customer: Customer) -> None:
+        self.add_many([customer])
+
+    def add_many(self, customers: Sequence[Customer]) -> None:
+        conn = self._ctx.write()
+        batch = list(customers)
+        for item in batch:
+            if not isinstance(item, Customer):
+                raise ValidationError("customer", item, "must be a Customer")
+            # Cross-field rules (a customer changed field by field may break them).
+            item.validate()
+        if not batch:
+            return
+        t = self._t
+        seen_numbers: set[str] = set()
+        seen_ext: set[tuple[str, str]] = set()
+        for item in batch:
+            if item.number.value in seen_numbers:
+                raise DuplicateError("crm number", item.number)
+            seen_numbers.add(item.number.value)
+            if item.external_id is not None:
+                assert item.source is not None
+                key = (item.source, item.external_id)
+                if key in seen_ext:
+                    raise DuplicateError("external id", f"{key[0]}/{key[1]}")
+                seen_ext.add(key)
+        with translated("customer"):
+            taken = alive(self._ctx.dialect, conn, self._t.customers, seen_numbers)
+            for item in batch:
+                if item.number.value in taken:
+                    raise DuplicateError("crm number", item.number)
+            ext = sorted(seen_ext)
+            c = t.customers
+            for chunk in chunks(ext):
+                hit = conn.execute(
+                    select(c.c.source, c.c.external_id)
+                    .where(tuple_(c.c.source, c.c.external_id).in_(chunk))
+                    .limit(1)
+                ).first()
+                if hit is not None:
+                    raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
+            rows, emails, phones, tags = [], [], [], []
+            for item in batch:
+                row, e, p, tg = customer_rows(item)
+                rows.append(row)
+                emails.extend(e)
+                phones.extend(p)
+                tags.extend(tg)
+            self._ctx.inserts.insert_rows(conn, c, rows)
+            self._insert_children(conn, emails, phones, tags)
+            self._ctx.inserts.insert_rows(
+                conn, t.aggregates, [zero_aggregate(r["number"]) for r in rows]
+            )
+
+    def _insert_children(
+        self,
+        conn: Connection,
+        emails: list[dict[str, Any]],
+        phones: list[dict[str, Any]],
+        tags: list[dict[str, Any]],
+    ) -> None:
+        t = self._t
+        self._ctx.inserts.insert_rows(conn, t.customer_emails, emails)
+        self._ctx.inserts.insert_rows(conn, t.customer_phones, phones)
+        self._ctx.inserts.insert_rows(conn, t.customer_tags, tags)
+
+    def update(self, customer: Customer) -> None:
+        conn = self._ctx.write()
+        if not isinstance(customer, Customer):
+            raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
+        t = self._t
+        c = t.customers
+        number = customer.number
+        with translated("customer"):
+            current = conn.execute(
+                select(c.c.version, c.c.erased).where(c.c.number == number.value)
+            ).first()
+            if current is None:
+                raise NotFound("customer", number)
+            if current.erased:
+                raise ErasedError("customer", number)
+            if current.version != customer.version:
+                raise _stale(number, current.version, customer.version)
+            if customer.external_id is not None:
+                holder = conn.execute(
+                    select(c.c.number).where(
+                        c.c.source == customer.source,
+                        c.c.external_id == customer.external_id,
+                        c.c.number != number.value,
+                    )
+                ).first()
+                if holder is not None:
+                    raise DuplicateError("external id", f"{customer.source}/{customer.external_id}")
+            row, emails, phones, tags = customer_rows(customer)
+            row["version"] = customer.version + 1
+            del row["number"]
+            result = conn.execute(
+                update(c)
+                .where(
+                    c.c.number == number.value,
+                    c.c.version == customer.version,
+                    c.c.erased.is_(False),
+                )
+                .values(**row)
+            )
+            if result.rowcount != 1:
+                raise _stale(number, None, customer.version)
+            for child in (t.customer_emails, t.customer_phones, t.customer_tags):
+                conn.execute(delete(child).where(child.c.customer == number.value))
+            self._insert_children(conn, emails, phones, tags)
+        customer.version += 1
+
+    def erase(self, number: CrmNumber) -> None:
+        conn = self._ctx.write()
+        t = self._t
+        with translated("customer"):
+            require_customers(self._ctx.dialect, conn, self._t.customers, [number.value])
+            key = number.value
+            for child in (
+                t.segment_members,
+                t.customer_emails,
+                t.customer_phones,
+                t.customer_tags,
+                t.transactions,
+                t.interactions,
+                t.aggregates,
+            ):
+                conn.execute(delete(child).where(child.c.customer == key))
+            blank = {
+                col.name: None
+                for col in t.customers.c
+                if col.name not in {"number", "erased", "version"}
+            }
+            conn.execute(
+                update(t.customers)
+                .where(t.customers.c.number == key)
+                .values(erased=True, version=t.customers.c.version + 1, **blank)
+            )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _load(self, conn: Connection, where: Any, *, limit: int | None = None) -> list[Customer]:
+        t = self._t
+        c = t.customers
+        query = select(c).where(where, c.c.erased.is_(False)).order_by(c.c.number)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = conn.execute(query).mappings().all()
+        if not rows:
+            return []
+        numbers = [r["number"] for r in rows]
+        emails: dict[str, list[Any]] = defaultdict(list)
+        phones: dict[str, list[Any]] = defaultdict(list)
+        tags: dict[str, list[str]] = defaultdict(list)
+        for chunk in chunks(numbers):
+            e, p, g = t.customer_emails, t.customer_phones, t.customer_tags
+            for r in conn.execute(
+                select(e).where(e.c.customer.in_(chunk)).order_by(e.c.customer, e.c.position)
+            ).mappings():
+                emails[r["customer"]].append(r)
+            for r in conn.execute(
+                select(p).where(p.c.customer.in_(chunk)).order_by(p.c.customer, p.c.position)
+            ).mappings():
+                phones[r["customer"]].append(r)
+            for customer, tag in conn.execute(
+                select(g.c.customer, g.c.tag).where(g.c.customer.in_(chunk))
+            ):
+                tags[customer].append(tag)
+        return [
+            customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+            for r in rows
+        ]
+
+    def get(self, number: CrmNumber) -> Customer:
+        conn = self._ctx.read()
+        with translated("customer"):
+            found = self._load(conn, self._t.customers.c.number == key_of(number))
+            if not found:
+                state = alive(self._ctx.dialect, conn, self._t.customers, [key_of(number)])
+                if state:
+                    raise ErasedError("customer", number)
+                raise NotFound("customer", number)
+        return found[0]
+
+    def find(self, number: CrmNumber) -> Customer | None:
+        conn = self._ctx.read()
+        with translated("customer"):
+            found = self._load(conn, self._t.customers.c.number == key_of(number))
+        return found[0] if found else None
+
+    def find_by_email(self, email: str) -> Sequence[Customer]:
+        conn = self._ctx.read()
+        try:
+            key = email_lookup_key(email)
+        except ValidationError:
+            return []
+        e = self._t.customer_emails
+        with translated("customer"):
+            return self._load(
+                conn,
+                self._t.customers.c.number.in_(select(e.c.customer).where(e.c.lookup_key == key)),
+            )
+
+    def find_by_phone(self, e164: str) -> Sequence[Customer]:
+        conn = self._ctx.read()
+        p = self._t.customer_phones
+        with translated("customer"):
+            return self._load(
+                conn, self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164))
+            )
+
+    def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
+        conn = self._ctx.read()
+        c = self._t.customers
+        with translated("customer"):
+            found = self._load(conn, and_(c.c.source == source, c.c.external_id == external_id))
+        return found[0] if found else None
+
+    def count(self) -> int:
+        conn = self._ctx.read()
+        c = self._t.customers
+        with translated("customer"):
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(c).where(c.c.erased.is_(False))
+                ).scalar_one()
+            )
+
+    def numbers(self) -> Sequence[CrmNumber]:
+        conn = self._ctx.read()
+        c = self._t.customers
+        with translated("customer"):
+            rows = conn.execute(
+                select(c.c.number).where(c.c.erased.is_(False)).order_by(c.c.number)
+            ).scalars()
+            return [CrmNumber(n) for n in rows]
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a positive integer")
+        c = self._t.customers
+        after = ""
+        while True:
+            conn = self._ctx.read()
+            with translated("customer"):
+                batch = self._load(conn, c.c.number > after, limit=batch_size)
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].number.value
+
+
+def _stale(number: CrmNumber, stored: int | None, yours: int) -> ConcurrencyError:
+    told = "" if stored is None else f"stored version {stored}, "
+    return ConcurrencyError(
+        f"customer {number} was changed by someone else ({told}yours {yours}); reload and retry"
+    )
