@@ -123,7 +123,7 @@ class TestMariadbMetrics(_Mariadb, MetricsSourceContract):
     ROWS_IN_NUMBER_ORDER = True
 
 
-# -- threads: the concurrency contract (a SQLite file and PostgreSQL, as before) ---------------
+# -- threads: the concurrency contract (not on SQLite :memory:, one connection) -----------------
 
 
 def _count_transaction_rows(store: Any) -> int:
@@ -147,6 +147,11 @@ class TestSqliteFileConcurrency(_SqliteFile, _SqlConcurrency):
 
 @pytest.mark.postgresql
 class TestPostgresConcurrency(_Postgres, _SqlConcurrency):
+    pass
+
+
+@pytest.mark.mariadb
+class TestMariadbConcurrency(_Mariadb, _SqlConcurrency):
     pass
 
 

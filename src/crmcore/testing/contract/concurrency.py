@@ -37,9 +37,9 @@ class ConcurrencyContract(StoreFixture):
     record ingested by every thread at once is stored once.
 
     Apply it like :class:`~crmcore.testing.contract.StoreContract`, to a store that threads
-    can share. crmcore applies it to the in-memory store, a SQLite *file* and PostgreSQL.
-    Not to SQLite ``:memory:`` (one connection, nothing to race: a file database is the
-    embedded case that is shared) and, as before this contract existed, not to MariaDB.
+    can share. crmcore applies it to the in-memory store, a SQLite *file*, PostgreSQL and
+    MariaDB; not to SQLite ``:memory:`` (one connection, nothing to race: a file database is
+    the embedded SQLite that threads share).
     """
 
     THREADS = 8
@@ -86,7 +86,9 @@ class ConcurrencyContract(StoreFixture):
             done = 0
             while done < 5:
                 customer = crm.get(number)
-                customer.attributes = {"n": int(customer.attributes.get("n", 0)) + 1}
+                count = customer.attributes.get("n", 0)
+                assert isinstance(count, int)
+                customer.attributes = {"n": count + 1}
                 try:
                     crm.update(customer)
                 except ConcurrencyError:

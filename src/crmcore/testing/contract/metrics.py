@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import os
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import pytest
@@ -290,7 +290,7 @@ class MetricsSourceContract(StoreFixture):
             )
         )
         source = _source(store)
-        engine = "sql" if isinstance(source, RfmScorer) else "numpy"
+        engine: Literal["numpy", "sql"] = "sql" if isinstance(source, RfmScorer) else "numpy"
         for ties in ("shared", "ordinal"):
             policy = RfmPolicy(ties=ties)
             in_db = Analytics(crm).rfm(HIGH, policy, engine=engine)
