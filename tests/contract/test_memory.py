@@ -6,15 +6,27 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from crmcore import InMemoryStore
 from crmcore.ports import Store
-from crmcore.testing.contract import StoreContract
+from crmcore.testing.contract import ConcurrencyContract, MetricsSourceContract, StoreContract
 from crmcore.testing.stateful import make_differential_machine
 
 from .conftest import STATEFUL_SETTINGS
 
 
-class TestInMemoryStore(StoreContract):
+class _MemoryStores:
     def make_store(self) -> Store:
         return InMemoryStore(reporting_currency="USD")
+
+
+class TestInMemoryStore(_MemoryStores, StoreContract):
+    pass
+
+
+class TestInMemoryMetrics(_MemoryStores, MetricsSourceContract):
+    pass
+
+
+class TestInMemoryConcurrency(_MemoryStores, ConcurrencyContract):
+    pass
 
 
 def test_the_in_memory_store_agrees_with_a_second_in_memory_store() -> None:

@@ -7,15 +7,15 @@ start empty and never see each other's rows.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
+from tests.helpers import delete_rows, unique_prefix
 
 from crmcore.ports import Store
-from crmcore.testing.contract import StoreContract
+from crmcore.testing.contract import ConcurrencyContract, MetricsSourceContract, StoreContract
 from crmcore.testing.stateful import DifferentialStoreMachine, make_differential_machine
 
 from .conftest import STATEFUL_SETTINGS
@@ -25,11 +25,10 @@ sqlalchemy_adapter = pytest.importorskip("crmcore.adapters.sqlalchemy")
 SqlStore = sqlalchemy_adapter.SqlStore
 
 
-def _unique_prefix() -> str:
-    return f"c{uuid.uuid4().hex[:8]}_"
+# -- how each backend makes a store ------------------------------------------------------------
 
 
-class TestSqliteMemoryStore(StoreContract):
+class _SqliteMemory:
     def make_store(self) -> Store:
         return SqlStore.from_url("sqlite:///:memory:", create_schema=True)  # type: ignore[no-any-return]
 
@@ -37,7 +36,9 @@ class TestSqliteMemoryStore(StoreContract):
         store.close()  # type: ignore[attr-defined]
 
 
-class TestSqliteFileStore(StoreContract):
+class _SqliteFile:
+    url: str
+
     @pytest.fixture(autouse=True)
     def _database_file(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
@@ -48,13 +49,17 @@ class TestSqliteFileStore(StoreContract):
     def close_store(self, store: Store) -> None:
         store.close()  # type: ignore[attr-defined]
 
+    def empty_store(self, store: Store) -> bool:
+        delete_rows(store)
+        return True
 
-class _ServerStoreContract(StoreContract):
+
+class _Server:
     url: str
 
     def make_store(self) -> Store:
         return SqlStore.from_url(  # type: ignore[no-any-return]
-            self.url, create_schema=True, table_prefix=_unique_prefix()
+            self.url, create_schema=True, table_prefix=unique_prefix()
         )
 
     def close_store(self, store: Store) -> None:
@@ -63,19 +68,91 @@ class _ServerStoreContract(StoreContract):
         finally:
             store.close()  # type: ignore[attr-defined]
 
+    def empty_store(self, store: Store) -> bool:
+        delete_rows(store)
+        return True
 
-@pytest.mark.postgresql
-class TestPostgresStore(_ServerStoreContract):
+
+class _Postgres(_Server):
     @pytest.fixture(autouse=True)
     def _database(self, postgres_url: str) -> None:
         self.url = postgres_url
 
 
-@pytest.mark.mariadb
-class TestMariadbStore(_ServerStoreContract):
+class _Mariadb(_Server):
     @pytest.fixture(autouse=True)
     def _database(self, mariadb_url: str) -> None:
         self.url = mariadb_url
+
+
+# -- the store contract ------------------------------------------------------------------------
+
+
+class TestSqliteMemoryStore(_SqliteMemory, StoreContract):
+    pass
+
+
+class TestSqliteFileStore(_SqliteFile, StoreContract):
+    pass
+
+
+@pytest.mark.postgresql
+class TestPostgresStore(_Postgres, StoreContract):
+    pass
+
+
+@pytest.mark.mariadb
+class TestMariadbStore(_Mariadb, StoreContract):
+    pass
+
+
+# -- analytics pushed down: the metrics source contract -----------------------------------------
+
+
+class TestSqliteFileMetrics(_SqliteFile, MetricsSourceContract):
+    ROWS_IN_NUMBER_ORDER = True
+
+
+@pytest.mark.postgresql
+class TestPostgresMetrics(_Postgres, MetricsSourceContract):
+    ROWS_IN_NUMBER_ORDER = True
+
+
+@pytest.mark.mariadb
+class TestMariadbMetrics(_Mariadb, MetricsSourceContract):
+    ROWS_IN_NUMBER_ORDER = True
+
+
+# -- threads: the concurrency contract (not on SQLite :memory:, one connection) -----------------
+
+
+def _count_transaction_rows(store: Any) -> int:
+    t = store.tables.transactions
+    with store.engine.connect() as conn:
+        return int(conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(t)).scalar())
+
+
+class _SqlConcurrency(ConcurrencyContract):
+    def test_concurrent_duplicate_ingest_stores_one_row(self, store: Store) -> None:
+        super().test_concurrent_duplicate_ingest_stores_one_row(store)
+        assert _count_transaction_rows(store) == 1
+
+
+class TestSqliteFileConcurrency(_SqliteFile, _SqlConcurrency):
+    def make_store(self) -> Store:
+        return SqlStore.from_url(  # type: ignore[no-any-return]
+            self.url, create_schema=True, table_prefix=unique_prefix("cc", 6)
+        )
+
+
+@pytest.mark.postgresql
+class TestPostgresConcurrency(_Postgres, _SqlConcurrency):
+    pass
+
+
+@pytest.mark.mariadb
+class TestMariadbConcurrency(_Mariadb, _SqlConcurrency):
+    pass
 
 
 # -- the differential state machine ------------------------------------------------------------
@@ -87,14 +164,9 @@ def _machine_on(store: Any) -> type[DifferentialStoreMachine]:
     Creating tables per example would dominate the run on a server; deleting the rows of the
     data tables (settings and the number counter stay) gives each example an empty store.
     """
-    tables = store.tables
-    keep = {tables.settings.name, tables.number_counter.name}
-    data_tables = [t for t in reversed(tables.all) if t.name not in keep]
 
     def make_store() -> Store:
-        with store.engine.begin() as conn:
-            for table in data_tables:
-                conn.execute(sqlalchemy.delete(table))
+        delete_rows(store)
         return store  # type: ignore[no-any-return]
 
     return make_differential_machine(make_store, name=f"Differential_{store.dialect_name}")
@@ -120,9 +192,9 @@ def test_sqlite_file_store_agrees_with_the_reference(tmp_path: Path) -> None:
 
 @pytest.mark.postgresql
 def test_postgres_store_agrees_with_the_reference(postgres_url: str) -> None:
-    _run_machine(postgres_url, prefix=_unique_prefix())
+    _run_machine(postgres_url, prefix=unique_prefix())
 
 
 @pytest.mark.mariadb
 def test_mariadb_store_agrees_with_the_reference(mariadb_url: str) -> None:
-    _run_machine(mariadb_url, prefix=_unique_prefix())
+    _run_machine(mariadb_url, prefix=unique_prefix())

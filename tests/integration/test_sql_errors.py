@@ -11,6 +11,7 @@ from pathlib import Path
 import pymysql
 import pytest
 import sqlalchemy as sa
+from tests.helpers import backend_url, sql_store, unique_prefix
 
 from crmcore import (
     ConcurrencyError,
@@ -26,18 +27,8 @@ from crmcore.adapters.sqlalchemy._errors import WITHHELD, translate, translated
 
 @pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite-file":
-        url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    elif request.param == "postgresql":
-        url = str(request.getfixturevalue("postgres_url"))
-    else:
-        url = str(request.getfixturevalue("mariadb_url"))
-    s = SqlStore.from_url(url, create_schema=True, table_prefix=f"er{uuid.uuid4().hex[:6]}_")
-    try:
+    with sql_store(backend_url(request, request.param, tmp_path), unique_prefix("er", 6)) as s:
         yield s
-    finally:
-        s.drop_schema()
-        s.close()
 
 
 def raw(store: SqlStore, stmt: sa.Executable) -> BaseException:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.helpers import backend_url, sql_store, unique_prefix
 
 from crmcore import Money, Transaction
 from crmcore.adapters.sqlalchemy import SqlStore
@@ -28,16 +28,8 @@ START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 @pytest.fixture(params=["sqlite-file", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite-file":
-        url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    s = SqlStore.from_url(url, create_schema=True, table_prefix=f"in{uuid.uuid4().hex[:6]}_")
-    try:
+    with sql_store(backend_url(request, request.param, tmp_path), unique_prefix("in", 6)) as s:
         yield s
-    finally:
-        s.drop_schema()
-        s.close()
 
 
 def make_transactions(store: SqlStore, source: str) -> list[Transaction]:

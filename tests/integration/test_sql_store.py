@@ -13,6 +13,7 @@ import attrs
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
+from tests.helpers import SQL_BACKENDS, backend_url
 
 from crmcore import (
     BulkResult,
@@ -39,18 +40,8 @@ from crmcore.adapters.sqlalchemy import (
 from crmcore.domain import contact
 from crmcore.testing import strategies as cst
 
-BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
+BACKENDS = list(SQL_BACKENDS)
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def backend_url(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> str:
-    if name == "sqlite-memory":
-        return "sqlite://"
-    if name == "sqlite-file":
-        return f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    if name == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
-    return str(request.getfixturevalue("mariadb_url"))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,33 +1,29 @@
 """Snapshots equal a from-scratch recomputation; the rule compilers agree on random stores.
 
 One random store per example (built from ``crmcore.testing.strategies``) and many rules per
-example (generated from a drawn seed), so the 10,000-rule agreement check stays fast.
+example (drawn from ``strategies.rules()``), so the 10,000-rule agreement check stays fast.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from tests.helpers import rows_by_number
 
 from crmcore import Crm, FixedClock, InMemoryStore, InteractionKind, TransactionKind
 from crmcore._epoch import MICROS_PER_DAY, to_us
 from crmcore.analytics import (
     FIELDS,
     RFM_FIELDS,
-    Ago,
     And,
-    At,
     Between,
     Compare,
-    CustomerMetrics,
     F,
-    FieldKind,
-    HasTag,
     InList,
     IsNull,
     Match,
@@ -154,16 +150,12 @@ def reference_rows(store: InMemoryStore, as_of: dt.datetime) -> dict[str, dict[s
     return out
 
 
-def snapshot_rows(metrics: CustomerMetrics) -> dict[str, dict[str, Any]]:
-    return {n.value: metrics.row(i) for i, n in enumerate(metrics.numbers())}
-
-
 @settings(max_examples=60)
 @given(stores())
 def test_snapshot_equals_a_recomputation_from_the_objects(case):
     store, as_of = case
     metrics = store.metrics_source().snapshot(as_of)
-    assert snapshot_rows(metrics) == reference_rows(store, as_of)
+    assert rows_by_number(metrics) == reference_rows(store, as_of)
 
 
 @settings(max_examples=30)
@@ -171,7 +163,7 @@ def test_snapshot_equals_a_recomputation_from_the_objects(case):
 def test_single_customer_rows_equal_snapshot_rows(case):
     store, as_of = case
     source = store.metrics_source()
-    rows = snapshot_rows(source.snapshot(as_of))
+    rows = rows_by_number(source.snapshot(as_of))
     with store.unit_of_work() as uow:
         numbers = list(uow.customers.numbers())
     for number in numbers:
@@ -183,8 +175,8 @@ def test_single_customer_rows_equal_snapshot_rows(case):
 def test_a_narrow_snapshot_holds_the_same_values(case, name):
     store, as_of = case
     source = store.metrics_source()
-    full = snapshot_rows(source.snapshot(as_of))
-    narrow = snapshot_rows(source.snapshot(as_of, [name]))
+    full = rows_by_number(source.snapshot(as_of))
+    narrow = rows_by_number(source.snapshot(as_of, [name]))
     for number, row in narrow.items():
         assert row[name] == full[number][name]
 
@@ -258,78 +250,20 @@ def test_scoring_one_unchanged_customer_gives_back_its_batch_scores(case, k, tie
 
 # -- rules ---------------------------------------------------------------------------------------
 
-_INSTANT_LOW, _INSTANT_HIGH = to_us(LOW), to_us(HIGH)
-
-
-def random_value(rng: random.Random, name: str) -> Any:
-    spec = FIELDS[name]
-    if spec.kind is FieldKind.INT:
-        return rng.choice([0, 1, 2, 3, 5, 10, 30, 100, 365, 1000, 5000, -1, 1990, 2000])
-    if spec.kind is FieldKind.INSTANT:
-        if rng.random() < 0.5:
-            return Ago(rng.randint(-3, 800) * MICROS_PER_DAY)
-        return At(rng.randint(_INSTANT_LOW, _INSTANT_HIGH))
-    if spec.choices:
-        return rng.choice(spec.choices)
-    if name == "crm_number":
-        return rng.choice(["C", "C0", "C00000000", "%", "_"])
-    return rng.choice(SPECIAL_TEXT)
-
-
-def random_leaf(rng: random.Random) -> Rule:
-    name = rng.choice(sorted(FIELDS))
-    spec = FIELDS[name]
-    if spec.kind is FieldKind.TAGS:
-        return HasTag(rng.choice(TAGS))
-    roll = rng.random()
-    if roll < 0.1:
-        return IsNull(name, rng.random() < 0.5)
-    if spec.kind is FieldKind.TEXT:
-        if roll < 0.4 and not spec.choices:
-            return Match(name, rng.choice(["startswith", "contains"]), rng.choice(SPECIAL_TEXT))
-        if roll < 0.6:
-            values = [random_value(rng, name) for _ in range(rng.randint(0, 3))]
-            return InList(name, values, rng.random() < 0.5)
-        return Compare(name, rng.choice(["==", "!="]), random_value(rng, name))
-    if roll < 0.25:
-        low, high = sorted([random_value(rng, name), random_value(rng, name)], key=_key)
-        return Between(name, low, high)
-    if roll < 0.4 and spec.kind is FieldKind.INT:
-        values = [random_value(rng, name) for _ in range(rng.randint(0, 3))]
-        return InList(name, values, rng.random() < 0.5)
-    op = rng.choice(["==", "!=", "<", "<=", ">", ">="])
-    return Compare(name, op, random_value(rng, name))
-
-
-def _key(value: Any) -> int:
-    return value.resolve(to_us(HIGH)) if isinstance(value, At | Ago) else value
-
-
-def random_rule(rng: random.Random, depth: int = 0) -> Rule:
-    roll = rng.random()
-    if depth >= 3 or roll < 0.45:
-        return random_leaf(rng)
-    if roll < 0.6:
-        return Not(random_rule(rng, depth + 1))
-    items = [random_rule(rng, depth + 1) for _ in range(rng.randint(2, 3))]
-    return And(items) if roll < 0.8 else Or(items)
-
-
+RULES = strategies.rules(tag_names=st.sampled_from(TAGS), min_instant=LOW, max_instant=HIGH)
 RULES_PER_STORE = 400
 
 
 @settings(max_examples=25)
-@given(stores(), st.integers(0, 2**32))
-def test_the_rule_compilers_agree_on_10000_rules(case, seed):
+@given(stores(), st.lists(RULES, min_size=RULES_PER_STORE, max_size=RULES_PER_STORE))
+def test_the_rule_compilers_agree_on_10000_rules(case, rules):
     store, as_of = case
-    rng = random.Random(seed)
     source = store.metrics_source()
     metrics = source.snapshot(as_of)
     numbers = metrics.numbers()
     rows = [metrics.row(i) for i in range(len(metrics))]
     single = [source.customer_row(n, as_of) for n in numbers]
-    for _ in range(RULES_PER_STORE):
-        rule = random_rule(rng)
+    for rule in rules:
         text = str(rule)
         assert parse_rule(text) == rule, text
         mask = evaluate(rule, metrics)
@@ -337,6 +271,41 @@ def test_the_rule_compilers_agree_on_10000_rules(case, seed):
         expected = [predicate(row) for row in rows]
         assert mask.tolist() == expected, text
         assert [predicate(row) for row in single] == expected, text
+
+
+@given(strategies.rules(fields=["owner", "frequency"], max_depth=0))
+def test_generated_rules_keep_to_their_fields_and_depth(rule):
+    assert isinstance(rule, Compare | Between | InList | IsNull | Match)
+    assert rule.fields() <= {"owner", "frequency"}
+
+
+@given(strategies.rules(max_depth=1))
+def test_generated_rules_nest_no_deeper_than_asked(rule):
+    def depth(node: Rule) -> int:
+        if isinstance(node, And | Or):
+            return 1 + max(depth(item) for item in node.items)
+        if isinstance(node, Not):
+            return 1 + depth(node.item)
+        return 0
+
+    assert depth(rule) <= 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"fields": []},
+        {"fields": ["nope"]},
+        {"max_depth": -1},
+        {"max_depth": True},
+        {"texts": ["a"]},
+        {"min_instant": dt.datetime(2024, 1, 1)},
+        {"min_instant": HIGH, "max_instant": LOW},
+    ],
+)
+def test_the_rules_strategy_validates_its_arguments(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument):
+        strategies.rules(**kwargs).example()
 
 
 def test_the_documented_example_selects_as_expected():
