@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, select, tuple_, update
@@ -257,6 +257,40 @@ class SqlCustomers:
         with translated("customer"):
             found = self._load(conn, and_(c.c.source == source, c.c.external_id == external_id))
         return found[0] if found else None
+
+    def numbers_by_external_id(
+        self, source: str, external_ids: Collection[str]
+    ) -> dict[str, CrmNumber]:
+        conn = self._ctx.read()
+        c = self._t.customers.c
+        out: dict[str, CrmNumber] = {}
+        with translated("customer"):
+            for part in chunks(sorted(external_ids)):
+                query = select(c.external_id, c.number).where(
+                    and_(c.source == source, c.external_id.in_(part), c.erased.is_(False))
+                )
+                for external_id, number in conn.execute(query):
+                    out[external_id] = CrmNumber(number)
+        return out
+
+    def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        conn = self._ctx.read()
+        c = self._t.customers.c
+        out: set[CrmNumber] = set()
+        with translated("customer"):
+            for part in chunks(sorted(n.value for n in numbers)):
+                query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
+                out.update(CrmNumber(number) for (number,) in conn.execute(query))
+        return out
+
+    def external_ids(self) -> dict[CrmNumber, str]:
+        conn = self._ctx.read()
+        c = self._t.customers.c
+        query = select(c.number, c.external_id).where(
+            and_(c.external_id.is_not(None), c.erased.is_(False))
+        )
+        with translated("customer"):
+            return {CrmNumber(number): external for number, external in conn.execute(query)}
 
     def count(self) -> int:
         conn = self._ctx.read()

@@ -226,6 +226,38 @@ class CustomerRepositoryContract(StoreFixture):
         assert read(store, lambda uow: uow.customers.find_by_external_id("erp", "k-9")) is None
         assert read(store, lambda uow: uow.customers.find_by_external_id("crm", "K-9")) is None
 
+    def test_bulk_lookups_find_existing_customers_by_number_and_import_key(
+        self, store: Store
+    ) -> None:
+        one = register(store, source="erp", external_id="K-1")
+        two = register(store, source="erp", external_id="K-2")
+        other = register(store, source="shop", external_id="K-1")
+        plain = register(store)
+        gone = register(store, source="erp", external_id="K-3")
+        write(store, lambda uow: uow.customers.erase(gone.number))
+        many = [f"X-{i}" for i in range(1200)]  # more keys than one IN list holds
+        found = read(
+            store,
+            lambda uow: uow.customers.numbers_by_external_id("erp", {"K-1", "K-2", "K-3", *many}),
+        )
+        assert dict(found) == {"K-1": one.number, "K-2": two.number}
+        assert dict(read(store, lambda uow: uow.customers.numbers_by_external_id("erp", []))) == {}
+        assert dict(
+            read(store, lambda uow: uow.customers.numbers_by_external_id("shop", {"K-1"}))
+        ) == {"K-1": other.number}
+        unknown = store.scheme.format(store.allocator.allocate())
+        asked = {one.number, plain.number, gone.number, unknown}
+        assert read(store, lambda uow: uow.customers.existing(asked)) == {
+            one.number,
+            plain.number,
+        }
+        assert read(store, lambda uow: uow.customers.existing(set())) == set()
+        assert dict(read(store, lambda uow: uow.customers.external_ids())) == {
+            one.number: "K-1",
+            two.number: "K-2",
+            other.number: "K-1",
+        }
+
     def test_count_numbers_and_iter_all_exclude_erased_and_ascend(self, store: Store) -> None:
         sequences = list(store.allocator.allocate_many(7))
         customers = [make_customer(store, number=store.scheme.format(s)) for s in sequences]

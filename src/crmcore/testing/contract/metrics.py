@@ -33,7 +33,7 @@ from crmcore.analytics import (
     evaluate,
     score_rfm,
 )
-from crmcore.analytics._metrics import RfmScorer, RuleSelector
+from crmcore.analytics.ports import RfmScorer, RuleSelector
 from crmcore.clock import FixedClock
 from crmcore.domain import CrmNumber, Money, Segment, Transaction, TransactionKind
 from crmcore.errors import ErasedError, NotFound
