@@ -227,8 +227,8 @@ def test_a_failing_unit_of_work_changes_nothing(txs: list[Transaction]) -> None:
     with store.unit_of_work() as uow:
         assert uow.customers.count() == 1
         assert uow.customers.find(store.scheme.format(500)) is None
-    with store.read_state() as state:
-        assert state.transaction_log.size == 1
+    with store._read_state() as state:
+        assert state.transactions.log.size == 1
 
 
 def test_leaving_without_commit_rolls_back(crm: Crm) -> None:
@@ -247,8 +247,8 @@ def test_the_memory_store_lock_is_released_after_a_refused_nesting_or_an_error(c
     store = crm.store
     assert isinstance(store, InMemoryStore)
     with store.unit_of_work(), pytest.raises(ConfigurationError):
-        store.read_state().__enter__()
-    with pytest.raises(RuntimeError), store.read_state():
+        store._read_state().__enter__()
+    with pytest.raises(RuntimeError), store._read_state():
         raise RuntimeError("boom")
     done = threading.Event()
     worker = threading.Thread(target=lambda: (crm.register("Bo"), done.set()))

@@ -3,46 +3,51 @@
 The in-memory store keeps these beside its objects so analytics read contiguous int64 arrays
 (one row per customer) instead of walking Python objects, and so "the customer's aggregate
 after one more transaction" is an O(1) update of a few array cells.
+
+The aggregate columns are those every store maintains
+(:data:`crmcore.analytics.columns.AGGREGATE_COLUMNS`, with their defaults), plus one of this
+store's own: ``alive`` (1 for a live customer, 0 once erased: rows are never reused).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from crmcore._epoch import NONE_MAX, NONE_MIN
+from crmcore.analytics.columns import AGGREGATE_COLUMNS, COLUMN_DEFAULTS
+
+__all__ = [
+    "ALIVE",
+    "STORE_COLUMNS",
+    "ColumnTable",
+    "Int64Array",
+    "new_aggregate_table",
+]
 
 Int64Array = npt.NDArray[np.int64]
 
-AGGREGATE_COLUMNS: Final = (
-    "purchase_count",
-    "refund_count",
-    "purchase_minor",
-    "refund_minor",
-    "first_purchase_us",
-    "last_purchase_us",
-    "interaction_count",
-    "complaint_count",
-    "last_interaction_us",
-    "stage",
-    "created_us",
-    "alive",
-)
-_INITIAL: Final = {
-    "first_purchase_us": NONE_MAX,
-    "last_purchase_us": NONE_MIN,
-    "last_interaction_us": NONE_MIN,
-}
+ALIVE: Final = "alive"
+"""The memory store's own aggregate column: 1 while the customer exists, 0 once erased."""
+STORE_COLUMNS: Final = (*AGGREGATE_COLUMNS, ALIVE)
+"""The aggregate table's columns: the shared raw columns, then ``alive``."""
 
 
 class ColumnTable:
-    """Named int64 columns of equal length with amortised O(1) append."""
+    """Named int64 columns of equal length with amortised O(1) append.
 
-    def __init__(self, names: tuple[str, ...], defaults: dict[str, int] | None = None) -> None:
+    Attributes:
+        names: the column names, in order.
+        defaults: each column's value in a fresh (or truncated) row.
+        size: how many rows are live.
+        columns: the backing arrays (longer than ``size``; see :meth:`view`).
+    """
+
+    def __init__(self, names: tuple[str, ...], defaults: Mapping[str, int] | None = None) -> None:
         self.names = names
-        self.defaults = dict.fromkeys(names, 0) | (defaults or {})
+        self.defaults = dict.fromkeys(names, 0) | dict(defaults or {})
         self.size = 0
         self._capacity = 1024
         self.columns: dict[str, Int64Array] = {
@@ -62,16 +67,17 @@ class ColumnTable:
             self.columns[name] = grown
         self._capacity = capacity
 
-    def append(self, **values: int) -> int:
+    def append(self, values: Mapping[str, int]) -> int:
         """Append one row (missing columns take their default); return its index."""
         self._reserve(1)
         row = self.size
+        columns = self.columns
         for name, value in values.items():
-            self.columns[name][row] = value
+            columns[name][row] = value
         self.size += 1
         return row
 
-    def append_many(self, values: dict[str, Int64Array]) -> range:
+    def append_many(self, values: Mapping[str, Int64Array]) -> range:
         """Append rows column-wise (all arrays the same length); return their indices."""
         count = len(next(iter(values.values()))) if values else 0
         self._reserve(count)
@@ -88,9 +94,11 @@ class ColumnTable:
         self.size = size
 
     def row(self, index: int) -> dict[str, int]:
+        """One row as a dict of Python ints."""
         return {name: int(self.columns[name][index]) for name in self.names}
 
-    def set_row(self, index: int, values: dict[str, int]) -> None:
+    def set_row(self, index: int, values: Mapping[str, int]) -> None:
+        """Overwrite some cells of one row."""
         for name, value in values.items():
             self.columns[name][index] = value
 
@@ -98,10 +106,23 @@ class ColumnTable:
         """The live prefix of one column (a view, not a copy)."""
         return self.columns[name][: self.size]
 
+    def blank_where(self, name: str, value: int) -> dict[str, Int64Array]:
+        """Blank the rows whose ``name`` column equals ``value`` (that column becomes -1, the
+        others 0) and return what :meth:`restore` needs to put them back."""
+        hits = (self.view(name) == value).nonzero()[0]
+        saved: dict[str, Int64Array] = {"index": hits}
+        for column in self.names:
+            saved[column] = self.columns[column][hits].copy()
+            self.columns[column][hits] = -1 if column == name else 0
+        return saved
+
+    def restore(self, saved: Mapping[str, Int64Array]) -> None:
+        """Undo :meth:`blank_where`."""
+        hits = saved["index"]
+        for name in self.names:
+            self.columns[name][hits] = saved[name]
+
 
 def new_aggregate_table() -> ColumnTable:
-    return ColumnTable(AGGREGATE_COLUMNS, dict(_INITIAL))
-
-
-TRANSACTION_LOG_COLUMNS: Final = ("row", "occurred_us", "kind", "reporting_minor", "channel")
-INTERACTION_LOG_COLUMNS: Final = ("row", "occurred_us", "kind", "channel")
+    """An empty per-customer aggregate table (:data:`STORE_COLUMNS`)."""
+    return ColumnTable(STORE_COLUMNS, COLUMN_DEFAULTS)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 
 from crmcore._epoch import NONE_MAX, NONE_MIN, to_us
+from crmcore.adapters.memory._columns import ALIVE
+from crmcore.adapters.memory._encoders import PURCHASE_CODE
+from crmcore.adapters.memory._state import MemoryState, StateGuard
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
     AggregateColumns,
@@ -31,39 +34,39 @@ from crmcore.analytics._metrics import (
     resolve_fields,
     row_from_aggregate,
 )
-from crmcore.analytics.columns import CHANNELS
+from crmcore.analytics.columns import (
+    CHANNELS,
+    COMPLAINT_CODE,
+    INTERACTION_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound
 
-if TYPE_CHECKING:
-    from crmcore.adapters.memory._store import InMemoryStore, _State
-
 __all__ = ["MemoryMetrics"]
 
-_TX_COLUMNS: Final = (
-    "purchase_count",
-    "refund_count",
-    "purchase_minor",
-    "refund_minor",
-    "first_purchase_us",
-    "last_purchase_us",
-)
-_IX_COLUMNS: Final = ("interaction_count", "complaint_count", "last_interaction_us")
-_HISTORY_COLUMNS: Final = frozenset(_TX_COLUMNS + _IX_COLUMNS)
-_COMPLAINT_CODE: Final = 1  # InteractionKind declaration order: inquiry, complaint, ...
+_TX_COLUMNS: Final = frozenset(TRANSACTION_COLUMNS)
+_IX_COLUMNS: Final = frozenset(INTERACTION_COLUMNS)
+_HISTORY_COLUMNS: Final = _TX_COLUMNS | _IX_COLUMNS
 _WALKED_FIELDS: Final = frozenset({"gender", "owner", "country", "birth_year"})
 """Profile fields read from the Customer objects (tags come from the store's tag index)."""
 
 
 class MemoryMetrics:
-    """:class:`~crmcore.analytics.MetricsSource` over an :class:`InMemoryStore`.
+    """:class:`~crmcore.analytics.MetricsSource` over an
+    :class:`~crmcore.adapters.memory.InMemoryStore`.
+
+    Made by :meth:`InMemoryStore.metrics_source()
+    <crmcore.adapters.memory.InMemoryStore.metrics_source>`.
 
     Args:
-        store: the store to read.
+        guard: the store's lock around its state (each read holds it).
+        store: the store, shown by ``repr``.
     """
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, guard: StateGuard, store: object) -> None:
+        self._guard = guard
         self._store = store
 
     def __repr__(self) -> str:
@@ -76,9 +79,9 @@ class MemoryMetrics:
         when = aware_utc("as_of", as_of)
         as_of_us = to_us(when)
         chosen = resolve_fields(fields)
-        with self._store.read_state() as state:
+        with self._guard as state:
             total = state.aggregates.size
-            alive = state.aggregates.view("alive").astype(np.bool_)
+            alive = state.aggregates.view(ALIVE).astype(np.bool_)
             rows = np.flatnonzero(alive)
             every = len(rows) == total
             raw = raw_columns_needed(chosen)
@@ -89,9 +92,9 @@ class MemoryMetrics:
                     column = state.aggregates.view(name)
                     values[name] = column.copy() if every else column[rows]
             historic = raw - values.keys()
-            if historic & set(_TX_COLUMNS):
+            if historic & _TX_COLUMNS:
                 values.update(_from_transactions(state, as_of_us, total, rows, every))
-            if historic & set(_IX_COLUMNS):
+            if historic & _IX_COLUMNS:
                 values.update(_from_interactions(state, as_of_us, total, rows, every))
             channels = None
             if chosen & CHANNEL_FIELDS:
@@ -133,7 +136,7 @@ class MemoryMetrics:
         """
         as_of_us = to_us(aware_utc("as_of", as_of))
         chosen = resolve_fields(fields)
-        with self._store.read_state() as state:
+        with self._guard as state:
             customer = state.customers.get(number)
             if customer is None:
                 if number in state.tombstones:
@@ -171,13 +174,13 @@ def _raw_needed(fields: frozenset[str]) -> frozenset[str]:
 
 
 def _from_transactions(
-    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+    state: MemoryState, as_of_us: int, total: int, rows: Int64Array, every: bool
 ) -> dict[str, Int64Array]:
-    log = state.transaction_log
+    log = state.transactions.log
     owner = log.view("row")
     when = log.view("occurred_us")
     take = (when <= as_of_us) & (owner >= 0)
-    purchase = take & (log.view("kind") == 0)
+    purchase = take & (log.view("kind") == PURCHASE_CODE)
     refund = take & ~purchase
     minor = log.view("reporting_minor")
     out = {
@@ -197,13 +200,13 @@ def _from_transactions(
 
 
 def _from_interactions(
-    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+    state: MemoryState, as_of_us: int, total: int, rows: Int64Array, every: bool
 ) -> dict[str, Int64Array]:
-    log = state.interaction_log
+    log = state.interactions.log
     owner = log.view("row")
     when = log.view("occurred_us")
     take = (when <= as_of_us) & (owner >= 0)
-    complaint = take & (log.view("kind") == _COMPLAINT_CODE)
+    complaint = take & (log.view("kind") == COMPLAINT_CODE)
     last = np.full(total, NONE_MIN, dtype=np.int64)
     np.maximum.at(last, owner[take], when[take])
     out = {
@@ -215,9 +218,9 @@ def _from_interactions(
 
 
 def _channel_counts(
-    state: _State, as_of_us: int, total: int, rows: Int64Array, every: bool
+    state: MemoryState, as_of_us: int, total: int, rows: Int64Array, every: bool
 ) -> dict[Any, Int64Array]:
-    log = state.interaction_log
+    log = state.interactions.log
     owner = log.view("row")
     take = (log.view("occurred_us") <= as_of_us) & (owner >= 0)
     channel = log.view("channel")

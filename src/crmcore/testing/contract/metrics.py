@@ -83,7 +83,7 @@ def _policies(draw: st.DrawFn) -> RfmPolicy:
 
 
 def _source(store: Store) -> MetricsSource:
-    return store.metrics_source()  # type: ignore[attr-defined,no-any-return]
+    return store.metrics_source()
 
 
 class MetricsSourceContract(StoreFixture):

@@ -1,0 +1,263 @@
+"""The in-memory customer repository: customers, their lookup indexes and erasure."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Final
+
+import attrs
+
+from crmcore._epoch import to_us
+from crmcore.adapters.memory._columns import ALIVE
+from crmcore.adapters.memory._context import TransactionContext
+from crmcore.analytics.columns import STAGE_CODES
+from crmcore.domain import CrmNumber, Customer
+from crmcore.domain.contact import email_lookup_key
+from crmcore.errors import ConcurrencyError, DuplicateError, ValidationError
+
+__all__ = ["Customers", "check_number"]
+
+_STAGE: Final = dict(STAGE_CODES)  # a plain dict: looked up on every add and update
+
+
+def _copy(customer: Customer) -> Customer:
+    # Collections inside a Customer are immutable, so a shallow copy is a safe copy.
+    return copy.copy(customer)
+
+
+def check_number(number: object) -> None:
+    """Raise unless ``number`` is a :class:`CrmNumber`.
+
+    Raises:
+        ValidationError: it is not (text must be parsed first).
+    """
+    if not isinstance(number, CrmNumber):
+        raise ValidationError("number", number, "must be a CrmNumber (parse text first)")
+
+
+def _index_add(index: dict[str, set[CrmNumber]], key: str, number: CrmNumber) -> None:
+    index.setdefault(key, set()).add(number)
+
+
+def _index_remove(index: dict[str, set[CrmNumber]], key: str, number: CrmNumber) -> None:
+    holders = index.get(key)
+    if holders is not None:
+        holders.discard(number)
+        if not holders:
+            del index[key]
+
+
+class Customers:
+    """:class:`~crmcore.ports.CustomerRepository` of one in-memory unit of work.
+
+    Args:
+        context: the unit's transaction context.
+    """
+
+    def __init__(self, context: TransactionContext) -> None:
+        self._context = context
+        self._state = context.state
+
+    def _index(self, customer: Customer) -> None:
+        state = self._state
+        for email in customer.emails:
+            _index_add(state.by_email, email.lookup_key, customer.number)
+        for phone in customer.phones:
+            _index_add(state.by_phone, phone.e164, customer.number)
+        if customer.external_id is not None:
+            assert customer.source is not None
+            state.by_external_id[(customer.source, customer.external_id)] = customer.number
+        row = state.row_of[customer.number]
+        for tag in customer.tags:
+            state.by_tag.setdefault(tag, set()).add(row)
+
+    def _unindex(self, customer: Customer) -> None:
+        state = self._state
+        for email in customer.emails:
+            _index_remove(state.by_email, email.lookup_key, customer.number)
+        for phone in customer.phones:
+            _index_remove(state.by_phone, phone.e164, customer.number)
+        if customer.external_id is not None:
+            assert customer.source is not None
+            state.by_external_id.pop((customer.source, customer.external_id), None)
+        row = state.row_of[customer.number]
+        for tag in customer.tags:
+            holders = state.by_tag.get(tag)
+            if holders is not None:
+                holders.discard(row)
+                if not holders:
+                    del state.by_tag[tag]
+
+    def _check_external_id(self, customer: Customer) -> None:
+        if customer.external_id is None:
+            return
+        assert customer.source is not None
+        holder = self._state.by_external_id.get((customer.source, customer.external_id))
+        if holder is not None and holder != customer.number:
+            raise DuplicateError("external id", f"{customer.source}/{customer.external_id}")
+
+    def add(self, customer: Customer) -> None:
+        self._context.check_active()
+        if not isinstance(customer, Customer):
+            raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
+        state = self._state
+        number = customer.number
+        if number in state.customers or number in state.tombstones:
+            raise DuplicateError("crm number", number)
+        self._check_external_id(customer)
+        stored = _copy(customer)
+        state.customers[number] = stored
+        row = state.aggregates.append(
+            {"stage": _STAGE[stored.stage], "created_us": to_us(stored.created_at), ALIVE: 1}
+        )
+        state.row_of[number] = row
+        state.row_numbers.append(number)
+        self._index(stored)
+
+        def undo() -> None:
+            self._unindex(stored)
+            del state.customers[number]
+            del state.row_of[number]
+            state.row_numbers.pop()
+            state.aggregates.truncate(row)
+
+        self._context.undo.append(undo)
+
+    def add_many(self, customers: Sequence[Customer]) -> None:
+        for customer in customers:
+            self.add(customer)
+
+    def get(self, number: CrmNumber) -> Customer:
+        self._context.check_active()
+        check_number(number)
+        self._context.require_customer(number)
+        return _copy(self._state.customers[number])
+
+    def find(self, number: CrmNumber) -> Customer | None:
+        self._context.check_active()
+        check_number(number)
+        found = self._state.customers.get(number)
+        return None if found is None else _copy(found)
+
+    def update(self, customer: Customer) -> None:
+        context = self._context
+        context.check_active()
+        if not isinstance(customer, Customer):
+            raise ValidationError("customer", customer, "must be a Customer")
+        customer.validate()
+        state = self._state
+        number = customer.number
+        context.require_customer(number)
+        old = state.customers[number]
+        if old.version != customer.version:
+            raise ConcurrencyError(
+                f"customer {number} was changed by someone else (stored version "
+                f"{old.version}, yours {customer.version}); reload and retry"
+            )
+        self._check_external_id(customer)
+        new = _copy(customer)
+        new.version = old.version + 1
+        self._unindex(old)
+        self._index(new)
+        state.customers[number] = new
+        customer.version = new.version
+        context.update_aggregate(state.row_of[number], {"stage": _STAGE[new.stage]})
+
+        def undo() -> None:
+            self._unindex(new)
+            self._index(old)
+            state.customers[number] = old
+
+        context.undo.append(undo)
+
+    def erase(self, number: CrmNumber) -> None:
+        context = self._context
+        context.check_active()
+        context.require_customer(number)
+        state = self._state
+        customer = state.customers.pop(number)
+        self._unindex(customer)
+        state.tombstones.add(number)
+        row = state.row_of[number]
+        restore_transactions = state.transactions.remove_customer(number, row)
+        restore_interactions = state.interactions.remove_customer(number, row)
+        old_row = state.aggregates.row(row)
+        state.aggregates.set_row(row, state.aggregates.defaults)
+        # Edit the run lists in place (and restore them in place): undo entries of earlier
+        # writes in the same unit of work hold these very list objects.
+        old_memberships = {name: list(runs) for name, runs in state.memberships.items()}
+        for runs in state.memberships.values():
+            runs[:] = [
+                attrs.evolve(run, members=run.members - {number}) if number in run.members else run
+                for run in runs
+            ]
+
+        def undo() -> None:
+            state.tombstones.discard(number)
+            state.customers[number] = customer
+            self._index(customer)
+            restore_transactions()
+            restore_interactions()
+            state.aggregates.set_row(row, old_row)
+            for name, runs in old_memberships.items():
+                state.memberships[name][:] = runs
+
+        context.undo.append(undo)
+
+    def find_by_email(self, email: str) -> Sequence[Customer]:
+        self._context.check_active()
+        try:
+            key = email_lookup_key(email)
+        except ValidationError:
+            return []
+        return self._sorted(self._state.by_email.get(key, ()))
+
+    def find_by_phone(self, e164: str) -> Sequence[Customer]:
+        self._context.check_active()
+        return self._sorted(self._state.by_phone.get(e164, ()))
+
+    def _sorted(self, numbers: Iterable[CrmNumber]) -> list[Customer]:
+        return [_copy(self._state.customers[n]) for n in sorted(numbers)]
+
+    def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
+        self._context.check_active()
+        number = self._state.by_external_id.get((source, external_id))
+        return None if number is None else _copy(self._state.customers[number])
+
+    def numbers_by_external_id(
+        self, source: str, external_ids: Collection[str]
+    ) -> dict[str, CrmNumber]:
+        self._context.check_active()
+        index = self._state.by_external_id
+        out: dict[str, CrmNumber] = {}
+        for external_id in external_ids:
+            number = index.get((source, external_id))
+            if number is not None:
+                out[external_id] = number
+        return out
+
+    def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        self._context.check_active()
+        customers = self._state.customers
+        return {n for n in numbers if n in customers}
+
+    def external_ids(self) -> dict[CrmNumber, str]:
+        self._context.check_active()
+        return {number: key[1] for key, number in self._state.by_external_id.items()}
+
+    def count(self) -> int:
+        self._context.check_active()
+        return len(self._state.customers)
+
+    def numbers(self) -> Sequence[CrmNumber]:
+        self._context.check_active()
+        return sorted(self._state.customers)
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
+        self._context.check_active()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", batch_size, "must be a positive integer")
+        for number in sorted(self._state.customers):
+            yield _copy(self._state.customers[number])

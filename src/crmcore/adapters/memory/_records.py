@@ -1,0 +1,201 @@
+"""The in-memory transaction and interaction repositories.
+
+Each stores its records in its :class:`~crmcore.adapters.memory._history.HistoryTable` and
+folds them into the customer's running aggregates: one record by an O(1) update of a few
+cells, a batch column-wise with numpy ``ufunc.at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Final, Generic
+
+import numpy as np
+
+from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._context import TransactionContext
+from crmcore.adapters.memory._encoders import PURCHASE_CODE, REFUND_CODE
+from crmcore.adapters.memory._history import HistoryTable, R
+from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
+from crmcore.domain import CrmNumber, Interaction, Transaction
+from crmcore.errors import ValidationError
+
+__all__ = ["Interactions", "Transactions"]
+
+_INTERACTION_COLUMNS: Final = frozenset(INTERACTION_COLUMNS)
+_TRANSACTION_COLUMNS: Final = frozenset(TRANSACTION_COLUMNS)
+
+
+class _Records(Generic[R]):
+    """The reads both record repositories share."""
+
+    def __init__(self, context: TransactionContext, history: HistoryTable[R]) -> None:
+        self._context = context
+        self._history = history
+
+    def get(self, record_id: uuid.UUID) -> R:
+        self._context.check_active()
+        return self._history.get(record_id)
+
+    def find_by_external_ref(self, source: str, external_ref: str) -> R | None:
+        self._context.check_active()
+        return self._history.by_ref(source, external_ref)
+
+    def for_customer(
+        self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
+    ) -> Sequence[R]:
+        self._context.check_active()
+        return self._history.for_customer(number, limit, before)
+
+
+class Interactions(_Records[Interaction]):
+    """:class:`~crmcore.ports.InteractionRepository` of one in-memory unit of work.
+
+    Args:
+        context: the unit's transaction context.
+    """
+
+    def __init__(self, context: TransactionContext) -> None:
+        super().__init__(context, context.state.interactions)
+
+    def add(self, interaction: Interaction) -> bool:
+        if not isinstance(interaction, Interaction):
+            raise ValidationError("interaction", interaction, "must be an Interaction")
+        context = self._context
+        context.check_active()
+        number = interaction.customer
+        context.require_customer(number)
+        state = context.state
+        row = state.row_of[number]
+        values = self._history.add(interaction, row, context.undo)
+        if values is None:
+            return False
+        cols = state.aggregates.columns
+        occurred = values["occurred_us"]
+        context.update_aggregate(
+            row,
+            {
+                "interaction_count": int(cols["interaction_count"][row]) + 1,
+                "complaint_count": int(cols["complaint_count"][row])
+                + (values["kind"] == COMPLAINT_CODE),
+                "last_interaction_us": max(int(cols["last_interaction_us"][row]), occurred),
+            },
+        )
+        context.bump_latest(occurred)
+        return True
+
+    def add_many(self, interactions: Sequence[Interaction]) -> int:
+        """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
+        batch = list(interactions)
+        for interaction in batch:
+            if not isinstance(interaction, Interaction):
+                raise ValidationError("interaction", interaction, "must be an Interaction")
+        context = self._context
+        context.check_active()
+        values = self._history.add_many(
+            batch, context.require_customer, context.state.row_of, context.undo
+        )
+        if values is None:
+            return 0
+        rows, occurred = values["row"], values["occurred_us"]
+        complaint = values["kind"] == COMPLAINT_CODE
+
+        def fold(cols: dict[str, Int64Array]) -> None:
+            np.add.at(cols["interaction_count"], rows, 1)
+            np.add.at(cols["complaint_count"], rows, complaint)
+            np.maximum.at(cols["last_interaction_us"], rows, occurred)
+
+        context.update_aggregates(rows, _INTERACTION_COLUMNS, fold)
+        context.bump_latest(int(occurred.max()))
+        return len(rows)
+
+
+class Transactions(_Records[Transaction]):
+    """:class:`~crmcore.ports.TransactionRepository` of one in-memory unit of work.
+
+    Args:
+        context: the unit's transaction context.
+    """
+
+    def __init__(self, context: TransactionContext) -> None:
+        super().__init__(context, context.state.transactions)
+
+    def _check(self, transaction: object) -> Transaction:
+        if not isinstance(transaction, Transaction):
+            raise ValidationError("transaction", transaction, "must be a Transaction")
+        reporting = transaction.reporting_total
+        if reporting is None:
+            raise ValidationError(
+                "reporting_total", None, "must be set before storing (the services do this)"
+            )
+        currency = self._context.reporting_currency
+        if reporting.currency != currency:
+            raise ValidationError(
+                "reporting_total.currency",
+                reporting.currency,
+                f"must be the store's reporting currency {currency}",
+            )
+        return transaction
+
+    def add(self, transaction: Transaction) -> bool:
+        self._check(transaction)
+        context = self._context
+        context.check_active()
+        number = transaction.customer
+        context.require_customer(number)
+        state = context.state
+        row = state.row_of[number]
+        values = self._history.add(transaction, row, context.undo)
+        if values is None:
+            return False
+        cols = state.aggregates.columns
+        occurred = values["occurred_us"]
+        minor = values["reporting_minor"]
+        if values["kind"] == PURCHASE_CODE:
+            context.update_aggregate(
+                row,
+                {
+                    "purchase_count": int(cols["purchase_count"][row]) + 1,
+                    "purchase_minor": int(cols["purchase_minor"][row]) + minor,
+                    "first_purchase_us": min(int(cols["first_purchase_us"][row]), occurred),
+                    "last_purchase_us": max(int(cols["last_purchase_us"][row]), occurred),
+                },
+            )
+        else:
+            context.update_aggregate(
+                row,
+                {
+                    "refund_count": int(cols["refund_count"][row]) + 1,
+                    "refund_minor": int(cols["refund_minor"][row]) + minor,
+                },
+            )
+        context.bump_latest(occurred)
+        return True
+
+    def add_many(self, transactions: Sequence[Transaction]) -> int:
+        """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
+        batch = [self._check(transaction) for transaction in transactions]
+        context = self._context
+        context.check_active()
+        values = self._history.add_many(
+            batch, context.require_customer, context.state.row_of, context.undo
+        )
+        if values is None:
+            return 0
+        rows, occurred, minor = values["row"], values["occurred_us"], values["reporting_minor"]
+        refund = values["kind"] == REFUND_CODE
+        bought = ~refund
+
+        def fold(cols: dict[str, Int64Array]) -> None:
+            np.add.at(cols["purchase_count"], rows[bought], 1)
+            np.add.at(cols["purchase_minor"], rows[bought], minor[bought])
+            np.minimum.at(cols["first_purchase_us"], rows[bought], occurred[bought])
+            np.maximum.at(cols["last_purchase_us"], rows[bought], occurred[bought])
+            np.add.at(cols["refund_count"], rows[refund], 1)
+            np.add.at(cols["refund_minor"], rows[refund], minor[refund])
+
+        context.update_aggregates(rows, _TRANSACTION_COLUMNS, fold)
+        context.bump_latest(int(occurred.max()))
+        return len(rows)
