@@ -44,6 +44,7 @@ from crmcore.domain import (
 if TYPE_CHECKING:
     # Annotation only: ports sit above analytics, and importing it here would load numpy.
     from crmcore.analytics.ports import MetricsSource
+    from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
 __all__ = [
     "AggregateRepository",
@@ -257,6 +258,17 @@ class InteractionRepository(Protocol):
         """
         ...
 
+    def add_batch(self, batch: InteractionBatch) -> int:
+        """Record a validated column batch (the bulk import's path); return how many were new.
+
+        The same rules as :meth:`add_many` (references already stored or repeated in the
+        batch are skipped), without a domain object per row where the store can avoid it.
+
+        Raises:
+            NotFound: a customer does not exist (nothing of the batch is stored).
+        """
+        ...
+
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         """Raises :class:`~crmcore.errors.NotFound` if absent."""
         ...
@@ -292,6 +304,17 @@ class TransactionRepository(Protocol):
 
         Already-recorded ``(source, external_ref)`` pairs, and repeats of a pair within the
         batch (the first wins), are skipped, exactly as :meth:`add` would.
+        """
+        ...
+
+    def add_batch(self, batch: TransactionBatch) -> int:
+        """Record a validated column batch (the bulk import's path); return how many were new.
+
+        The same rules as :meth:`add_many` (references already stored or repeated in the
+        batch are skipped), without a domain object per row where the store can avoid it.
+
+        Raises:
+            NotFound: a customer does not exist (nothing of the batch is stored).
         """
         ...
 

@@ -21,6 +21,7 @@ from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
 from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.errors import ValidationError
+from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
 __all__ = ["Interactions", "Transactions"]
 
@@ -111,6 +112,10 @@ class Interactions(_Records[Interaction]):
         context.bump_latest(int(occurred.max()))
         return len(rows)
 
+    def add_batch(self, batch: InteractionBatch) -> int:
+        """A validated column batch: stored as :meth:`add_many` stores its records."""
+        return self.add_many(list(batch.records()))
+
 
 class Transactions(_Records[Transaction]):
     """:class:`~crmcore.ports.TransactionRepository` of one in-memory unit of work.
@@ -199,3 +204,7 @@ class Transactions(_Records[Transaction]):
         context.update_aggregates(rows, _TRANSACTION_COLUMNS, fold)
         context.bump_latest(int(occurred.max()))
         return len(rows)
+
+    def add_batch(self, batch: TransactionBatch) -> int:
+        """A validated column batch: stored as :meth:`add_many` stores its records."""
+        return self.add_many(list(batch.records(self._context.reporting_currency)))

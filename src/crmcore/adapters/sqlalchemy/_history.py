@@ -22,12 +22,15 @@ from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_custom
 from crmcore.adapters.sqlalchemy._mapping import (
     interaction_from_row,
     interaction_row,
+    interaction_rows_of_batch,
     transaction_from_row,
     transaction_row,
+    transaction_rows_of_batch,
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConcurrencyError, DuplicateError, ErasedError, NotFound, ValidationError
+from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
 __all__ = ["SqlInteractions", "SqlTransactions"]
 
@@ -255,6 +258,9 @@ class SqlInteractions(_History):
                 raise ValidationError("interaction", item, "must be an Interaction")
         return self._store([interaction_row(i) for i in items])
 
+    def add_batch(self, batch: InteractionBatch) -> int:
+        return self._store(interaction_rows_of_batch(batch))
+
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_interactions(self._ctx, conn, rows)
 
@@ -303,6 +309,9 @@ class SqlTransactions(_History):
                     f"must be the store's reporting currency {currency}",
                 )
         return self._store([transaction_row(t) for t in items])
+
+    def add_batch(self, batch: TransactionBatch) -> int:
+        return self._store(transaction_rows_of_batch(batch))
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_transactions(self._ctx, conn, rows)
