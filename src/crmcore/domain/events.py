@@ -3,6 +3,10 @@
 Events carry identifiers, not personal data: a subscriber that needs the e-mail address looks
 the customer up, so an event log or a message queue never becomes a second copy of the
 registry that erasure would have to chase.
+
+Hosts import these classes from their public home, :mod:`crmcore.events`, which re-exports
+them; they are defined here, in the bottom layer, because the ports and services use them and
+the domain must not import anything above it.
 """
 
 from __future__ import annotations
