@@ -43,23 +43,31 @@ class DomainEvent:
 
 @attrs.frozen
 class CustomerRegistered(DomainEvent):
+    """A new customer was registered under ``customer``."""
+
     customer: CrmNumber
 
 
 @attrs.frozen
 class CustomerUpdated(DomainEvent):
+    """A customer's record changed (``update``, a consent); ``version`` is the new version."""
+
     customer: CrmNumber
     version: int
 
 
 @attrs.frozen
 class InteractionRecorded(DomainEvent):
+    """An interaction was recorded for ``customer`` (a duplicate external ref is not)."""
+
     customer: CrmNumber
     interaction_id: uuid.UUID
 
 
 @attrs.frozen
 class TransactionRecorded(DomainEvent):
+    """A transaction was recorded for ``customer`` (a duplicate external ref is not)."""
+
     customer: CrmNumber
     transaction_id: uuid.UUID
     kind: TransactionKind
@@ -67,6 +75,8 @@ class TransactionRecorded(DomainEvent):
 
 @attrs.frozen
 class StageChanged(DomainEvent):
+    """``customer`` moved from ``from_stage`` to ``to_stage``, for ``reason``."""
+
     customer: CrmNumber
     from_stage: LifecycleStage
     to_stage: LifecycleStage
@@ -75,22 +85,30 @@ class StageChanged(DomainEvent):
 
 @attrs.frozen
 class SegmentEntered(DomainEvent):
+    """``customer`` became a member of ``segment`` in a segment run."""
+
     segment: str
     customer: CrmNumber
 
 
 @attrs.frozen
 class SegmentExited(DomainEvent):
+    """``customer`` stopped being a member of ``segment`` in a segment run."""
+
     segment: str
     customer: CrmNumber
 
 
 @attrs.frozen
 class CustomersMerged(DomainEvent):
+    """``merged`` was merged into ``survivor`` (its history and contact points moved there)."""
+
     survivor: CrmNumber
     merged: CrmNumber
 
 
 @attrs.frozen
 class CustomerErased(DomainEvent):
+    """``customer``'s personal data was erased; only a tombstone remains."""
+
     customer: CrmNumber
