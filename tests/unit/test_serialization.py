@@ -13,16 +13,15 @@ from hypothesis import strategies as st
 
 from crmcore import (
     Customer,
-    CustomerRegistered,
     Interaction,
     LifecycleStage,
     Money,
     Segment,
     SegmentMembership,
-    StageChanged,
     Transaction,
 )
 from crmcore.errors import ValidationError
+from crmcore.events import CustomerRegistered, StageChanged
 from crmcore.serialization import configure_converter, make_converter
 from crmcore.testing.strategies import (
     aware_datetimes,

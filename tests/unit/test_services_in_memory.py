@@ -13,17 +13,12 @@ from hypothesis import strategies as st
 from crmcore import (
     Crm,
     Customer,
-    CustomerErased,
-    CustomerRegistered,
-    DomainEvent,
     FixedClock,
     InMemoryStore,
     Interaction,
     LifecycleStage,
     Money,
-    StageChanged,
     Transaction,
-    TransactionRecorded,
 )
 from crmcore.errors import (
     ConcurrencyError,
@@ -35,6 +30,13 @@ from crmcore.errors import (
     InvalidTransition,
     NotFound,
     ValidationError,
+)
+from crmcore.events import (
+    CustomerErased,
+    CustomerRegistered,
+    DomainEvent,
+    StageChanged,
+    TransactionRecorded,
 )
 from crmcore.testing.strategies import transactions
 

@@ -1,4 +1,5 @@
-"""Columnar customer metrics, RFM scoring, segment maps, the rule language and lifecycle policy.
+"""Columnar customer metrics, RFM scoring, segment maps, the rule language, the lifecycle
+policy, churn risk, BG/NBD probability alive, historical value and engagement.
 
 Analytics import only the domain and numpy; stores provide snapshots through the
 :class:`MetricsSource` protocol (implemented by each adapter) and the services wire them.
@@ -6,6 +7,7 @@ Analytics import only the domain and numpy; stores provide snapshots through the
 
 from crmcore.analytics._evaluate import Predicate, compile_predicate, evaluate
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
+from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
 from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
 from crmcore.analytics._rules import (
@@ -30,16 +32,27 @@ from crmcore.analytics._rules import (
 )
 from crmcore.analytics._scores import ThresholdScale, Ties
 from crmcore.analytics._segmap import DEFAULT_SEGMENT_MAP, SegmentMap, SegmentRule
+from crmcore.analytics._value import (
+    VALUE_FIELDS,
+    BgNbdParameters,
+    churn_risk,
+    engagement,
+    historical_value,
+    probability_alive,
+)
 from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
     "FIELDS",
+    "LIFECYCLE_FIELDS",
     "RFM_FIELDS",
+    "VALUE_FIELDS",
     "Ago",
     "And",
     "At",
     "Between",
+    "BgNbdParameters",
     "Categorical",
     "Compare",
     "CustomerMetrics",
@@ -51,6 +64,7 @@ __all__ = [
     "HasTag",
     "InList",
     "IsNull",
+    "LifecyclePolicy",
     "Match",
     "MetricsSource",
     "Not",
@@ -68,10 +82,14 @@ __all__ = [
     "ThresholdScale",
     "Ties",
     "ago",
+    "churn_risk",
     "compile_predicate",
+    "engagement",
     "evaluate",
     "field",
+    "historical_value",
     "parse_rule",
+    "probability_alive",
     "score_rfm",
     "tag",
 ]

@@ -13,14 +13,17 @@ from crmcore.domain.customer import (
 from crmcore.domain.events import (
     CustomerErased,
     CustomerRegistered,
+    CustomersImported,
     CustomersMerged,
     CustomerUpdated,
     DomainEvent,
     InteractionRecorded,
+    InteractionsImported,
     SegmentEntered,
     SegmentExited,
     StageChanged,
     TransactionRecorded,
+    TransactionsImported,
 )
 from crmcore.domain.interaction import Direction, Interaction, InteractionChannel, InteractionKind
 from crmcore.domain.lifecycle import TRANSITIONS, LifecycleStage, StageChange, check_transition
@@ -45,6 +48,7 @@ __all__ = [
     "CustomerErased",
     "CustomerRegistered",
     "CustomerUpdated",
+    "CustomersImported",
     "CustomersMerged",
     "Direction",
     "DomainEvent",
@@ -54,6 +58,7 @@ __all__ = [
     "InteractionChannel",
     "InteractionKind",
     "InteractionRecorded",
+    "InteractionsImported",
     "LifecycleStage",
     "Money",
     "PersonName",
@@ -70,6 +75,7 @@ __all__ = [
     "TransactionKind",
     "TransactionLine",
     "TransactionRecorded",
+    "TransactionsImported",
     "check_transition",
     "currency_exponent",
 ]

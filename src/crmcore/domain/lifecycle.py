@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 import attrs
@@ -39,18 +40,23 @@ class LifecycleStage(enum.Enum):
 _CODES: Final = {stage: i for i, stage in enumerate(LifecycleStage)}
 
 _S = LifecycleStage
-TRANSITIONS: Final[Mapping[LifecycleStage, frozenset[LifecycleStage]]] = {
-    # A lead may qualify (prospect) or buy straight away (new); a lost lead is churned.
-    _S.LEAD: frozenset({_S.PROSPECT, _S.NEW, _S.CHURNED}),
-    _S.PROSPECT: frozenset({_S.LEAD, _S.NEW, _S.CHURNED}),
-    _S.NEW: frozenset({_S.ACTIVE, _S.AT_RISK, _S.CHURNED}),
-    _S.ACTIVE: frozenset({_S.AT_RISK, _S.CHURNED}),
-    _S.AT_RISK: frozenset({_S.ACTIVE, _S.CHURNED}),
-    # Only a purchase brings a churned customer back, through "reactivated".
-    _S.CHURNED: frozenset({_S.REACTIVATED}),
-    _S.REACTIVATED: frozenset({_S.ACTIVE, _S.AT_RISK, _S.CHURNED}),
-}
-"""Allowed transitions: ``TRANSITIONS[from_stage]`` is the set of stages it may move to."""
+TRANSITIONS: Final[Mapping[LifecycleStage, frozenset[LifecycleStage]]] = MappingProxyType(
+    {
+        # A lead may qualify (prospect) or buy straight away (new); a lost lead is churned.
+        _S.LEAD: frozenset({_S.PROSPECT, _S.NEW, _S.CHURNED}),
+        _S.PROSPECT: frozenset({_S.LEAD, _S.NEW, _S.CHURNED}),
+        _S.NEW: frozenset({_S.ACTIVE, _S.AT_RISK, _S.CHURNED}),
+        _S.ACTIVE: frozenset({_S.AT_RISK, _S.CHURNED}),
+        _S.AT_RISK: frozenset({_S.ACTIVE, _S.CHURNED}),
+        # Only a purchase brings a churned customer back, through "reactivated".
+        _S.CHURNED: frozenset({_S.REACTIVATED}),
+        _S.REACTIVATED: frozenset({_S.ACTIVE, _S.AT_RISK, _S.CHURNED}),
+    }
+)
+"""Allowed transitions: ``TRANSITIONS[from_stage]`` is the set of stages it may move to.
+
+Read-only (a ``MappingProxyType`` over frozensets): the one table cannot be changed at run
+time, by crmcore or by a host."""
 
 
 def check_transition(from_stage: LifecycleStage, to_stage: LifecycleStage) -> None:

@@ -16,9 +16,6 @@ from crmcore import (
     Money,
     SalesChannel,
     Segment,
-    SegmentEntered,
-    SegmentExited,
-    StageChanged,
     Transaction,
     TransactionKind,
 )
@@ -31,6 +28,7 @@ from crmcore.analytics._value import (
     probability_alive,
 )
 from crmcore.errors import ConfigurationError, DuplicateError
+from crmcore.events import SegmentEntered, SegmentExited, StageChanged
 from crmcore.services import Analytics
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

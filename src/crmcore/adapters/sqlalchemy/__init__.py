@@ -10,7 +10,12 @@ See ``docs/embedding.md`` for sharing a database (and a ``MetaData``) with a hos
 and for running the bundled Alembic migrations.
 """
 
-from crmcore.adapters.sqlalchemy._migrate import upgrade
+from crmcore.adapters.sqlalchemy._migrate import (
+    BRANCH_LABEL,
+    MIGRATIONS_DIR,
+    alembic_config,
+    upgrade,
+)
 from crmcore.adapters.sqlalchemy._store import (
     SqlNumberAllocator,
     SqlStore,
@@ -21,12 +26,15 @@ from crmcore.adapters.sqlalchemy._tables import NAMING_CONVENTION, CrmTables, bu
 from crmcore.adapters.sqlalchemy._types import UtcDateTime
 
 __all__ = [
+    "BRANCH_LABEL",
+    "MIGRATIONS_DIR",
     "NAMING_CONVENTION",
     "CrmTables",
     "SqlNumberAllocator",
     "SqlStore",
     "SqlUnitOfWork",
     "UtcDateTime",
+    "alembic_config",
     "build_tables",
     "configure_sqlite_engine",
     "upgrade",
