@@ -71,6 +71,10 @@ class Verdicts:
             self.rejected.append(RejectedRow(self.offset + i, field, _shown(value), reason))
         self.ok[hits] = False
 
+    def in_input_order(self) -> list[RejectedRow]:
+        """The rejected rows sorted by position."""
+        return sorted(self.rejected, key=lambda r: r.row)
+
 
 def _shown(value: object) -> str | None:
     return None if value is None else str(value)
@@ -80,14 +84,20 @@ def _is_text(column: pa.Array) -> bool:
     kind = column.type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or getattr(pa.types, "is_string_view", lambda _: False)(kind)
+    )
 
 
 def _as_text(column: pa.Array, field: str) -> pa.Array:
+    """The column as ``large_string`` (polars hands out ``string_view``, pandas may hand out
+    dictionaries; the compute kernels below want one plain layout)."""
     if not _is_text(column):
         raise ValidationError(field, str(column.type), "must be a text (string) column")
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
+    if column.type != pa.large_string():
+        column = column.cast(pa.large_string())
     return column
 
 

@@ -45,7 +45,14 @@ from crmcore.errors import (
 )
 from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
 from crmcore.services._context import EventHandler, ServiceContext, stage_changed
-from crmcore.services._results import BulkResult, Customer360, RecordResult, Registration
+from crmcore.services._imports import BulkImports
+from crmcore.services._results import (
+    BulkResult,
+    Customer360,
+    RecordResult,
+    Registration,
+    register_drafts,
+)
 
 __all__ = ["Crm", "CustomerFields"]
 
@@ -102,7 +109,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm:
+class Crm(BulkImports):
     """The crmcore application facade.
 
     Example::
@@ -258,35 +265,10 @@ class Crm:
             drafts.append(item)
         now = self.context.now()
         with self.context.unit() as uow:
-            wanted: dict[str, set[str]] = {}
-            for draft in drafts:
-                if draft.source is not None and draft.external_id is not None:
-                    wanted.setdefault(draft.source, set()).add(draft.external_id)
-            known = {
-                (source, external_id)
-                for source, ids in wanted.items()
-                for external_id in uow.customers.numbers_by_external_id(source, ids)
-            }
-            fresh: list[Customer] = []
-            for draft in drafts:
-                if draft.source is not None and draft.external_id is not None:
-                    key = (draft.source, draft.external_id)
-                    if key in known:
-                        continue
-                    known.add(key)  # a repeat within the batch: the first wins
-                fresh.append(draft)
-            registered: tuple[Customer, ...] = ()
-            if fresh:
-                scheme = self.store.scheme
-                sequences = self.store.allocator.allocate_many(len(fresh))
-                registered = tuple(
-                    attrs.evolve(draft, number=scheme.format(sequence))
-                    for draft, sequence in zip(fresh, sequences, strict=True)
-                )
-                uow.customers.add_many(registered)
-                for customer in registered:
-                    uow.add_event(CustomerRegistered(at=now, customer=customer.number))
-        return Registration(registered, len(drafts) - len(registered))
+            done = register_drafts(self.store, uow, drafts)
+            for customer in done.registered:
+                uow.add_event(CustomerRegistered(at=now, customer=customer.number))
+        return done
 
     def get(self, number: CrmNumber | str) -> Customer:
         """The customer with this number (text is parsed and check-digit verified).

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from crmcore.domain import (
     CrmNumber,
+    CustomersImported,
     InteractionsImported,
     TransactionsImported,
 )
 from crmcore.errors import ConfigurationError, NotFound, ValidationError
-from crmcore.services._context import ServiceContext
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ImportProgress", "import_history"]
+if TYPE_CHECKING:
+    from crmcore.bulk import ImportResult
+from crmcore.services._context import ServiceContext
+from crmcore.services._results import register_drafts
+
+__all__ = ["CUSTOMER_COLUMNS", "DEFAULT_BATCH_SIZE", "BulkImports", "ImportProgress"]
 
 DEFAULT_BATCH_SIZE: Final = 262_144
 """Rows per batch (and per unit of work) unless the caller chooses."""
@@ -52,8 +57,7 @@ def import_history(
 ) -> Any:
     """Import transactions or interactions; see :meth:`crmcore.Crm.import_transactions`."""
     bulk = _bulk()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError("batch_size", batch_size, "must be a positive integer")
+    _check_batch_size(batch_size)
     columns = bulk.TRANSACTION_COLUMNS if what == "transactions" else bulk.INTERACTION_COLUMNS
     lookup = bulk.CustomerLookup(
         context.store.scheme,
@@ -88,7 +92,7 @@ def import_history(
                     raise
         created += stored
         duplicates += len(valid) - stored
-        rejected.extend(verdicts.rejected)
+        rejected.extend(verdicts.in_input_order())
         batches += 1
         offset += batch.num_rows
         if on_progress is not None:
@@ -167,7 +171,6 @@ _LIST_COLUMNS: Final = ("emails", "phones", "tags")
 
 def import_customers(
     context: ServiceContext,
-    register: Callable[[list[Any]], tuple[int, int]],
     new_customer: Callable[..., Any],
     data: object,
     *,
@@ -179,11 +182,10 @@ def import_customers(
 
     Customers are few beside their histories, so each row is validated by building the
     customer exactly as :meth:`~crmcore.Crm.new_customer` does (the per-row rules by
-    construction); the batch is then registered set-wise.
+    construction); the batch is then registered set-wise in one unit of work.
     """
     bulk = _bulk()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError("batch_size", batch_size, "must be a positive integer")
+    _check_batch_size(batch_size)
     started = time.perf_counter()
     created = duplicates = batches = offset = 0
     rejected: list[Any] = []
@@ -191,15 +193,27 @@ def import_customers(
     for batch in bulk.record_batches(data, batch_size, text):
         _check_columns(batch.schema.names, CUSTOMER_COLUMNS)
         drafts: list[Any] = []
+        refused: list[Any] = []
         for position, row in enumerate(batch.to_pylist()):
             try:
                 drafts.append(_draft(new_customer, row, source))
             except ValidationError as exc:
                 value = None if exc.value is None else str(exc.value)
-                rejected.append(bulk.RejectedRow(offset + position, exc.field, value, exc.reason))
-        stored, skipped = register(drafts)
-        created += stored
-        duplicates += skipped
+                refused.append(bulk.RejectedRow(offset + position, exc.field, value, exc.reason))
+        now = context.now()
+        with context.unit() as uow:
+            done = register_drafts(context.store, uow, drafts)
+            uow.add_event(
+                CustomersImported(
+                    at=now,
+                    created=done.created,
+                    duplicates=done.already_registered,
+                    rejected=len(refused),
+                )
+            )
+        created += done.created
+        duplicates += done.already_registered
+        rejected.extend(refused)
         batches += 1
         offset += batch.num_rows
         if on_progress is not None:
@@ -207,6 +221,11 @@ def import_customers(
     return bulk.ImportResult(
         created, duplicates, tuple(rejected), time.perf_counter() - started, batches
     )
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError("batch_size", batch_size, "must be a positive integer")
 
 
 def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str | None) -> Any:
@@ -222,7 +241,8 @@ def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str
         raise ValidationError(
             "given_name", None, "a customer needs a given_name, family_name or display_name"
         )
-    name = PersonName(given=given, family=family, display=display)
+    parts = {"given": given, "family": family, "display": display}
+    name = PersonName(**{k: v for k, v in parts.items() if v is not None})
     for column in _LIST_COLUMNS:
         if isinstance(values.get(column), str):
             # Text cells hold several values separated by ";" (a CSV file's way).
@@ -244,3 +264,118 @@ def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str
     if source is not None:
         values.setdefault("source", source)
     return new_customer(name, registered_at=when, **values)
+
+
+class BulkImports:
+    """The columnar import use cases of :class:`~crmcore.Crm` (a mixin: ``Crm`` inherits
+    them; they need its :attr:`context` and :meth:`new_customer`)."""
+
+    context: ServiceContext
+    new_customer: Callable[..., Any]
+
+    def import_transactions(
+        self,
+        data: object,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        source: str | None = None,
+        customer_source: str | None = None,
+        on_progress: ImportProgress | None = None,
+    ) -> ImportResult:
+        """Load transactions from Arrow data, column by column; idempotent on
+        ``(source, external_ref)``.
+
+        ``data`` is a ``pyarrow`` Table, RecordBatch or RecordBatchReader, any object with
+        ``__arrow_c_stream__`` (a polars or pandas DataFrame, a DuckDB result), or the path
+        of a ``.parquet`` or ``.csv`` file, read in batches of ``batch_size`` rows so a file
+        larger than memory loads with bounded memory. The columns are documented in
+        ``docs/importing.md``: the customer by ``crm_number`` or by
+        ``customer_external_id`` (with ``customer_source``), ``occurred_at`` (timestamps
+        with a time zone, or ISO 8601 text with an offset), ``kind``, ``amount`` (decimal,
+        integer or decimal text; never float), ``currency``, and optional ``channel``,
+        ``source``, ``external_ref``.
+
+        Every row meets the per-row API's rules; a bad row is reported in
+        :attr:`~crmcore.bulk.ImportResult.rejected` (row, field, value, reason) and the good
+        rows are stored. Each batch is one unit of work with one
+        :class:`~crmcore.events.TransactionsImported` event; re-running an import stores
+        nothing twice, so an interrupted import is completed by running it again.
+
+        Args:
+            data: the input (see above).
+            batch_size: rows per batch and per unit of work.
+            source: ``source`` of rows that have none.
+            customer_source: ``customer_source`` of rows that have none.
+            on_progress: called after each batch with the number of rows handled.
+
+        Raises:
+            ValidationError: unknown columns, a float money column, naive timestamps, or
+                data of an unknown kind (nothing of the batch is stored).
+            ConfigurationError: ``pyarrow`` is not installed.
+        """
+        result: ImportResult = import_history(
+            self.context,
+            "transactions",
+            data,
+            batch_size=batch_size,
+            source=source,
+            customer_source=customer_source,
+            on_progress=on_progress,
+        )
+        return result
+
+    def import_interactions(
+        self,
+        data: object,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        source: str | None = None,
+        customer_source: str | None = None,
+        on_progress: ImportProgress | None = None,
+    ) -> ImportResult:
+        """Load interactions from Arrow data, column by column; idempotent on
+        ``(source, external_ref)``.
+
+        Like :meth:`import_transactions`, with the columns ``occurred_at``, ``channel``,
+        ``direction``, ``kind`` and optional ``subject``, ``notes``, ``outcome``, ``agent``,
+        ``follow_up_due``, ``source``, ``external_ref`` (``docs/importing.md``). One
+        :class:`~crmcore.events.InteractionsImported` event per batch.
+        """
+        result: ImportResult = import_history(
+            self.context,
+            "interactions",
+            data,
+            batch_size=batch_size,
+            source=source,
+            customer_source=customer_source,
+            on_progress=on_progress,
+        )
+        return result
+
+    def import_customers(
+        self,
+        data: object,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        source: str | None = None,
+        on_progress: ImportProgress | None = None,
+    ) -> ImportResult:
+        """Register customers from Arrow data; idempotent on ``(source, external_id)``.
+
+        Columns (``docs/importing.md``): ``given_name``/``family_name``/``display_name`` (at
+        least one), optional ``source``, ``external_id``, ``emails``, ``phones`` (lists, or
+        text separated by ``;``), ``phone_region``, ``birth_date``, ``gender``, ``title``,
+        ``job_title``, ``organisation``, ``preferred_channel``, ``tags``, ``owner``,
+        ``stage``, ``registered_at``. Each row is checked exactly as
+        :meth:`~crmcore.Crm.new_customer` checks its arguments; a batch is one unit of work
+        with one :class:`~crmcore.events.CustomersImported` event (no per-customer events).
+        """
+        result: ImportResult = import_customers(
+            self.context,
+            self.new_customer,
+            data,
+            batch_size=batch_size,
+            source=source,
+            on_progress=on_progress,
+        )
+        return result

@@ -1,14 +1,16 @@
-"""What the use cases return."""
+"""What the use cases return, and the registration step the bulk use cases share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 import attrs
 
 from crmcore.domain import Customer, CustomerAggregate, Interaction, Transaction
+from crmcore.ports import Store, UnitOfWork
 
-__all__ = ["BulkResult", "Customer360", "RecordResult", "Registration"]
+__all__ = ["BulkResult", "Customer360", "RecordResult", "Registration", "register_drafts"]
 
 _R = TypeVar("_R", Interaction, Transaction)
 
@@ -63,3 +65,38 @@ class Customer360:
     recent_interactions: tuple[Interaction, ...]
     recent_transactions: tuple[Transaction, ...]
     open_follow_ups: tuple[Interaction, ...]
+
+
+def register_drafts(store: Store, uow: UnitOfWork, drafts: Sequence[Customer]) -> Registration:
+    """Number and store the drafts whose import key is new (the first of a repeat wins).
+
+    The core of :meth:`~crmcore.Crm.register_many` and the customer import, inside the
+    caller's unit of work; the caller adds the events.
+    """
+    wanted: dict[str, set[str]] = {}
+    for draft in drafts:
+        if draft.source is not None and draft.external_id is not None:
+            wanted.setdefault(draft.source, set()).add(draft.external_id)
+    known = {
+        (source, external_id)
+        for source, ids in wanted.items()
+        for external_id in uow.customers.numbers_by_external_id(source, ids)
+    }
+    fresh: list[Customer] = []
+    for draft in drafts:
+        if draft.source is not None and draft.external_id is not None:
+            key = (draft.source, draft.external_id)
+            if key in known:
+                continue
+            known.add(key)  # a repeat within the batch: the first wins
+        fresh.append(draft)
+    registered: tuple[Customer, ...] = ()
+    if fresh:
+        scheme = store.scheme
+        sequences = store.allocator.allocate_many(len(fresh))
+        registered = tuple(
+            attrs.evolve(draft, number=scheme.format(sequence))
+            for draft, sequence in zip(fresh, sequences, strict=True)
+        )
+        uow.customers.add_many(registered)
+    return Registration(registered, len(drafts) - len(registered))
