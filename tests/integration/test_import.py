@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import backend_url, sql_store, unique_prefix
 
 from crmcore import Crm, FixedClock, InMemoryStore, Interaction, Money, Transaction
 from crmcore.domain.aggregates import CustomerAggregate
 from crmcore.errors import CrmError, ValidationError
 from crmcore.events import DomainEvent, TransactionsImported
 from crmcore.ports import Store
-from tests.helpers import backend_url, sql_store, unique_prefix
 
 pa = pytest.importorskip("pyarrow")
 pytest.importorskip("sqlalchemy")
@@ -70,8 +70,16 @@ def _pair(stores: tuple[Store, Store], people: int) -> tuple[Crm, Crm, list[str]
 
 
 AMOUNTS = st.sampled_from(
-    [Decimal("12.50"), Decimal("0.01"), Decimal("3"), Decimal("0"), Decimal("-4.00")]
-    + [Decimal("1.005"), Decimal("99999999.99"), Decimal("250")]
+    [
+        Decimal("12.50"),
+        Decimal("0.01"),
+        Decimal("3"),
+        Decimal("0"),
+        Decimal("-4.00"),
+        Decimal("1.005"),
+        Decimal("99999999.99"),
+        Decimal("250"),
+    ]
 )
 KINDS = st.sampled_from(["purchase", "refund", "gift"])
 CURRENCIES = st.sampled_from(["EUR", "eur", " EUR ", "JPY", "ZZZ"])
@@ -300,7 +308,7 @@ def test_foreign_currencies_go_through_the_converter() -> None:
         }
     )
     refused = crm.import_transactions(table)
-    assert [r.reason for r in refused.rejected][0].startswith("differs from the reporting")
+    assert next(r.reason for r in refused.rejected).startswith("differs from the reporting")
     crm.converter = Halve()
     result = crm.import_transactions(table.slice(0, 2))
     assert result.created == 1
@@ -445,7 +453,7 @@ def test_a_killed_import_leaves_consistent_aggregates_and_a_rerun_completes_it(
     )
     script = tmp_path / "killed.py"
     script.write_text(_KILLED_IMPORT)
-    done = subprocess.run([sys.executable, str(script), url], check=False, timeout=300)
+    done = subprocess.run([sys.executable, str(script), url], check=False, timeout=300)  # noqa: S603
     assert done.returncode == 9
     totals = _aggregates_and_folds(crm)
     assert all(agg == fold for agg, fold in totals.values())
