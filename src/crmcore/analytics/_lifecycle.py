@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from crmcore._epoch import MICROS_PER_DAY
 from crmcore.analytics._metrics import BoolArray, CustomerMetrics, Int64Array
+from crmcore.analytics.columns import STAGE_CODES
 from crmcore.domain import TRANSITIONS, LifecycleStage
 from crmcore.errors import InvalidTransition, ValidationError
 
@@ -159,7 +160,7 @@ class LifecyclePolicy:
         frequency = metrics.column("frequency")
 
         def at(s: LifecycleStage) -> BoolArray:
-            return stage == s.code  # type: ignore[no-any-return]
+            return stage == STAGE_CODES[s]  # type: ignore[no-any-return]
 
         bad = health >= 2
         good = health == 1

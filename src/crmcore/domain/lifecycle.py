@@ -31,13 +31,6 @@ class LifecycleStage(enum.Enum):
     CHURNED = "churned"
     REACTIVATED = "reactivated"
 
-    @property
-    def code(self) -> int:
-        """A small stable integer for columnar storage (the declaration order)."""
-        return _CODES[self]
-
-
-_CODES: Final = {stage: i for i, stage in enumerate(LifecycleStage)}
 
 _S = LifecycleStage
 TRANSITIONS: Final[Mapping[LifecycleStage, frozenset[LifecycleStage]]] = MappingProxyType(

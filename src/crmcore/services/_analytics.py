@@ -17,8 +17,10 @@ import numpy as np
 
 from crmcore._epoch import to_us
 from crmcore.analytics import (
+    LIFECYCLE_FIELDS,
     RFM_FIELDS,
     CustomerMetrics,
+    LifecyclePolicy,
     RfmPolicy,
     RfmResult,
     RfmScore,
@@ -28,7 +30,6 @@ from crmcore.analytics import (
     parse_rule,
     score_rfm,
 )
-from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
 from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
 from crmcore.domain import (
     CrmNumber,
