@@ -137,8 +137,8 @@ def db_upgrade(db: str | None, currency: str | None) -> None:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=1000,
+    type=click.IntRange(1, 1_000_000),
+    default=50_000,
     show_default=True,
     help="Rows written per unit of work.",
 )
@@ -171,8 +171,8 @@ def import_(
     with open_store(db) as store:
         crm = Crm(store, converter=current_config().converter)
         total = max(file.stat().st_size, 1)
-        with progress(console, counts=False) as bar:
-            task = bar.add_task(f"importing {kind}", total=total)
+        with progress(console, counts=False, rows=True) as bar:
+            task = bar.add_task(f"importing {kind}", total=total, rows=0)
             try:
                 result = import_csv(
                     crm,
@@ -183,7 +183,7 @@ def import_(
                     customer_source=customer_source,
                     phone_region=phone_region,
                     batch_size=batch_size,
-                    on_progress=lambda done: bar.update(task, completed=done),
+                    on_progress=lambda done, rows: bar.update(task, completed=done, rows=rows),
                 )
             finally:
                 report.close()

@@ -16,10 +16,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from crmcore.errors import (
     ConfigurationError,
@@ -287,14 +291,31 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def progress(console: Console, *, counts: bool = True) -> Progress:
+class _RowRate(ProgressColumn):
+    """Rows handled and rows per second (a task's ``rows`` field)."""
+
+    def render(self, task: Task) -> Text:
+        rows = int(task.fields.get("rows", 0))
+        elapsed = task.elapsed or 0.0
+        rate = f"{rows / elapsed:,.0f} rows/s" if elapsed > 0 else "- rows/s"
+        return Text(f"{rows:,} rows, {rate}")
+
+
+def progress(console: Console, *, counts: bool = True, rows: bool = False) -> Progress:
     """A progress display on ``console``; silent when it is not a terminal.
 
-    ``counts`` shows "done/total" beside the bar (off for byte-based progress).
+    ``counts`` shows "done/total" beside the bar (off for byte-based progress); ``rows``
+    shows a task's ``rows`` field with the rate, and the time remaining.
     """
-    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+    ]
     if counts:
         columns.append(MofNCompleteColumn())
+    if rows:
+        columns += [_RowRate(), TimeRemainingColumn()]
     return Progress(
         *columns,
         TimeElapsedColumn(),

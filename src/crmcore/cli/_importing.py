@@ -1,10 +1,13 @@
 """CSV import of customers, transactions and interactions: streamed, batched, idempotent.
 
-A file is read row by row; each row is validated into a domain object or rejected with a
-:class:`RowError` (line, field, value, reason). Valid rows are written in batches through the
-bulk repository methods, one unit of work per batch. If a batch fails as a whole (another
-writer got there first, a customer vanished meanwhile) its rows are retried one by one, so one
-bad row never costs the good ones.
+A file is read row by row (strict CSV, UTF-8, the header checked against :data:`COLUMNS`) and
+handed to the import use cases a batch at a time. Transactions and interactions go through
+the columnar path (:meth:`crmcore.Crm.import_transactions`, ``import_interactions``): the
+batch becomes text columns, validated column by column, and each rejected row comes back as
+a :class:`RowError` (line, field, value, reason). Customers are built with
+:meth:`crmcore.Crm.new_customer` and registered with ``register_many``; if a batch fails as a
+whole (another writer registered the same keys meanwhile) its rows are retried one by one,
+so one bad row never costs the good ones.
 
 Re-running the same file adds nothing twice: customers are recognised by
 ``(source, external_id)``, transactions and interactions by ``(source, external_ref)``. Rows
@@ -16,8 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
@@ -25,17 +27,10 @@ import attrs
 
 from crmcore.cli._common import EXIT_USAGE, CliError
 from crmcore.domain import (
-    CrmNumber,
     Customer,
-    Interaction,
     LifecycleStage,
-    Money,
     PersonName,
-    SalesChannel,
-    Transaction,
-    TransactionKind,
 )
-from crmcore.domain._checks import member
 from crmcore.errors import CrmError, DuplicateError, ValidationError
 from crmcore.services import Crm
 
@@ -235,7 +230,7 @@ class _Counting:
 
 
 def _rows(
-    path: Path, kind: str, on_progress: Callable[[int], None]
+    path: Path, kind: str, on_progress: Callable[[int, int], None]
 ) -> Iterator[tuple[int, dict[str, str | None]] | RowError]:
     """Yield ``(line, row)`` for each data row, or a :class:`RowError` for a malformed one."""
     allowed = COLUMNS[kind]
@@ -271,7 +266,7 @@ def _rows(
             start = source.line + 1
             for cells in reader:
                 line, start = start, source.line + 1
-                on_progress(source.read)
+                on_progress(source.read, line - 1)
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue
                 if len(cells) != len(names):
@@ -304,58 +299,6 @@ class _Importer(Protocol):
     def write(self, items: Sequence[tuple[int, Any]], report: _Sink) -> tuple[int, int]:
         """Store a batch; return ``(created, already_present)``; report rows that fail."""
         ...
-
-
-@attrs.define
-class _Resolver:
-    """Finds customers by CRM number or by ``(source, external_id)``, with a bounded cache."""
-
-    crm: Crm
-    customer_source: str
-    cache: dict[tuple[str, str], CrmNumber | None] = attrs.Factory(dict)
-
-    LIMIT: Final = 200_000
-
-    def parse(self, row: dict[str, str | None]) -> tuple[str, str]:
-        number = _cell(row, "crm_number")
-        external = _cell(row, "customer_external_id")
-        if number is not None and external is not None:
-            raise _Rejected(
-                "crm_number", number, "give crm_number or customer_external_id, not both"
-            )
-        if number is not None:
-            try:
-                return "number", self.crm.store.scheme.parse(number).value
-            except ValidationError as exc:
-                raise _Rejected("crm_number", number, exc.reason) from None
-        if external is not None:
-            return "external", external
-        raise _Rejected(
-            "customer_external_id", None, "crm_number or customer_external_id is required"
-        )
-
-    def resolve(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CrmNumber | None]:
-        missing = {k for k in keys if k not in self.cache}
-        if missing:
-            if len(self.cache) + len(missing) > self.LIMIT:
-                self.cache.clear()
-            numbers = {CrmNumber(text) for how, text in missing if how == "number"}
-            external = {text for how, text in missing if how == "external"}
-            found = self.crm.existing_numbers(numbers)
-            ids = self.crm.numbers_by_external_id(self.customer_source, external)
-            for how, text in missing:
-                if how == "number":
-                    number = CrmNumber(text)
-                    self.cache[(how, text)] = number if number in found else None
-                else:
-                    self.cache[(how, text)] = ids.get(text)
-        return self.cache
-
-
-def _unknown_customer(key: tuple[str, str]) -> RowError:
-    how, text = key
-    field = "crm_number" if how == "number" else "customer_external_id"
-    return RowError(0, field, text, "no such customer")
 
 
 _CUSTOMER_ALIASES: Final = {
@@ -428,158 +371,46 @@ class _Customers:
         return done.created, done.already_registered
 
 
-@attrs.frozen
-class _Pending:
-    """A history row waiting for its customer to be resolved (built, and validated, then)."""
-
-    key: tuple[str, str]
-    build: Callable[[CrmNumber], Any]
-    row: dict[str, str | None]
-
-
-def _rejection_error(
-    line: int, exc: ValidationError, row: dict[str, str | None], aliases: dict[str, str]
-) -> RowError:
-    rejected = _rejection(exc, row, aliases)
-    return RowError(line, rejected.field, rejected.value, rejected.reason)
-
-
-def _history_write(
-    resolver: _Resolver,
-    items: Sequence[tuple[int, _Pending]],
-    report: _Sink,
-    convert: Callable[[Any], Any],
-    bulk: Callable[[list[Any]], int],
-    single: Callable[[Any], bool],
-    aliases: dict[str, str],
-) -> tuple[int, int]:
-    known = resolver.resolve(p.key for _, p in items)
-    ready: list[tuple[int, Any]] = []
-    for line, pending in items:
-        number = known.get(pending.key)
-        if number is None:
-            report.append(attrs.evolve(_unknown_customer(pending.key), line=line))
-            continue
-        try:
-            ready.append((line, convert(pending.build(number))))
-        except _Rejected as exc:
-            report.append(RowError(line, exc.field, exc.value, exc.reason))
-        except ValidationError as exc:
-            report.append(_rejection_error(line, exc, pending.row, aliases))
-    if not ready:
-        return 0, 0
-    try:
-        created = bulk([r for _, r in ready])
-        return created, len(ready) - created
-    except CrmError:
-        pass  # e.g. a customer erased meanwhile: retry row by row to keep the good ones
-    created = present = 0
-    for line, record in ready:
-        try:
-            if single(record):
-                created += 1
-            else:
-                present += 1
-        except CrmError as exc:
-            report.append(RowError(line, _ROW, "", str(exc)))
-    return created, present
-
-
-_TX_ALIASES: Final = {"total": "amount", "reporting_total": "currency", "customer": "crm_number"}
-
-
 @attrs.define
-class _Transactions:
+class _History:
+    """Transactions or interactions: rows go to the columnar import use case as text
+    columns, a batch at a time, and its rejected rows come back as row errors."""
+
     crm: Crm
-    resolver: _Resolver
+    kind: str
     source: str
+    customer_source: str
 
-    def prepare(self, row: dict[str, str | None]) -> _Pending:
-        key = self.resolver.parse(row)
-        occurred = _instant(row, "occurred_at")
-        kind_text = _need(row, "kind")
-        amount_text = _need(row, "amount")
-        try:
-            amount = Decimal(amount_text)
-        except InvalidOperation:
-            raise _Rejected("amount", amount_text, "is not a decimal number") from None
-        if not amount.is_finite() or amount <= 0:
-            raise _Rejected("amount", amount_text, "must be a positive decimal number")
-        currency = _need(row, "currency")
-        channel_text = _cell(row, "channel") or "other"
-        external_ref = _cell(row, "external_ref")
-        source = _cell(row, "source") or self.source
-        try:
-            kind = member("kind", TransactionKind, kind_text)
-            channel = member("channel", SalesChannel, channel_text)
-            total = Money(amount, currency)
-        except ValidationError as exc:
-            raise _rejection(exc, row, _TX_ALIASES) from None
-        # Same currency: the reporting total is the total, and recording need not convert.
-        reporting = total if total.currency == self.crm.store.reporting_currency else None
+    def prepare(self, row: dict[str, str | None]) -> dict[str, str | None]:
+        return row
 
-        def build(number: CrmNumber) -> Transaction:
-            return Transaction(
-                number,
-                occurred,
-                kind,
-                total,
-                channel=channel,
-                source=source,
-                external_ref=external_ref,
-                reporting_total=reporting,
-            )
+    def write(
+        self, items: Sequence[tuple[int, dict[str, str | None]]], report: _Sink
+    ) -> tuple[int, int]:
+        import pyarrow as pa
 
-        return _Pending(key, build, row)
-
-    def _convert(self, tx: Transaction) -> Transaction:
-        try:
-            return self.crm.with_reporting_total(tx)
-        except ValidationError as exc:  # CurrencyConversionError is one
-            raise _Rejected("currency", tx.total.currency, exc.reason) from None
-
-    def write(self, items: Sequence[tuple[int, _Pending]], report: _Sink) -> tuple[int, int]:
-        return _history_write(
-            self.resolver,
-            items,
-            report,
-            self._convert,
-            lambda txs: self.crm.record_transactions(txs).created,
-            lambda tx: self.crm.record_transaction(tx).created,
-            _TX_ALIASES,
+        names = [n for n in COLUMNS[self.kind] if any(n in row for _, row in items)]
+        table = pa.table(
+            {
+                name: pa.array([row.get(name) or None for _, row in items], pa.string())
+                for name in names
+            }
         )
-
-
-@attrs.define
-class _Interactions:
-    crm: Crm
-    resolver: _Resolver
-    source: str
-
-    def prepare(self, row: dict[str, str | None]) -> _Pending:
-        key = self.resolver.parse(row)
-        values: dict[str, Any] = {
-            "occurred_at": _instant(row, "occurred_at"),
-            "channel": _need(row, "channel"),
-            "direction": _need(row, "direction"),
-            "kind": _need(row, "kind"),
-            "subject": _cell(row, "subject"),
-            "notes": _cell(row, "notes"),
-            "source": _cell(row, "source") or self.source,
-            "external_ref": _cell(row, "external_ref"),
-        }
-        return _Pending(key, lambda number: Interaction(number, **values), row)
-
-    def write(self, items: Sequence[tuple[int, _Pending]], report: _Sink) -> tuple[int, int]:
-        return _history_write(
-            self.resolver,
-            items,
-            report,
-            lambda i: i,
-            lambda ixs: self.crm.record_interactions(ixs).created,
-            lambda i: self.crm.record_interaction(i).created,
-            {"customer": "crm_number"},
+        use_case = (
+            self.crm.import_transactions
+            if self.kind == "transactions"
+            else self.crm.import_interactions
         )
+        result = use_case(
+            table,
+            batch_size=max(len(items), 1),
+            source=self.source,
+            customer_source=self.customer_source,
+        )
+        for rejected in result.rejected:
+            line = items[rejected.row][0]
+            report.append(RowError(line, rejected.field, rejected.value or "", rejected.reason))
+        return result.created, result.duplicates
 
 
 def import_csv(
@@ -592,7 +423,7 @@ def import_csv(
     customer_source: str,
     phone_region: str | None = None,
     batch_size: int = 1000,
-    on_progress: Callable[[int], None] = lambda _: None,
+    on_progress: Callable[[int, int], None] = lambda _bytes, _rows: None,
 ) -> ImportResult:
     """Import one CSV file of ``kind`` (customers, transactions, interactions) into ``crm``.
 
@@ -602,10 +433,8 @@ def import_csv(
     importer: _Importer
     if kind == "customers":
         importer = _Customers(crm, source, phone_region)
-    elif kind == "transactions":
-        importer = _Transactions(crm, _Resolver(crm, customer_source), source)
     else:
-        importer = _Interactions(crm, _Resolver(crm, customer_source), source)
+        importer = _History(crm, kind, source, customer_source)
     created = present = 0
     batch: list[tuple[int, Any]] = []
     # Errors of the current batch, reported in line order when the batch is written.
