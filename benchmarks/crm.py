@@ -86,7 +86,8 @@ class _Crm(Implementation):
                 "phase_s": {
                     phase: round(marks[phase][0] - marks[before][0], 3)
                     for before, phase in (
-                        ("start", "customers"),
+                        ("start", "arrow"),
+                        ("arrow", "customers"),
                         ("customers", "interactions"),
                         ("interactions", "transactions"),
                     )
