@@ -271,6 +271,33 @@ def test_recording_one_new_transaction_checks_for_duplicates_once(
         assert uow.aggregates.get(ann.number).purchase_count == 2
 
 
+def test_bulk_customer_lookups_answer_a_batch_in_a_few_queries(crm: Crm, store: SqlStore) -> None:
+    people = crm.register_many(
+        [crm.new_customer(f"P{i}", source="erp", external_id=f"K{i}") for i in range(40)]
+    ).registered
+    wanted = [f"K{i}" for i in range(1200)]  # more keys than one IN list holds (500)
+    sent: list[str] = []
+    assert store.engine is not None
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        found = crm.numbers_by_external_id("erp", wanted)
+        by_key = list(sent)
+        sent.clear()
+        alive = crm.existing_numbers([p.number for p in people])
+        by_number = list(sent)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert found == {p.external_id: p.number for p in people}
+    assert alive == {p.number for p in people}
+    # One query per chunk of keys (plus SQLite's BEGIN), never one per key.
+    assert len(by_key) <= 4, by_key
+    assert len(by_number) <= 2, by_number
+
+
 def test_add_many_folds_aggregates_set_wise(crm: Crm, store: SqlStore) -> None:
     people = [crm.register(f"Customer {i}") for i in range(3)]
     base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
