@@ -9,6 +9,7 @@ from crmcore.analytics._evaluate import Predicate, compile_predicate, evaluate
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
 from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
+from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
 from crmcore.analytics._rules import (
     Ago,
@@ -27,7 +28,6 @@ from crmcore.analytics._rules import (
     Rule,
     ago,
     field,
-    parse_rule,
     tag,
 )
 from crmcore.analytics._scores import ThresholdScale, Ties

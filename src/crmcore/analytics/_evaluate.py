@@ -17,6 +17,7 @@ import numpy as np
 from crmcore._epoch import to_us
 from crmcore.analytics._fields import FIELDS, FieldKind
 from crmcore.analytics._metrics import BoolArray, CustomerMetrics, Int64Array
+from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rules import (
     Ago,
     And,
@@ -31,7 +32,6 @@ from crmcore.analytics._rules import (
     Or,
     Rule,
     Value,
-    parse_rule,
 )
 from crmcore.domain._checks import aware_utc
 

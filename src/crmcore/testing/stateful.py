@@ -34,11 +34,9 @@ a :class:`~crmcore.errors.CrmError` (a leaked driver exception) fails the run.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import sys
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
@@ -47,198 +45,37 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from crmcore.adapters.memory import InMemoryStore
 from crmcore.domain import (
-    Consent,
-    ConsentPurpose,
     CrmNumber,
     Customer,
-    Direction,
-    EmailAddress,
-    Gender,
     Interaction,
-    InteractionChannel,
-    InteractionKind,
     LifecycleStage,
     Money,
     PersonName,
-    PhoneNumber,
-    SalesChannel,
     Segment,
     SegmentMembership,
     Transaction,
-    TransactionKind,
-    TransactionLine,
-)
-from crmcore.errors import (
-    ConcurrencyError,
-    ConfigurationError,
-    CrmError,
-    DuplicateError,
-    ErasedError,
-    InvalidTransition,
-    NotFound,
-    ValidationError,
 )
 from crmcore.ports import Store, UnitOfWork
 from crmcore.testing import strategies as cst
+from crmcore.testing._stateful_draws import (
+    _CUSTOMERS,
+    _INTERACTIONS,
+    _SEGMENTS,
+    _START,
+    _TRANSACTIONS,
+    _email_lists,
+    _external_ids,
+    _phone_lists,
+)
+from crmcore.testing._stateful_ops import _attempt, _in_unit, _read_ports
 
 __all__ = ["DifferentialStoreMachine", "make_differential_machine"]
-
-T = TypeVar("T")
-
-_ERROR_KINDS: tuple[type[CrmError], ...] = (
-    NotFound,
-    DuplicateError,
-    ConcurrencyError,
-    InvalidTransition,
-    ValidationError,
-    ConfigurationError,
-    CrmError,
-)
-
-# Small pools make collisions (shared e-mails, duplicate references, ...) frequent.
-_EMAILS = ("ann@example.com", "Ann@Example.com", "bob@example.org", "cy@beispiel.de")
-_PHONES = ("+12025550100", "+12025550101", "+4930123456")
-_EXTERNAL_IDS = ("A1", "A2", "B7")
-_REFS = ("R1", "R2", "R3", "R4")
-_SEGMENTS = ("vip", "lapsed", "b2b")
-_EXTERNAL_KEYS = tuple((s, e) for s in ("erp", "shop") for e in _EXTERNAL_IDS)
-_START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-
 
 _Item = TypeVar("_Item", Interaction, Transaction)
 
 
 class _Boom(Exception):
     """Raised inside a unit of work to make it fail."""
-
-
-def _kind(error: CrmError) -> str:
-    for kind in _ERROR_KINDS:
-        if isinstance(error, kind):
-            return kind.__name__
-    return "CrmError"  # pragma: no cover - every CrmError is caught by the last entry
-
-
-@attrs.frozen
-class _Outcome:
-    """What an operation did: a value, or the kind of crmcore error it raised."""
-
-    value: Any = None
-    error: str | None = None
-
-
-def _attempt(action: Callable[[], Any]) -> _Outcome:
-    try:
-        return _Outcome(value=action())
-    except CrmError as exc:
-        return _Outcome(error=_kind(exc))
-
-
-def _in_unit(store: Store, action: Callable[[UnitOfWork], T], *, commit: bool = True) -> T:
-    with store.unit_of_work() as uow:
-        result = action(uow)
-        if commit:
-            uow.commit()
-    return result
-
-
-def _rotate(pool: tuple[T, ...], turn: int | None) -> tuple[T, ...]:
-    """All of ``pool`` (``turn`` is None), or the one item whose turn it is."""
-    return pool if turn is None else (pool[turn % len(pool)],)
-
-
-def _email_lists() -> st.SearchStrategy[tuple[EmailAddress, ...]]:
-    return st.lists(st.sampled_from(_EMAILS).map(EmailAddress), max_size=2, unique=True).map(tuple)
-
-
-def _phone_lists() -> st.SearchStrategy[tuple[PhoneNumber, ...]]:
-    return st.lists(st.sampled_from(_PHONES).map(PhoneNumber), max_size=2, unique=True).map(tuple)
-
-
-def _external_ids() -> st.SearchStrategy[tuple[str, str] | None]:
-    return st.none() | st.tuples(st.sampled_from(("erp", "shop")), st.sampled_from(_EXTERNAL_IDS))
-
-
-# The machine's own strategies are built once, at import, and draw a little less variety
-# than :mod:`crmcore.testing.strategies` (whose full variety the contract's round-trip cases
-# cover): drawing thousands of steps must be cheap, so that 200 x 30 stays fast.
-_TIMES = cst.aware_datetimes(min_value=_START - dt.timedelta(days=400), max_value=_START)
-_TEXT = st.none() | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
-_PLACEHOLDER = CrmNumber("C00")
-
-_CUSTOMERS = st.builds(
-    lambda name, created, seconds, **fields: Customer(
-        number=_PLACEHOLDER,
-        name=name,
-        created_at=created,
-        updated_at=created + dt.timedelta(seconds=seconds),
-        **fields,
-    ),
-    name=st.builds(PersonName, given=st.sampled_from(("Ann", "Łukasz", "美咲")), family=_TEXT),
-    created=_TIMES,
-    seconds=st.integers(0, 10**6),
-    gender=st.none() | st.sampled_from(Gender),
-    birth_date=st.none() | st.dates(dt.date(1930, 1, 1), dt.date(2010, 1, 1)),
-    organisation=_TEXT,
-    tags=st.frozensets(st.sampled_from(("vip", "b2b", "früh")), max_size=2),
-    attributes=st.dictionaries(
-        st.sampled_from(("tier", "since", "score")),
-        st.integers(-5, 10**12)
-        | st.booleans()
-        | st.decimals(places=2, allow_nan=False, allow_infinity=False)
-        | st.dates()
-        | _TIMES
-        | _TEXT.filter(lambda t: t is not None),
-        max_size=2,
-    ),
-    consents=st.lists(
-        st.builds(
-            Consent,
-            purpose=st.sampled_from(ConsentPurpose),
-            channel=st.none() | st.sampled_from(InteractionChannel),
-            granted=st.booleans(),
-            at=_TIMES,
-        ),
-        max_size=2,
-    ).map(tuple),
-    stage=st.sampled_from(LifecycleStage),
-    owner=st.none() | st.sampled_from(("agent-1", "agent-2")),
-)
-
-_INTERACTIONS = st.builds(
-    Interaction,
-    customer=st.just(_PLACEHOLDER),
-    occurred_at=_TIMES,
-    channel=st.sampled_from(InteractionChannel),
-    direction=st.sampled_from(Direction),
-    kind=st.sampled_from(InteractionKind),
-    subject=_TEXT,
-    follow_up_due=st.none() | _TIMES,
-    source=st.just("helpdesk"),
-    external_ref=st.none() | st.sampled_from(_REFS),
-    id=st.uuids(),
-)
-
-_TRANSACTIONS = st.builds(
-    lambda total, lines, **fields: Transaction(
-        total=total,
-        lines=tuple(TransactionLine("SKU-1", quantity, total) for quantity in lines),
-        **fields,
-    ),
-    customer=st.just(_PLACEHOLDER),
-    occurred_at=_TIMES,
-    kind=st.sampled_from(TransactionKind),
-    total=st.sampled_from(("USD", "JPY", "KWD", "EUR")).flatmap(
-        lambda code: st.integers(1, 10**7).map(
-            functools.partial(Money.from_minor_units, currency=code)
-        )
-    ),
-    lines=st.lists(st.sampled_from((Decimal(1), Decimal("2.5"))), max_size=1),
-    channel=st.sampled_from(SalesChannel),
-    source=st.just("erp"),
-    external_ref=st.none() | st.sampled_from(_REFS),
-    id=st.uuids(),
-)
 
 
 class DifferentialStoreMachine(RuleBasedStateMachine):
@@ -660,64 +497,18 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
         parts: set[str],
         full: bool,
     ) -> dict[str, Any]:
-        """What the ports read: the details of ``probe``, and the listings and lookups of
-        the ``parts`` of the store (``"profiles"``, ``"history"``, ``"segments"``)."""
-        out: dict[str, Any] = {}
-        mid = self.now - dt.timedelta(minutes=20)
-        with store.unit_of_work() as uow:
-            c = uow.customers
-            if "profiles" in parts:
-                out["count"] = c.count()
-                out["numbers"] = list(c.numbers())
-                if full:
-                    out["iter_all"] = list(c.iter_all(batch_size=3))
-                # Every lookup on a full check; one of each kind, in turn, otherwise.
-                turn = None if full else self.steps
-                for email in _rotate(_EMAILS, turn):
-                    out[f"email {email}"] = list(c.find_by_email(email))
-                for phone in _rotate(_PHONES, turn):
-                    out[f"phone {phone}"] = list(c.find_by_phone(phone))
-                for source, external_id in _rotate(_EXTERNAL_KEYS, turn):
-                    out[f"external {source}/{external_id}"] = c.find_by_external_id(
-                        source, external_id
-                    )
-            for n in probe:
-                try:
-                    out[f"get {n}"] = c.get(n)
-                except ErasedError:
-                    out[f"get {n}"] = "ErasedError"
-                except NotFound:
-                    out[f"get {n}"] = "NotFound"
-                out[f"aggregate {n}"] = _attempt(functools.partial(uow.aggregates.get, n))
-                out[f"interactions {n}"] = list(uow.interactions.for_customer(n))
-                out[f"transactions {n}"] = list(uow.transactions.for_customer(n))
-                out[f"interactions {n} limit"] = list(
-                    uow.interactions.for_customer(n, limit=1, before=mid)
-                )
-                out[f"transactions {n} limit"] = list(
-                    uow.transactions.for_customer(n, limit=2, before=_START)
-                )
-            for item_id in interaction_ids:
-                out[f"interaction {item_id}"] = _attempt(
-                    functools.partial(uow.interactions.get, item_id)
-                )
-            for item_id in transaction_ids:
-                out[f"transaction {item_id}"] = _attempt(
-                    functools.partial(uow.transactions.get, item_id)
-                )
-            for ref in _rotate(_REFS, None if full else self.steps) if "history" in parts else ():
-                out[f"interaction ref {ref}"] = uow.interactions.find_by_external_ref(
-                    "helpdesk", ref
-                )
-                out[f"transaction ref {ref}"] = uow.transactions.find_by_external_ref("erp", ref)
-            if "segments" in parts:
-                out["segments"] = list(uow.segments.list())
-                for name in _SEGMENTS if full else sorted(self.touched_segments):
-                    out[f"latest {name}"] = uow.segments.latest_membership(name)
-                    out[f"latest {name} before"] = uow.segments.latest_membership(
-                        name, before=_START + dt.timedelta(days=2)
-                    )
-        return out
+        """What the ports of ``store`` read (see ``_stateful_ops._read_ports``)."""
+        return _read_ports(
+            store,
+            probe,
+            interaction_ids,
+            transaction_ids,
+            parts,
+            full,
+            now=self.now,
+            steps=self.steps,
+            touched_segments=self.touched_segments,
+        )
 
     @invariant()
     def every_read_agrees(self) -> None:

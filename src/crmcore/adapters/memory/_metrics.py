@@ -19,20 +19,22 @@ from crmcore._epoch import NONE_MAX, NONE_MIN, to_us
 from crmcore.adapters.memory._columns import ALIVE
 from crmcore.adapters.memory._encoders import PURCHASE_CODE
 from crmcore.adapters.memory._state import MemoryState, StateGuard
+from crmcore.analytics._derive import (
+    AggregateColumns,
+    ProfileColumns,
+    build_metrics,
+    raw_columns_needed,
+    resolve_fields,
+    row_from_aggregate,
+)
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
-    AggregateColumns,
     BoolArray,
     Categorical,
     CustomerMetrics,
     Int64Array,
     ObjectArray,
-    ProfileColumns,
     TagIndex,
-    build_metrics,
-    raw_columns_needed,
-    resolve_fields,
-    row_from_aggregate,
 )
 from crmcore.analytics.columns import (
     CHANNELS,

@@ -33,21 +33,24 @@ from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.adapters.sqlalchemy._scoring import score_in_database
 from crmcore.adapters.sqlalchemy._tables import CrmTables
+from crmcore.analytics._derive import (
+    AggregateColumns,
+    ProfileColumns,
+    build_metrics,
+    resolve_fields,
+)
 from crmcore.analytics._fields import CHANNEL_FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
-    AggregateColumns,
     BoolArray,
     Categorical,
     CustomerMetrics,
     Int64Array,
     ObjectArray,
-    ProfileColumns,
     TagIndex,
-    build_metrics,
-    resolve_fields,
 )
+from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rfm import RfmPolicy, RfmResult
-from crmcore.analytics._rules import Rule, parse_rule
+from crmcore.analytics._rules import Rule
 from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS, STAGE_CODES, columns_for_fields
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from crmcore._epoch import MICROS_PER_DAY
 from crmcore.adapters.sqlalchemy._frame import Frame, exact_text
 from crmcore.analytics._fields import FIELDS, FieldKind
+from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rules import (
     Ago,
     And,
@@ -54,7 +55,6 @@ from crmcore.analytics._rules import (
     Or,
     Rule,
     Value,
-    parse_rule,
 )
 from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS
 from crmcore.domain import InteractionChannel

@@ -28,7 +28,7 @@ from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._frame import number_order
 from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._tables import CrmTables
-from crmcore.analytics._metrics import AggregateColumns, build_metrics
+from crmcore.analytics._derive import AggregateColumns, build_metrics
 from crmcore.analytics._rfm import DIMENSIONS, RFM_FIELDS, CutPoints, RfmPolicy, RfmResult
 from crmcore.analytics._scores import ScoreArray, cut_ranks
 from crmcore.analytics.columns import columns_for_fields
