@@ -26,7 +26,7 @@ opt-in, because not every store offers what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
   the fold of the stored history, and database-side rule members and RFM scores (the optional
-  :class:`~crmcore.analytics._metrics.RuleSelector` / ``RfmScorer`` capabilities) equal
+  :class:`~crmcore.analytics.ports.RuleSelector` / ``RfmScorer`` capabilities) equal
   numpy's.
 * :class:`ConcurrencyContract`, for a store shared by threads: unique numbers, optimistic
   concurrency conflicts as :class:`~crmcore.errors.ConcurrencyError`, idempotent recording.

@@ -3,7 +3,7 @@
 A store's ``metrics_source()`` (a :class:`~crmcore.analytics.MetricsSource`) must give
 snapshots equal to the fold of the history it stores; when it also selects rule members or
 scores RFM itself (the optional ``RuleSelector`` and ``RfmScorer`` capabilities of
-``crmcore.analytics._metrics``, which SQL stores offer), it must agree with numpy to the last
+``crmcore.analytics.ports``, which SQL stores offer), it must agree with numpy to the last
 customer.
 """
 
