@@ -496,6 +496,7 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
         transaction_ids: list[uuid.UUID],
         parts: set[str],
         full: bool,
+        segments: set[str],
     ) -> dict[str, Any]:
         """What the ports of ``store`` read (see ``_stateful_ops._read_ports``)."""
         return _read_ports(
@@ -507,7 +508,7 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
             full,
             now=self.now,
             steps=self.steps,
-            touched_segments=self.touched_segments,
+            touched_segments=segments,
         )
 
     @invariant()
@@ -524,13 +525,15 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
             probe = sorted(self.touched)
             ix_ids = self.interaction_ids[self.checked_ids[0] :]
             tx_ids = self.transaction_ids[self.checked_ids[1] :]
+        # The segments changed since the last check are read now (taken before resetting).
+        segments = self.touched_segments
         self.touched = set()
         self.dirty = set()
         self.touched_segments = set()
         self.checked_ids = (len(self.interaction_ids), len(self.transaction_ids))
         self.full_check = False
-        expected = self._snapshot(self.reference, probe, ix_ids, tx_ids, parts, full)
-        actual = self._snapshot(self.tested, probe, ix_ids, tx_ids, parts, full)
+        expected = self._snapshot(self.reference, probe, ix_ids, tx_ids, parts, full, segments)
+        actual = self._snapshot(self.tested, probe, ix_ids, tx_ids, parts, full, segments)
         if actual != expected:
             for key in expected:
                 assert actual.get(key) == expected[key], (
