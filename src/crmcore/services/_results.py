@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from crmcore.domain import Customer, CustomerAggregate, Interaction, Transaction
+from crmcore.domain._checks import trusted
 from crmcore.ports import Store, UnitOfWork
 
 __all__ = ["BulkResult", "Customer360", "RecordResult", "Registration", "register_drafts"]
@@ -94,8 +95,16 @@ def register_drafts(store: Store, uow: UnitOfWork, drafts: Sequence[Customer]) -
     if fresh:
         scheme = store.scheme
         sequences = store.allocator.allocate_many(len(fresh))
+        # Every field of a Customer was validated when it was built (an invalid one cannot
+        # exist) and none is mutable, so the numbered copy skips evolve()'s second pass of
+        # the validators; the new number comes from the scheme itself.
+        names = [a.name for a in attrs.fields(Customer) if a.name != "number"]
         registered = tuple(
-            attrs.evolve(draft, number=scheme.format(sequence))
+            trusted(
+                Customer,
+                number=scheme.format(sequence),
+                **{name: getattr(draft, name) for name in names},
+            )
             for draft, sequence in zip(fresh, sequences, strict=True)
         )
         uow.customers.add_many(registered)
