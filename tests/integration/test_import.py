@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tests.helpers import backend_url, sql_store, unique_prefix
 
 from crmcore import Crm, FixedClock, InMemoryStore, Interaction, Money, Transaction
+from crmcore.domain import CheckAlgorithm, CrmNumberScheme
 from crmcore.domain.aggregates import CustomerAggregate
 from crmcore.errors import CrmError, ValidationError
 from crmcore.events import DomainEvent, TransactionsImported
@@ -492,3 +493,45 @@ def _aggregates_and_folds(crm: Crm) -> dict[str, tuple[CustomerAggregate, Custom
             )
         out[number.value] = (view.aggregate, folded)
     return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sequences=st.lists(st.integers(1, 10**9 - 1), min_size=1, max_size=20),
+    edits=st.lists(
+        st.tuples(st.integers(0, 19), st.sampled_from(["lower", "dash", "digit", "swap", "cut"])),
+        max_size=10,
+    ),
+    algorithm=st.sampled_from(list(CheckAlgorithm)),
+)
+def test_column_number_parsing_equals_the_scheme_one_by_one(
+    sequences: list[int], edits: list[tuple[int, str]], algorithm: CheckAlgorithm
+) -> None:
+    from crmcore.bulk._numbers import parse_numbers
+
+    scheme = CrmNumberScheme(prefix="CX", width=9, algorithm=algorithm)
+    texts = [scheme.format(s).value for s in sequences]
+    for index, edit in edits:
+        if index >= len(texts):
+            continue
+        text = texts[index]
+        if edit == "lower":
+            text = text.lower()
+        elif edit == "dash":
+            text = f"{text[:4]}-{text[4:]}"
+        elif edit == "digit":
+            text = f"{text[:5]}{(int(text[5]) + 1) % 10}{text[6:]}"
+        elif edit == "swap":
+            text = f"{text[:5]}{text[6]}{text[5]}{text[7:]}"
+        else:
+            text = text[:-1]
+        texts[index] = text
+    distinct = sorted(set(texts))
+    canonical, reasons = parse_numbers(scheme, pa.array(distinct, pa.string()))
+    for text, value, reason in zip(distinct, canonical, reasons, strict=True):
+        expected: tuple[str | None, str | None]
+        try:
+            expected = (scheme.parse(text).value, None)
+        except ValidationError as exc:
+            expected = (None, exc.reason)
+        assert (value, reason) == expected

@@ -31,15 +31,14 @@ from crmcore.bulk._columns import (
     minor_units,
     optional_text,
 )
+from crmcore.bulk._numbers import parse_numbers
 from crmcore.domain import (
     CrmNumber,
     CrmNumberScheme,
-    Direction,
-    InteractionChannel,
     Money,
     SalesChannel,
 )
-from crmcore.errors import CrmError, ValidationError
+from crmcore.errors import CrmError
 from crmcore.ports import CurrencyConverter
 from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch, new_ids
 
@@ -143,23 +142,16 @@ class CustomerLookup:
     ) -> None:
         if not rows.any():
             return
-        texts, inverse = np.unique(numbers[rows].astype(str), return_inverse=True)
-        parsed: list[CrmNumber | None] = []
-        reasons: list[str | None] = []
-        for text in texts.tolist():
-            try:
-                parsed.append(self.scheme.parse(text))
-                reasons.append(None)
-            except ValidationError as exc:
-                parsed.append(None)
-                reasons.append(exc.reason)
-        known = self.existing([p for p in parsed if p is not None])
-        canonical = np.array(
-            [None if p is None or p not in known else p.value for p in parsed] + [None],
+        positions = np.flatnonzero(rows)
+        encoded = pc.dictionary_encode(pa.array(numbers[positions], pa.large_string()))
+        inverse = np.asarray(encoded.indices, dtype=np.int64)
+        canonical, reasons = parse_numbers(self.scheme, encoded.dictionary)
+        known = {n.value for n in self.existing([CrmNumber(c) for c in canonical if c is not None])}
+        resolved = np.array(
+            [c if c is not None and c in known else None for c in canonical] + [None],
             dtype=object,
         )[:-1]
-        positions = np.flatnonzero(rows)
-        values = canonical[inverse]
+        values = resolved[inverse]
         for reason in {r for r in reasons if r is not None}:
             bad = np.array([r == reason for r in reasons], dtype=np.bool_)[inverse]
             mask = np.zeros(len(out), dtype=np.bool_)
@@ -344,7 +336,3 @@ def interaction_batch(
         id_high=high,
         id_low=low,
     )
-
-
-# Names kept for the schema documentation's types.
-_DOCUMENTED: Final = (Direction, InteractionChannel, pc)

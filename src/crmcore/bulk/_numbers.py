@@ -1,0 +1,92 @@
+"""CRM numbers of a whole column checked at once.
+
+Numbers exported by another system are almost always canonical (``C0000012347``): those are
+recognised with one regular expression over the column and their check digits computed for
+all of them together with numpy. Anything else (lower case, separators, a typo) goes through
+:meth:`crmcore.domain.CrmNumberScheme.parse` one distinct value at a time, which accepts what
+a person may type and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmcore.domain import CheckAlgorithm, CrmNumberScheme
+from crmcore.domain.numbers import _DAMM
+from crmcore.errors import ValidationError
+
+__all__ = ["parse_numbers"]
+
+_DAMM_TABLE: Final = np.array(_DAMM, dtype=np.int8)
+
+
+def parse_numbers(
+    scheme: CrmNumberScheme, texts: pa.Array
+) -> tuple[list[str | None], list[str | None]]:
+    """Parse distinct number texts.
+
+    Args:
+        scheme: the store's scheme.
+        texts: distinct, non-null texts (an Arrow string array).
+
+    Returns:
+        ``(canonical, reasons)``: per text, its canonical number (``None`` if invalid) and
+        why it is invalid (``None`` if valid).
+    """
+    size = len(texts)
+    canonical: list[str | None] = [None] * size
+    reasons: list[str | None] = [None] * size
+    if size == 0:
+        return canonical, reasons
+    texts = texts.cast(pa.large_string())
+    pattern = f"^{re.escape(scheme.prefix)}[0-9]{{{scheme.width + 1}}}$"
+    shaped = np.asarray(pc.fill_null(pc.match_substring_regex(texts, pattern), False))
+    good = np.zeros(size, dtype=np.bool_)
+    if shaped.any():
+        rows = np.flatnonzero(shaped)
+        chosen = pc.take(texts, pa.array(rows))
+        digits = _digit_matrix(pc.utf8_slice_codeunits(chosen, len(scheme.prefix)), scheme)
+        good[rows] = _check_digits(digits[:, :-1], scheme.algorithm) == digits[:, -1]
+    values = texts.to_pylist()
+    for i in range(size):
+        if good[i]:
+            canonical[i] = values[i]
+            continue
+        try:
+            canonical[i] = scheme.parse(values[i]).value
+        except ValidationError as exc:
+            reasons[i] = exc.reason
+    return canonical, reasons
+
+
+def _digit_matrix(texts: pa.Array, scheme: CrmNumberScheme) -> npt.NDArray[np.int8]:
+    """The digits of fixed-width ASCII texts as an ``(n, width + 1)`` matrix."""
+    width = scheme.width + 1
+    compact = pa.concat_arrays([texts.cast(pa.large_binary())])  # offsets from 0
+    data = compact.buffers()[2]
+    start = int(np.frombuffer(compact.buffers()[1], dtype=np.int64)[0])
+    raw = np.frombuffer(data, dtype=np.uint8)[start : start + len(texts) * width]
+    return (raw.reshape(len(texts), width) - 48).astype(np.int8)
+
+
+def _check_digits(payload: npt.NDArray[np.int8], algorithm: CheckAlgorithm) -> npt.NDArray[np.int8]:
+    """The check digit of each row of payload digits (as ``CheckAlgorithm.check_digit``)."""
+    if algorithm is CheckAlgorithm.DAMM:
+        interim = np.zeros(len(payload), dtype=np.int8)
+        for column in payload.T:
+            interim = _DAMM_TABLE[interim, column]
+        return interim
+    doubled = np.zeros(len(payload), dtype=np.int64)
+    for i, column in enumerate(payload.T[::-1]):
+        d = column.astype(np.int64)
+        if i % 2 == 0:
+            d = d * 2
+            d = np.where(d > 9, d - 9, d)
+        doubled += d
+    return ((10 - doubled % 10) % 10).astype(np.int8)
