@@ -511,7 +511,7 @@ def test_column_number_parsing_equals_the_scheme_one_by_one(
 
     scheme = CrmNumberScheme(prefix="CX", width=9, algorithm=algorithm)
     texts = [scheme.format(s).value for s in sequences]
-    for index, edit in edits:
+    for index, edit in dict(edits).items():  # at most one edit per number
         if index >= len(texts):
             continue
         text = texts[index]
