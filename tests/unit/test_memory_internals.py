@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from crmcore import Crm, FixedClock, InMemoryStore, Money, Transaction, TransactionKind
+from crmcore.adapters.memory import _hashing as hashing
 from crmcore.adapters.memory._columns import STORE_COLUMNS
+from crmcore.adapters.memory._history import HistoryTable
 from crmcore.adapters.memory._state import MemoryState, StateGuard
 from crmcore.analytics.columns import AGGREGATE_COLUMNS, COLUMN_DEFAULTS
 from crmcore.errors import ConfigurationError
@@ -19,7 +21,20 @@ T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 def test_every_internal_module_imports_first_in_a_fresh_interpreter() -> None:
     # No import circle: each module can be the first one imported.
-    for module in ("_metrics", "_state", "_uow", "_records", "_customers", "_store"):
+    for module in (
+        "_metrics",
+        "_state",
+        "_uow",
+        "_records",
+        "_customers",
+        "_store",
+        "_history",
+        "_selection",
+        "_hashing",
+        "_text",
+        "_listing",
+        "_encoders",
+    ):
         code = f"import crmcore.adapters.memory.{module}"
         subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - fixed arguments
 
@@ -61,9 +76,22 @@ def test_a_rolled_back_transaction_leaves_no_history_object_or_log_row() -> None
         assert uow.transactions.get(tx.id) == tx
     with store._read_state() as state:
         history = state.transactions
-        assert (history.items, history.by_customer, history.refs) == ({}, {}, {})
+        assert (history.ids.live, history.refs.live, history.extras) == (0, 0, {})
         assert history.log.size == 0
+        assert history.text.size == 0
+        assert not history.text.data.any()
+        assert uow_free_of(history, tx)
         assert state.aggregates.row(state.row_of[number])["purchase_count"] == 0
+
+
+def uow_free_of(history: HistoryTable[Transaction], tx: Transaction) -> bool:
+    """Neither key of ``tx`` is found any more."""
+    return (
+        history.ids.find_one(
+            hashing.id_hash(tx.id.int >> 64, tx.id.int & hashing.MASK), lambda _row: True
+        )
+        < 0
+    )
 
 
 def test_the_metrics_source_repr_names_its_store() -> None:

@@ -12,7 +12,7 @@ store's own: ``alive`` (1 for a live customer, 0 once erased: rows are never reu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,11 @@ STORE_COLUMNS: Final = (*AGGREGATE_COLUMNS, ALIVE)
 
 
 class ColumnTable:
-    """Named int64 columns of equal length with amortised O(1) append.
+    """Named numeric columns of equal length with amortised O(1) append.
+
+    Columns are int64 unless ``dtypes`` says otherwise. A column whose default is 0 grows
+    with ``np.zeros`` (the operating system maps its unused tail lazily, so spare capacity
+    costs no resident memory).
 
     Attributes:
         names: the column names, in order.
@@ -45,14 +49,26 @@ class ColumnTable:
         columns: the backing arrays (longer than ``size``; see :meth:`view`).
     """
 
-    def __init__(self, names: tuple[str, ...], defaults: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        defaults: Mapping[str, int] | None = None,
+        dtypes: Mapping[str, Any] | None = None,
+    ) -> None:
         self.names = names
         self.defaults = dict.fromkeys(names, 0) | dict(defaults or {})
+        self.dtypes: dict[str, Any] = dict.fromkeys(names, np.int64) | dict(dtypes or {})
         self.size = 0
         self._capacity = 1024
         self.columns: dict[str, Int64Array] = {
-            name: np.full(self._capacity, self.defaults[name], dtype=np.int64) for name in names
+            name: self._fresh(name, self._capacity) for name in names
         }
+
+    def _fresh(self, name: str, capacity: int) -> Int64Array:
+        default = self.defaults[name]
+        if default == 0:
+            return np.zeros(capacity, dtype=self.dtypes[name])
+        return np.full(capacity, default, dtype=self.dtypes[name])
 
     def _reserve(self, extra: int) -> None:
         needed = self.size + extra
@@ -62,7 +78,7 @@ class ColumnTable:
         while capacity < needed:
             capacity *= 2
         for name in self.names:
-            grown = np.full(capacity, self.defaults[name], dtype=np.int64)
+            grown = self._fresh(name, capacity)
             grown[: self.size] = self.columns[name][: self.size]
             self.columns[name] = grown
         self._capacity = capacity

@@ -1,14 +1,16 @@
-"""One append-only history of records (transactions or interactions): objects and a log.
+"""One append-only history of records (transactions or interactions), stored column-wise.
 
-:class:`HistoryTable` is generic over the record type and holds, for one kind of record, the
-objects by id, each customer's ids in insertion order, the ``(source, external_ref)`` index
-that makes recording idempotent, and an append-only numpy log (one row per record, encoded
-by the table's :class:`ColumnEncoder`) from which analytics recompute past aggregates.
+:class:`HistoryTable` is generic over the record type. It holds no Python object per record:
+one row per record in :attr:`HistoryTable.log` (numpy columns: the customer's aggregate row,
+the instant, the encoder's codes and amounts, the id's halves, the source's dictionary code,
+and offset/length pairs into one UTF-8 :class:`~._text.ByteBuffer` for free text), two
+:class:`~._hashing.HashIndex` (id -> row, ``(source, external_ref)`` -> row) and a
+:class:`~._listing.CustomerListing` (rows by customer). Domain objects are built when read.
+The rare extras the columns do not hold (a transaction's lines) sit in a dict by row.
 
 Every write pushes its inverse on the undo log it is given (see
 :class:`~crmcore.adapters.memory._context.TransactionContext`), so a rolled-back unit of work
-leaves no trace. Folding a record into the per-customer aggregates is not this module's job:
-the repositories do that.
+leaves no trace. Folding records into the per-customer aggregates is the repositories' job.
 """
 
 from __future__ import annotations
@@ -16,125 +18,205 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
+from crmcore._epoch import to_us
 from crmcore.adapters.memory._columns import ColumnTable, Int64Array
+from crmcore.adapters.memory._encoders import Common, Encoded
+from crmcore.adapters.memory._hashing import (
+    MASK,
+    HashIndex,
+    fnv1a,
+    fnv1a_many,
+    id_hash,
+    id_hash_many,
+    ref_hash,
+    ref_hash_many,
+)
+from crmcore.adapters.memory._listing import CustomerListing
+from crmcore.adapters.memory._selection import select
+from crmcore.adapters.memory._text import ByteBuffer, Dictionary, encode_texts, spans
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import DuplicateError, NotFound, ValidationError
 
-__all__ = ["ColumnEncoder", "HistoryRecord", "HistoryTable", "Undo"]
+__all__ = ["ColumnEncoder", "HistoryTable", "Undo"]
 
 Undo = Callable[[], None]
 """One inverse operation on an undo log."""
 
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+REF = "external_ref"
 
-class HistoryRecord(Protocol):
-    """What a history keeps of a record: its identity, owner, reference and instant."""
 
+class ColumnEncoder(Protocol[R]):
+    """How records of one type become columns of a history (see :mod:`._encoders`)."""
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+    @property
+    def dtypes(self) -> Mapping[str, Any]: ...
+    @property
+    def texts(self) -> tuple[str, ...]: ...
+    def encode(self, record: R, codes: Any) -> dict[str, int]: ...
+    def text_values(self, record: R) -> tuple[str | None, ...]: ...
+    def extras_of(self, record: R) -> object | None: ...
+    def encode_many(self, records: Sequence[R], codes: Any) -> Encoded: ...
+    def build(
+        self, columns: dict[str, list[int]], common: Common, codes: Any, reporting: str
+    ) -> list[R]: ...
+
+
+class _Record(Protocol):
     @property
     def id(self) -> uuid.UUID: ...
-    @property
-    def customer(self) -> CrmNumber: ...
     @property
     def source(self) -> str | None: ...
     @property
     def external_ref(self) -> str | None: ...
-    @property
-    def occurred_at(self) -> dt.datetime: ...
 
 
-R = TypeVar("R", bound=HistoryRecord)
-R_contra = TypeVar("R_contra", bound=HistoryRecord, contravariant=True)
-
-
-class ColumnEncoder(Protocol[R_contra]):
-    """How records of one type become rows of a history's numpy log.
-
-    Every encoding has the columns ``row`` (the customer's aggregate row, -1 once erased)
-    and ``occurred_us`` (microseconds since the epoch), plus columns of its own.
-    """
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The log's column names."""
-        ...
-
-    def encode(self, record: R_contra, row: int) -> dict[str, int]:
-        """One record's log row."""
-        ...
-
-    def encode_many(self, records: Sequence[R_contra], rows: Int64Array) -> dict[str, Int64Array]:
-        """Many records' log rows, column-wise (``rows`` are their customers' rows)."""
-        ...
+def _text_columns(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{name}_{part}" for name in texts for part in ("start", "len"))
 
 
 class HistoryTable(Generic[R]):
-    """The stored records of one kind, by id, by customer and by external reference.
+    """The stored records of one kind, column-wise (see the module docstring).
 
     Args:
         kind: the record kind named in errors ("transaction", "interaction").
-        encoder: encodes records into :attr:`log`.
+        encoder: encodes records into columns and builds them back.
+        index_capacity: initial slots of the hash indexes (tests force collisions).
 
     Attributes:
-        kind: as given.
-        encoder: as given.
-        items: every stored record by id.
-        by_customer: each customer's record ids in insertion order.
-        refs: record id by ``(source, external_ref)``.
-        log: one row per stored record, in insertion order (erased customers' rows blanked).
+        log: one row per stored record, in insertion order (erased customers' rows blanked:
+            ``row`` -1, the other columns 0). Analytics read ``row``, ``occurred_us`` and
+            the encoder's code columns.
+        text: the free text's UTF-8 bytes.
+        ids: row by record id.
+        refs: row by ``(source, external_ref)`` (the rows that have one).
+        listing: rows by customer.
+        extras: what the columns do not hold, by row.
     """
 
-    def __init__(self, kind: str, encoder: ColumnEncoder[R]) -> None:
+    def __init__(self, kind: str, encoder: ColumnEncoder[R], index_capacity: int = 1024) -> None:
         self.kind = kind
         self.encoder = encoder
-        self.items: dict[uuid.UUID, R] = {}
-        self.by_customer: dict[CrmNumber, list[uuid.UUID]] = {}
-        self.refs: dict[tuple[str, str], uuid.UUID] = {}
-        self.log = ColumnTable(encoder.columns)
+        self.texts = (REF, *encoder.texts)
+        text_columns = _text_columns(self.texts)
+        names = ("row", "occurred_us", *encoder.columns, "id_high", "id_low", "source")
+        dtypes = {"id_high": np.uint64, "id_low": np.uint64, "source": np.int32}
+        dtypes |= {name: np.int32 for name in text_columns if name.endswith("_len")}
+        self.log = ColumnTable((*names, *text_columns), dtypes=dtypes | dict(encoder.dtypes))
+        self.text = ByteBuffer()
+        self.dictionaries: dict[str, Dictionary] = {"source": Dictionary()}
+        self.ids = HashIndex(self._id_hashes, capacity=index_capacity)
+        self.refs = HashIndex(self._ref_hashes, keep_hashes=True, capacity=index_capacity)
+        self.listing = CustomerListing()
+        self.extras: dict[int, object] = {}
 
-    # -- writes ------------------------------------------------------------------------------
+    def dictionary(self, name: str) -> Dictionary:
+        """The history's dictionary of codes ``name`` (made when first asked for)."""
+        found = self.dictionaries.get(name)
+        if found is None:
+            found = self.dictionaries[name] = Dictionary()
+        return found
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def _id_hashes(self, rows: Int64Array) -> npt.NDArray[np.uint64]:
+        cols = self.log.columns
+        return id_hash_many(cols["id_high"][rows], cols["id_low"][rows])
+
+    def _ref_hashes(self, rows: Int64Array) -> npt.NDArray[np.uint64]:
+        cols = self.log.columns
+        starts = cols[f"{REF}_start"][rows].astype(np.int64)
+        lengths = cols[f"{REF}_len"][rows].astype(np.int64)
+        texts = fnv1a_many(self.text.data, starts, lengths)
+        return ref_hash_many(cols["source"][rows].astype(np.int64), texts)
+
+    def ref_bytes(self, row: int) -> bytes:
+        """The UTF-8 external reference stored at ``row``."""
+        cols = self.log.columns
+        start, length = int(cols[f"{REF}_start"][row]), int(cols[f"{REF}_len"][row])
+        return self.text.data[start : start + length].tobytes()
+
+    def _find_ref(self, source: str | None, ref: bytes) -> tuple[int, int]:
+        """(row or -1, hash or -1) of a stored ``(source, external_ref)``."""
+        code = self.dictionaries["source"].codes.get(source)
+        if code is None:
+            return -1, -1
+        h = ref_hash(code, fnv1a(ref))
+        sources = self.log.columns["source"]
+        row = self.refs.find_one(h, lambda r: int(sources[r]) == code and self.ref_bytes(r) == ref)
+        return row, h
+
+    def _find_id(self, value: int) -> tuple[int, int]:
+        high, low = value >> 64, value & MASK
+        h = id_hash(high, low)
+        cols = self.log.columns
+        his, los = cols["id_high"], cols["id_low"]
+        row = self.ids.find_one(h, lambda r: int(his[r]) == high and int(los[r]) == low)
+        return row, h
+
+    # -- writes --------------------------------------------------------------------------------
 
     def add(self, record: R, row: int, undo: list[Undo]) -> dict[str, int] | None:
-        """Store ``record`` (its customer's aggregate row is ``row``) and log it.
+        """Store ``record`` (its customer's aggregate row is ``row``).
 
         Returns:
-            Its encoded log row, or ``None`` if its ``(source, external_ref)`` is already
-            stored ("already recorded" wins over "id taken": retrying the very same record
-            is the idempotent no-op, not a duplicate).
+            Its encoded numeric values, or ``None`` if its ``(source, external_ref)`` is
+            already stored ("already recorded" wins over "id taken": retrying the very same
+            record is the idempotent no-op, not a duplicate).
 
         Raises:
             DuplicateError: another record has the same id.
         """
-        refs = self.refs
-        ref = None if record.external_ref is None else (record.source or "", record.external_ref)
-        if ref is not None and ref in refs:
+        rec: _Record = record  # type: ignore[assignment]
+        ref_text = rec.external_ref
+        ref = None if ref_text is None else ref_text.encode()
+        if ref is not None and self._find_ref(rec.source, ref)[0] >= 0:
             return None
-        items = self.items
-        record_id = record.id
-        if record_id in items:
-            raise DuplicateError(f"{self.kind} id", record_id)
-        values = self.encoder.encode(record, row)
-        items[record_id] = record
-        by_customer = self.by_customer
-        customer = record.customer
-        ids = by_customer.setdefault(customer, [])
-        ids.append(record_id)
-        if ref is not None:
-            refs[ref] = record_id
+        record_id = rec.id.int
+        if self._find_id(record_id)[0] >= 0:
+            raise DuplicateError(f"{self.kind} id", rec.id)
+        encoder = self.encoder
+        values = encoder.encode(record, self)
+        text = self.text
+        used = text.size
+        values["row"] = row
+        values["id_high"] = record_id >> 64
+        values["id_low"] = record_id & MASK
+        values["source"] = self.dictionaries["source"].code(rec.source)
+        for name, value in zip(self.texts, (ref_text, *encoder.text_values(record)), strict=True):
+            data = None if value is None else (ref if name == REF else value.encode())
+            values[f"{name}_start"] = text.append(data or b"")
+            values[f"{name}_len"] = -1 if data is None else len(data)
         log = self.log
-        size = log.append(values)
+        at = log.append(values)
+        id_h = id_hash(values["id_high"], values["id_low"])
+        self.ids.insert_one(id_h, at)
+        ref_h = -1
+        if ref is not None:
+            ref_h = ref_hash(values["source"], fnv1a(ref))
+            self.refs.insert_one(ref_h, at)
+        extra = encoder.extras_of(record)
+        extras = self.extras
+        if extra is not None:
+            extras[at] = extra
 
         def forget() -> None:
-            log.truncate(size)
-            del items[record_id]
-            ids.pop()
-            if not ids:
-                by_customer.pop(customer, None)
-            if ref is not None:
-                del refs[ref]
+            log.truncate(at)
+            text.truncate(used)
+            self.ids.remove_one(id_h, at)
+            if ref_h >= 0:
+                self.refs.remove_one(ref_h, at)
+            extras.pop(at, None)
+            self.listing.forget_from(at)
 
         undo.append(forget)
         return values
@@ -142,125 +224,198 @@ class HistoryTable(Generic[R]):
     def add_many(
         self,
         batch: Sequence[R],
+        customers: Sequence[CrmNumber],
         require_customer: Callable[[CrmNumber], None],
         row_of: Mapping[CrmNumber, int],
         undo: list[Undo],
     ) -> dict[str, Int64Array] | None:
-        """Store and log a batch exactly as :meth:`add` would, one by one (the first of a
-        repeated reference wins), with the log appended column-wise.
+        """Store a batch of records exactly as :meth:`add` would, one by one (the first of a
+        repeated reference wins), column-wise.
 
         Returns:
-            The stored records' log rows, column-wise, or ``None`` if none was stored.
+            The stored records' numeric values, column-wise, or ``None`` if none was stored.
 
         Raises:
             NotFound, ErasedError: from ``require_customer``; nothing of the batch stays.
             DuplicateError: a record id is taken; nothing of the batch stays.
         """
-        items, by_customer, refs = self.items, self.by_customer, self.refs
-        stored: list[R] = []
-        lists: list[list[uuid.UUID]] = []
-        keys: list[tuple[str, str] | None] = []
+        bad = -1
+        for i, number in enumerate(customers):
+            try:
+                require_customer(number)
+            except Exception:  # raised again below, unless an earlier id clash comes first
+                bad = i
+                break
+        encoded = self.encoder.encode_many(batch, self)
+        kept, duplicate = select(self, encoded, len(batch) if bad < 0 else bad)
+        self._raise_duplicate(encoded, duplicate)
+        if bad >= 0:
+            require_customer(customers[bad])
+        rows = np.fromiter((row_of[customers[i]] for i in kept.tolist()), np.int64, len(kept))
+        return self.append(encoded, kept, rows, undo)
+
+    def _raise_duplicate(self, encoded: Encoded, position: int) -> None:
+        if position >= 0:
+            high, low = int(encoded.id_high[position]), int(encoded.id_low[position])
+            raise DuplicateError(f"{self.kind} id", uuid.UUID(int=(high << 64) | low))
+
+    def add_encoded(
+        self, encoded: Encoded, rows: Int64Array, undo: list[Undo]
+    ) -> dict[str, Int64Array] | None:
+        """Store encoded rows (customers' aggregate rows ``rows``, customers checked) as
+        :meth:`add_many` would."""
+        kept, duplicate = select(self, encoded, len(rows))
+        self._raise_duplicate(encoded, duplicate)
+        return self.append(encoded, kept, rows[kept], undo)
+
+    def append(
+        self, encoded: Encoded, kept: Int64Array, rows: Int64Array, undo: list[Undo]
+    ) -> dict[str, Int64Array] | None:
+        """Append the ``kept`` positions of ``encoded`` (checked) for customers ``rows``."""
+        count = len(kept)
+        if count == 0:
+            return None
+        log, text = self.log, self.text
+        size, used = log.size, text.size
+        values: dict[str, npt.NDArray[Any]] = {
+            name: column[kept] for name, column in encoded.numbers.items()
+        }
+        values["row"] = rows
+        values["id_high"] = encoded.id_high[kept]
+        values["id_low"] = encoded.id_low[kept]
+        source = np.asarray(encoded.source, dtype=object)[kept]
+        values["source"] = self.dictionaries["source"].code_many(source)
+        refs = np.asarray(encoded.external_ref, dtype=object)[kept]
+        texts = {REF: refs} | {
+            name: np.asarray(encoded.texts[name], dtype=object)[kept] for name in self.texts[1:]
+        }
+        for name, column in texts.items():
+            data, lengths = encode_texts(column)
+            offsets = np.cumsum(np.maximum(lengths, 0)) - np.maximum(lengths, 0)
+            values[f"{name}_start"] = offsets + text.append(data)
+            values[f"{name}_len"] = lengths
+        at = np.arange(size, size + count, dtype=np.int64)
+        log.append_many(values)
+        id_h = id_hash_many(values["id_high"], values["id_low"])
+        self.ids.insert(id_h, at)
+        with_ref = (values[f"{REF}_len"] >= 0).nonzero()[0]
+        ref_h = self._ref_hashes(at[with_ref])
+        self.refs.insert(ref_h, at[with_ref])
+        extras = self.extras
+        added = {
+            int(at[i]): encoded.extras[p]
+            for i, p in enumerate(kept.tolist())
+            if p in encoded.extras
+        }
+        extras.update(added)
 
         def forget() -> None:
-            for record, ids, ref in zip(
-                reversed(stored), reversed(lists), reversed(keys), strict=True
-            ):
-                del items[record.id]
-                ids.pop()
-                if not ids:
-                    by_customer.pop(record.customer, None)
-                if ref is not None:
-                    del refs[ref]
-
-        try:
-            for record in batch:
-                require_customer(record.customer)
-                ref = (
-                    None
-                    if record.external_ref is None
-                    else (record.source or "", record.external_ref)
-                )
-                if ref is not None and ref in refs:
-                    continue
-                if record.id in items:
-                    raise DuplicateError(f"{self.kind} id", record.id)
-                items[record.id] = record
-                ids = by_customer.setdefault(record.customer, [])
-                ids.append(record.id)
-                if ref is not None:
-                    refs[ref] = record.id
-                stored.append(record)
-                lists.append(ids)
-                keys.append(ref)
-        except BaseException:
-            forget()
-            raise
-        if not stored:
-            return None
-        rows = np.fromiter((row_of[r.customer] for r in stored), np.int64, len(stored))
-        values = self.encoder.encode_many(stored, rows)
-        log = self.log
-        size = log.size
-        log.append_many(values)
-
-        def forget_all() -> None:
             log.truncate(size)
-            forget()
+            text.truncate(used)
+            self.ids.remove(id_h, at)
+            self.refs.remove(ref_h, at[with_ref])
+            for row in added:
+                del extras[row]
+            self.listing.forget_from(size)
 
-        undo.append(forget_all)
+        undo.append(forget)
         return values
 
     def remove_customer(self, number: CrmNumber, row: int) -> Undo:
-        """Drop an erased customer's records and blank their log rows; return the undo."""
-        items, by_customer, refs = self.items, self.by_customer, self.refs
-        ids = by_customer.pop(number, None)
-        removed: list[R] = []
-        for record_id in ids or ():
-            record = items.pop(record_id)
-            removed.append(record)
-            if record.external_ref is not None:
-                assert record.source is not None
-                refs.pop((record.source, record.external_ref), None)
-        log = self.log
+        """Erase a customer's records: their keys leave the indexes, their text bytes are
+        overwritten, their log rows blanked. Returns the undo."""
+        log, text = self.log, self.text
+        cols = log.columns
+        hits = (log.view("row") == row).nonzero()[0]
+        id_h = self._id_hashes(hits)
+        with_ref = hits[cols[f"{REF}_len"][hits] >= 0]
+        ref_h = self._ref_hashes(with_ref)
+        self.ids.remove(id_h, hits)
+        self.refs.remove(ref_h, with_ref)
+        positions = np.concatenate(
+            [
+                spans(
+                    cols[f"{name}_start"][hits].astype(np.int64),
+                    np.maximum(cols[f"{name}_len"][hits], 0).astype(np.int64),
+                )
+                for name in self.texts
+            ]
+        )
+        saved_bytes = text.wipe(positions)
+        extras = self.extras
+        removed = {r: extras.pop(r) for r in hits.tolist() if r in extras}
         blanked = log.blank_where("row", row)
 
         def restore() -> None:
             log.restore(blanked)
-            if ids is None:
-                return
-            # Put back the very list object that was removed: undo entries of earlier writes
-            # in the same unit of work hold it and pop from it when replayed after this one.
-            by_customer[number] = ids
-            for record in removed:
-                items[record.id] = record
-                if record.external_ref is not None:
-                    assert record.source is not None
-                    refs[(record.source, record.external_ref)] = record.id
+            text.unwipe(positions, saved_bytes)
+            extras.update(removed)
+            self.ids.insert(id_h, hits)
+            self.refs.insert(ref_h, with_ref)
 
         return restore
 
-    # -- reads -------------------------------------------------------------------------------
+    # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, record_id: uuid.UUID) -> R:
+    def read(self, rows: Int64Array, numbers: Sequence[CrmNumber], reporting: str) -> list[R]:
+        """The records of log rows ``rows`` (``numbers``: customer number by aggregate row)."""
+        cols = self.log.columns
+        high = cols["id_high"][rows].tolist()
+        low = cols["id_low"][rows].tolist()
+        sources = self.dictionaries["source"].names
+        text = self.text
+        common = Common(
+            customer=[numbers[r] for r in cols["row"][rows].tolist()],
+            occurred_us=cols["occurred_us"][rows].tolist(),
+            source=[sources[c] for c in cols["source"][rows].tolist()],
+            external_ref=[],
+            id=[uuid.UUID(int=(h << 64) | lo) for h, lo in zip(high, low, strict=True)],
+            texts={
+                name: text.texts(
+                    cols[f"{name}_start"][rows].astype(np.int64),
+                    cols[f"{name}_len"][rows].astype(np.int64),
+                )
+                for name in self.texts
+            },
+            extras=[self.extras.get(r) for r in rows.tolist()],
+        )
+        common.external_ref = common.texts[REF]
+        columns = {name: cols[name][rows].tolist() for name in self.encoder.columns}
+        return self.encoder.build(columns, common, self, reporting)
+
+    def get(self, record_id: uuid.UUID, numbers: Sequence[CrmNumber], reporting: str) -> R:
         """The record with this id.
 
         Raises:
             NotFound: no such record.
         """
-        try:
-            return self.items[record_id]
-        except KeyError:
-            raise NotFound(self.kind, record_id) from None
+        row = self._find_id(record_id.int)[0] if isinstance(record_id, uuid.UUID) else -1
+        if row < 0:
+            raise NotFound(self.kind, record_id)
+        return self.read(np.array([row], dtype=np.int64), numbers, reporting)[0]
 
-    def by_ref(self, source: str, external_ref: str) -> R | None:
+    def by_ref(
+        self, source: str, external_ref: str, numbers: Sequence[CrmNumber], reporting: str
+    ) -> R | None:
         """The record stored under ``(source, external_ref)``, if any."""
-        record_id = self.refs.get((source, external_ref))
-        return None if record_id is None else self.items[record_id]
+        key: tuple[object, object] = (source, external_ref)
+        if not isinstance(key[0], str) or not isinstance(key[1], str):
+            return None
+        row = self._find_ref(source, external_ref.encode())[0]
+        if row < 0:
+            return None
+        return self.read(np.array([row], dtype=np.int64), numbers, reporting)[0]
 
     def for_customer(
-        self, number: CrmNumber, limit: int | None, before: dt.datetime | None
+        self,
+        row: int | None,
+        limit: int | None,
+        before: dt.datetime | None,
+        numbers: Sequence[CrmNumber],
+        reporting: str,
     ) -> list[R]:
-        """A customer's records, newest first (ties by id), optionally before an instant.
+        """A customer's records (aggregate row ``row``, ``None`` if unknown), newest first
+        (ties by id), optionally before an instant.
 
         Raises:
             ValidationError: a negative or non-integer ``limit``, a naive ``before``.
@@ -269,12 +424,18 @@ class HistoryTable(Generic[R]):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise ValidationError("limit", limit, "must be a non-negative integer")
-        items = self.items
-        records = [items[i] for i in self.by_customer.get(number, ())]
-        if before is not None:
-            cutoff = aware_utc("before", before)
-            records = [record for record in records if record.occurred_at < cutoff]
-        ordered = sorted(
-            records, key=lambda record: (record.occurred_at, record.id.int), reverse=True
-        )
-        return ordered if limit is None else ordered[:limit]
+        cutoff = None if before is None else to_us(aware_utc("before", before))
+        if row is None or row < 0:
+            return []
+        log = self.log
+        owner = log.view("row")
+        found = self.listing.rows_of(owner, log.size, row)
+        found = found[owner[found] == row]
+        cols = log.columns
+        when = cols["occurred_us"][found]
+        if cutoff is not None:
+            found, when = found[when < cutoff], when[when < cutoff]
+        order = np.lexsort((cols["id_low"][found], cols["id_high"][found], when))[::-1]
+        if limit is not None:
+            order = order[:limit]
+        return self.read(found[order], numbers, reporting)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Final, Generic
+from typing import Any, Final, Generic
 
 import numpy as np
 
 from crmcore.adapters.memory._columns import Int64Array
 from crmcore.adapters.memory._context import TransactionContext
-from crmcore.adapters.memory._encoders import PURCHASE_CODE, REFUND_CODE
+from crmcore.adapters.memory._encoders import (
+    INTERACTION_ENCODER,
+    PURCHASE_CODE,
+    REFUND_CODE,
+    TRANSACTION_ENCODER,
+)
 from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
 from crmcore.domain import CrmNumber, Interaction, Transaction
@@ -37,18 +42,41 @@ class _Records(Generic[R]):
         self._history = history
 
     def get(self, record_id: uuid.UUID) -> R:
-        self._context.check_active()
-        return self._history.get(record_id)
+        context = self._context
+        context.check_active()
+        return self._history.get(record_id, context.state.row_numbers, context.reporting_currency)
 
     def find_by_external_ref(self, source: str, external_ref: str) -> R | None:
-        self._context.check_active()
-        return self._history.by_ref(source, external_ref)
+        context = self._context
+        context.check_active()
+        return self._history.by_ref(
+            source, external_ref, context.state.row_numbers, context.reporting_currency
+        )
 
     def for_customer(
         self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
     ) -> Sequence[R]:
-        self._context.check_active()
-        return self._history.for_customer(number, limit, before)
+        context = self._context
+        context.check_active()
+        state = context.state
+        row = state.row_of.get(number)
+        return self._history.for_customer(
+            row, limit, before, state.row_numbers, context.reporting_currency
+        )
+
+    def _rows(self, customers: Any) -> Int64Array:
+        """Aggregate rows of a batch's customer numbers (text), checked as
+        :meth:`TransactionContext.require_customer` checks them, one lookup per distinct
+        number."""
+        context = self._context
+        row_of = context.state.row_of
+        items = customers.tolist()
+        lookup: dict[str, int] = {}
+        for text in dict.fromkeys(items):
+            number = CrmNumber(text)
+            context.require_customer(number)
+            lookup[text] = row_of[number]
+        return np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
 
 
 class Interactions(_Records[Interaction]):
@@ -96,10 +124,18 @@ class Interactions(_Records[Interaction]):
         context = self._context
         context.check_active()
         values = self._history.add_many(
-            batch, context.require_customer, context.state.row_of, context.undo
+            batch,
+            [record.customer for record in batch],
+            context.require_customer,
+            context.state.row_of,
+            context.undo,
         )
+        return self._fold(values)
+
+    def _fold(self, values: dict[str, Int64Array] | None) -> int:
         if values is None:
             return 0
+        context = self._context
         rows, occurred = values["row"], values["occurred_us"]
         complaint = values["kind"] == COMPLAINT_CODE
 
@@ -113,8 +149,16 @@ class Interactions(_Records[Interaction]):
         return len(rows)
 
     def add_batch(self, batch: InteractionBatch) -> int:
-        """A validated column batch: stored as :meth:`add_many` stores its records."""
-        return self.add_many(list(batch.records()))
+        """A validated column batch: stored as :meth:`add_many` stores its records, column-wise
+        (no domain object per row)."""
+        if not isinstance(batch, InteractionBatch):
+            raise ValidationError("batch", batch, "must be an InteractionBatch")
+        context = self._context
+        context.check_active()
+        rows = self._rows(batch.customer)
+        history = self._history
+        encoded = INTERACTION_ENCODER.encode_batch(batch, history)
+        return self._fold(history.add_encoded(encoded, rows, context.undo))
 
 
 class Transactions(_Records[Transaction]):
@@ -185,10 +229,18 @@ class Transactions(_Records[Transaction]):
         context = self._context
         context.check_active()
         values = self._history.add_many(
-            batch, context.require_customer, context.state.row_of, context.undo
+            batch,
+            [record.customer for record in batch],
+            context.require_customer,
+            context.state.row_of,
+            context.undo,
         )
+        return self._fold(values)
+
+    def _fold(self, values: dict[str, Int64Array] | None) -> int:
         if values is None:
             return 0
+        context = self._context
         rows, occurred, minor = values["row"], values["occurred_us"], values["reporting_minor"]
         refund = values["kind"] == REFUND_CODE
         bought = ~refund
@@ -206,5 +258,13 @@ class Transactions(_Records[Transaction]):
         return len(rows)
 
     def add_batch(self, batch: TransactionBatch) -> int:
-        """A validated column batch: stored as :meth:`add_many` stores its records."""
-        return self.add_many(list(batch.records(self._context.reporting_currency)))
+        """A validated column batch: stored as :meth:`add_many` stores its records, column-wise
+        (no domain object per row)."""
+        if not isinstance(batch, TransactionBatch):
+            raise ValidationError("batch", batch, "must be a TransactionBatch")
+        context = self._context
+        context.check_active()
+        rows = self._rows(batch.customer)
+        history = self._history
+        encoded = TRANSACTION_ENCODER.encode_batch(batch, history)
+        return self._fold(history.add_encoded(encoded, rows, context.undo))
