@@ -182,7 +182,8 @@ class HistoryTable(Generic[R]):
         if ref is not None and self._find_ref(rec.source, ref)[0] >= 0:
             return None
         record_id = rec.id.int
-        if self._find_id(record_id)[0] >= 0:
+        taken, id_h = self._find_id(record_id)
+        if taken >= 0:
             raise DuplicateError(f"{self.kind} id", rec.id)
         encoder = self.encoder
         values = encoder.encode(record, self)
@@ -198,7 +199,6 @@ class HistoryTable(Generic[R]):
             values[f"{name}_len"] = -1 if data is None else len(data)
         log = self.log
         at = log.append(values)
-        id_h = id_hash(values["id_high"], values["id_low"])
         self.ids.insert_one(id_h, at)
         ref_h = -1
         if ref is not None:
