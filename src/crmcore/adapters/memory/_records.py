@@ -64,6 +64,21 @@ class _Records(Generic[R]):
             row, limit, before, state.row_numbers, context.reporting_currency
         )
 
+    def _store_all(
+        self, batch: list[R], customers: list[CrmNumber]
+    ) -> dict[str, Int64Array] | None:
+        """Store checked records as :meth:`HistoryTable.add_many` does; their encoded
+        values (for the caller's aggregate fold), or ``None`` if none was new."""
+        context = self._context
+        context.check_active()
+        return self._history.add_many(
+            batch,
+            customers,
+            context.require_customer,
+            context.state.row_of,
+            context.undo,
+        )
+
     def _rows(self, customers: Any) -> Int64Array:
         """Aggregate rows of a batch's customer numbers (text), checked as
         :meth:`TransactionContext.require_customer` checks them, one lookup per distinct
@@ -121,16 +136,7 @@ class Interactions(_Records[Interaction]):
         for interaction in batch:
             if not isinstance(interaction, Interaction):
                 raise ValidationError("interaction", interaction, "must be an Interaction")
-        context = self._context
-        context.check_active()
-        values = self._history.add_many(
-            batch,
-            [record.customer for record in batch],
-            context.require_customer,
-            context.state.row_of,
-            context.undo,
-        )
-        return self._fold(values)
+        return self._fold(self._store_all(batch, [record.customer for record in batch]))
 
     def _fold(self, values: dict[str, Int64Array] | None) -> int:
         if values is None:
@@ -226,16 +232,7 @@ class Transactions(_Records[Transaction]):
     def add_many(self, transactions: Sequence[Transaction]) -> int:
         """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
         batch = [self._check(transaction) for transaction in transactions]
-        context = self._context
-        context.check_active()
-        values = self._history.add_many(
-            batch,
-            [record.customer for record in batch],
-            context.require_customer,
-            context.state.row_of,
-            context.undo,
-        )
-        return self._fold(values)
+        return self._fold(self._store_all(batch, [record.customer for record in batch]))
 
     def _fold(self, values: dict[str, Int64Array] | None) -> int:
         if values is None:
