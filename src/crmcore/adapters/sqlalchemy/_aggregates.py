@@ -12,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+import numpy as np
 from sqlalchemy import Connection, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from crmcore._epoch import from_us
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._lookups import key_of, require_customers, where_in
-from crmcore.analytics.columns import COLUMN_DEFAULTS, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
+from crmcore.analytics.columns import (
+    COLUMN_DEFAULTS,
+    INTERACTION_COLUMNS,
+    INTERACTION_KIND_CODES,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_KIND_CODES,
+)
 from crmcore.domain import CrmNumber, CustomerAggregate, InteractionKind, TransactionKind
 from crmcore.errors import ConcurrencyError
 
@@ -152,6 +160,99 @@ def fold_transactions(
         conn,
         [{"customer": k, "refund_count": v[0], "refund_minor": v[1]} for k, v in refunds.items()],
         add=("refund_count", "refund_minor"),
+    )
+
+
+def _groups(customers: Any) -> tuple[list[str], Any]:
+    """Distinct customers of a batch and each row's index into them (numpy)."""
+    distinct, inverse = np.unique(customers.astype(str), return_inverse=True)
+    return distinct.tolist(), inverse
+
+
+def fold_transaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
+    """Fold stored rows of a :class:`~crmcore.ports.batches.TransactionBatch` into their
+    customers' aggregates, grouped with numpy (the same deltas as :func:`fold_transactions`)."""
+    if len(batch) == 0:
+        return
+    names, group = _groups(batch.customer)
+    size = len(names)
+    refund = batch.kind == TRANSACTION_KIND_CODES[TransactionKind.REFUND]
+    bought = ~refund
+    us, minor = batch.occurred_us, batch.reporting_minor
+    count = np.bincount(group[bought], minlength=size)
+    total = np.zeros(size, dtype=np.int64)
+    np.add.at(total, group[bought], minor[bought])
+    first = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, group[bought], us[bought])
+    np.maximum.at(last, group[bought], us[bought])
+    _fold(
+        context,
+        conn,
+        [
+            {
+                "customer": names[i],
+                "purchase_count": int(count[i]),
+                "purchase_minor": int(total[i]),
+                "first_purchase_at": from_us(int(first[i])),
+                "last_purchase_at": from_us(int(last[i])),
+                "first_purchase_us": int(first[i]),
+                "last_purchase_us": int(last[i]),
+            }
+            for i in np.flatnonzero(count).tolist()
+        ],
+        add=("purchase_count", "purchase_minor"),
+        earliest=("first_purchase_at", "first_purchase_us"),
+        latest=("last_purchase_at", "last_purchase_us"),
+    )
+    refunds = np.bincount(group[refund], minlength=size)
+    refunded = np.zeros(size, dtype=np.int64)
+    np.add.at(refunded, group[refund], minor[refund])
+    _fold(
+        context,
+        conn,
+        [
+            {
+                "customer": names[i],
+                "refund_count": int(refunds[i]),
+                "refund_minor": int(refunded[i]),
+            }
+            for i in np.flatnonzero(refunds).tolist()
+        ],
+        add=("refund_count", "refund_minor"),
+    )
+
+
+def fold_interaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
+    """Fold stored rows of an :class:`~crmcore.ports.batches.InteractionBatch` into their
+    customers' aggregates, grouped with numpy (the same deltas as :func:`fold_interactions`)."""
+    if len(batch) == 0:
+        return
+    names, group = _groups(batch.customer)
+    size = len(names)
+    count = np.bincount(group, minlength=size)
+    complaints = np.bincount(
+        group,
+        weights=(batch.kind == INTERACTION_KIND_CODES[InteractionKind.COMPLAINT]).astype(np.int64),
+        minlength=size,
+    ).astype(np.int64)
+    last = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, group, batch.occurred_us)
+    _fold(
+        context,
+        conn,
+        [
+            {
+                "customer": names[i],
+                "interaction_count": int(count[i]),
+                "complaint_count": int(complaints[i]),
+                "last_interaction_at": from_us(int(last[i])),
+                "last_interaction_us": int(last[i]),
+            }
+            for i in range(size)
+        ],
+        add=("interaction_count", "complaint_count"),
+        latest=("last_interaction_at", "last_interaction_us"),
     )
 
 

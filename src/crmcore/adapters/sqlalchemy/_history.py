@@ -10,12 +10,18 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Table, exists, false, select
 
-from crmcore.adapters.sqlalchemy._aggregates import fold_interactions, fold_transactions
+from crmcore.adapters.sqlalchemy._aggregates import (
+    fold_interaction_batch,
+    fold_interactions,
+    fold_transaction_batch,
+    fold_transactions,
+)
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_customers, where_in
@@ -62,14 +68,26 @@ class _History(abc.ABC):
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Overridden by both subclasses."""
 
-    def _store(self, rows: list[dict[str, Any]]) -> int:
-        """Insert rows skipping known (source, external_ref); fold the new ones in aggregates."""
+    def _store(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        fresh_ids: bool = False,
+        fold_stored: Callable[[Connection, list[int]], None] | None = None,
+    ) -> int:
+        """Insert rows skipping known (source, external_ref); fold the new ones in aggregates.
+
+        ``fresh_ids``: the ids were generated for this batch (the bulk import's random UUIDs),
+        so the look-up of taken ids is skipped; a clash would still fail on the primary key.
+        ``fold_stored(conn, positions)``: folds the rows at those positions of ``rows`` set-wise
+        from the caller's columns, used when every row that was sent got stored.
+        """
         conn = self._ctx.write()
         if not rows:
             return 0
         table = self._table()
         with translated(self.kind):
-            if len(rows) == 1:
+            if len(rows) == 1 and not fresh_ids:
                 return self._store_one(conn, table, rows[0])
             require_customers(
                 self._ctx.dialect, conn, self._t.customers, (r["customer"] for r in rows)
@@ -83,25 +101,31 @@ class _History(abc.ABC):
             )
             refs = refs_in(self._ctx.dialect, conn, table, wanted)
             unique: list[dict[str, Any]] = []
+            positions: list[int] = []
             ids: set[uuid.UUID] = set()
-            for r in rows:
+            for position, r in enumerate(rows):
                 if r["external_ref"] is not None:
                     ref = (r["source"], r["external_ref"])
                     if ref in refs:
                         continue
                     refs.add(ref)
-                if r["id"] in ids:
-                    raise DuplicateError(f"{self.kind} id", r["id"])
-                ids.add(r["id"])
+                if not fresh_ids:
+                    if r["id"] in ids:
+                        raise DuplicateError(f"{self.kind} id", r["id"])
+                    ids.add(r["id"])
                 unique.append(r)
-            for where in where_in(self._ctx.dialect, table.c.id, [r["id"] for r in unique]):
-                hit = conn.execute(select(table.c.id).where(where).limit(1)).first()
-                if hit is not None:
-                    raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
+                positions.append(position)
+            if not fresh_ids:
+                for where in where_in(self._ctx.dialect, table.c.id, [r["id"] for r in unique]):
+                    hit = conn.execute(select(table.c.id).where(where).limit(1)).first()
+                    if hit is not None:
+                        raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
             if not unique:
                 return 0
             new = self._insert(conn, table, unique)
-            if new:
+            if fold_stored is not None and len(new) == len(unique):
+                fold_stored(conn, positions)
+            elif new:
                 self._fold(conn, new)
         return len(new)
 
@@ -259,7 +283,10 @@ class SqlInteractions(_History):
         return self._store([interaction_row(i) for i in items])
 
     def add_batch(self, batch: InteractionBatch) -> int:
-        return self._store(interaction_rows_of_batch(batch))
+        def fold(conn: Connection, positions: list[int]) -> None:
+            fold_interaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
+
+        return self._store(interaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_interactions(self._ctx, conn, rows)
@@ -311,7 +338,10 @@ class SqlTransactions(_History):
         return self._store([transaction_row(t) for t in items])
 
     def add_batch(self, batch: TransactionBatch) -> int:
-        return self._store(transaction_rows_of_batch(batch))
+        def fold(conn: Connection, positions: list[int]) -> None:
+            fold_transaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
+
+        return self._store(transaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_transactions(self._ctx, conn, rows)
