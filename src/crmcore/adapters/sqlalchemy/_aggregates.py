@@ -89,29 +89,13 @@ def fold_interactions(
     context: TransactionContext, conn: Connection, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Fold newly stored interaction rows into their customers' aggregates."""
-    per: dict[str, list[Any]] = {}
     complaint = InteractionKind.COMPLAINT.value
-    for r in rows:
-        acc = per.setdefault(r["customer"], [0, 0, r["occurred_at"], r["occurred_us"]])
-        acc[0] += 1
-        acc[1] += r["kind"] == complaint
-        acc[2] = max(acc[2], r["occurred_at"])
-        acc[3] = max(acc[3], r["occurred_us"])
-    _fold(
+    fold_interaction_columns(
         context,
         conn,
-        [
-            {
-                "customer": k,
-                "interaction_count": v[0],
-                "complaint_count": v[1],
-                "last_interaction_at": v[2],
-                "last_interaction_us": v[3],
-            }
-            for k, v in per.items()
-        ],
-        add=("interaction_count", "complaint_count"),
-        latest=("last_interaction_at", "last_interaction_us"),
+        np.array([r["customer"] for r in rows], dtype=object),
+        np.array([r["kind"] == complaint for r in rows], dtype=np.bool_),
+        np.array([r["occurred_us"] for r in rows], dtype=np.int64),
     )
 
 
@@ -119,48 +103,29 @@ def fold_transactions(
     context: TransactionContext, conn: Connection, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Fold newly stored transaction rows into their customers' aggregates."""
-    purchases: dict[str, list[Any]] = {}
-    refunds: dict[str, list[int]] = {}
-    purchase = TransactionKind.PURCHASE.value
-    for r in rows:
-        at, us = r["occurred_at"], r["occurred_us"]
-        if r["kind"] == purchase:
-            acc = purchases.setdefault(r["customer"], [0, 0, at, at, us, us])
-            acc[0] += 1
-            acc[1] += r["reporting_minor"]
-            acc[2] = min(acc[2], at)
-            acc[3] = max(acc[3], at)
-            acc[4] = min(acc[4], us)
-            acc[5] = max(acc[5], us)
-        else:
-            racc = refunds.setdefault(r["customer"], [0, 0])
-            racc[0] += 1
-            racc[1] += r["reporting_minor"]
-    _fold(
+    refund = TransactionKind.REFUND.value
+    fold_transaction_columns(
         context,
         conn,
-        [
-            {
-                "customer": k,
-                "purchase_count": v[0],
-                "purchase_minor": v[1],
-                "first_purchase_at": v[2],
-                "last_purchase_at": v[3],
-                "first_purchase_us": v[4],
-                "last_purchase_us": v[5],
-            }
-            for k, v in purchases.items()
-        ],
-        add=("purchase_count", "purchase_minor"),
-        earliest=("first_purchase_at", "first_purchase_us"),
-        latest=("last_purchase_at", "last_purchase_us"),
+        np.array([r["customer"] for r in rows], dtype=object),
+        np.array([r["kind"] == refund for r in rows], dtype=np.bool_),
+        np.array([r["occurred_us"] for r in rows], dtype=np.int64),
+        np.array([r["reporting_minor"] for r in rows], dtype=np.int64),
     )
-    _fold(
-        context,
-        conn,
-        [{"customer": k, "refund_count": v[0], "refund_minor": v[1]} for k, v in refunds.items()],
-        add=("refund_count", "refund_minor"),
+
+
+def fold_transaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
+    """Fold stored rows of a :class:`~crmcore.ports.batches.TransactionBatch`."""
+    refund = batch.kind == TRANSACTION_KIND_CODES[TransactionKind.REFUND]
+    fold_transaction_columns(
+        context, conn, batch.customer, refund, batch.occurred_us, batch.reporting_minor
     )
+
+
+def fold_interaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
+    """Fold stored rows of an :class:`~crmcore.ports.batches.InteractionBatch`."""
+    complaint = batch.kind == INTERACTION_KIND_CODES[InteractionKind.COMPLAINT]
+    fold_interaction_columns(context, conn, batch.customer, complaint, batch.occurred_us)
 
 
 def _groups(customers: Any) -> tuple[list[str], Any]:
@@ -169,16 +134,22 @@ def _groups(customers: Any) -> tuple[list[str], Any]:
     return distinct.tolist(), inverse
 
 
-def fold_transaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
-    """Fold stored rows of a :class:`~crmcore.ports.batches.TransactionBatch` into their
-    customers' aggregates, grouped with numpy (the same deltas as :func:`fold_transactions`)."""
-    if len(batch) == 0:
+def fold_transaction_columns(
+    context: TransactionContext,
+    conn: Connection,
+    customers: Any,
+    refund: Any,
+    us: Any,
+    minor: Any,
+) -> None:
+    """Fold stored transactions, given column-wise (customer number text, refund flag,
+    instant in µs, reporting minor units), into their customers' aggregates: one delta per
+    customer, grouped with numpy."""
+    if len(customers) == 0:
         return
-    names, group = _groups(batch.customer)
+    names, group = _groups(customers)
     size = len(names)
-    refund = batch.kind == TRANSACTION_KIND_CODES[TransactionKind.REFUND]
     bought = ~refund
-    us, minor = batch.occurred_us, batch.reporting_minor
     count = np.bincount(group[bought], minlength=size)
     total = np.zeros(size, dtype=np.int64)
     np.add.at(total, group[bought], minor[bought])
@@ -223,21 +194,19 @@ def fold_transaction_batch(context: TransactionContext, conn: Connection, batch:
     )
 
 
-def fold_interaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
-    """Fold stored rows of an :class:`~crmcore.ports.batches.InteractionBatch` into their
-    customers' aggregates, grouped with numpy (the same deltas as :func:`fold_interactions`)."""
-    if len(batch) == 0:
+def fold_interaction_columns(
+    context: TransactionContext, conn: Connection, customers: Any, complaint: Any, us: Any
+) -> None:
+    """Fold stored interactions, given column-wise (customer number text, complaint flag,
+    instant in µs), into their customers' aggregates: one delta per customer."""
+    if len(customers) == 0:
         return
-    names, group = _groups(batch.customer)
+    names, group = _groups(customers)
     size = len(names)
     count = np.bincount(group, minlength=size)
-    complaints = np.bincount(
-        group,
-        weights=(batch.kind == INTERACTION_KIND_CODES[InteractionKind.COMPLAINT]).astype(np.int64),
-        minlength=size,
-    ).astype(np.int64)
+    complaints = np.bincount(group[complaint], minlength=size)
     last = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(last, group, batch.occurred_us)
+    np.maximum.at(last, group, us)
     _fold(
         context,
         conn,
