@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmcore._epoch import to_us
+from crmcore._epoch import NONE_MIN, to_us
 from crmcore.bulk._result import RejectedRow
 from crmcore.domain.money import _MAX_MINOR, CURRENCY_EXPONENTS, Money
 from crmcore.errors import ValidationError
@@ -160,8 +160,8 @@ def members(
 def instants(
     column: pa.Array | None, size: int, field: str, verdicts: Verdicts, *, required: bool
 ) -> Int64Array:
-    """Aware instants as UTC microseconds (``required=False``: missing is ``None`` and marked
-    by the returned mask's caller through :func:`np.iinfo`'s minimum).
+    """Aware instants as UTC microseconds; a missing value (allowed when not ``required``) is
+    ``NONE_MIN``, the "no instant" sentinel of the stores' columns.
 
     Accepts timestamp columns with a time zone and ISO 8601 text with a zone offset.
 
@@ -169,8 +169,7 @@ def instants(
         ValidationError: a timestamp column without a time zone (every row would be a
             naive datetime, which crmcore refuses), or a column of another type.
     """
-    sentinel = np.iinfo(np.int64).min
-    out = np.full(size, sentinel, dtype=np.int64)
+    out = np.full(size, NONE_MIN, dtype=np.int64)
     if column is None:
         if required:
             verdicts.reject(np.ones(size, dtype=np.bool_), field, None, "is required")

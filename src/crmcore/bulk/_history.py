@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmcore._epoch import NONE_MIN, from_us
+from crmcore._epoch import from_us
 from crmcore.analytics.columns import (
     CHANNEL_CODES,
     INTERACTION_KIND_CODES,
@@ -316,7 +316,6 @@ def interaction_batch(
     follow = instants(
         _column(batch, "follow_up_due"), size, "follow_up_due", verdicts, required=False
     )
-    follow = np.where(follow == np.iinfo(np.int64).min, NONE_MIN, follow)
     source, external_ref = _import_keys(batch, size, default_source, verdicts)
     keep = verdicts.ok
     high, low = new_ids(int(keep.sum()))

@@ -9,6 +9,7 @@ duplicates (rows are idempotent on their import keys).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -17,6 +18,7 @@ from crmcore.domain import (
     CrmNumber,
     CustomersImported,
     InteractionsImported,
+    PersonName,
     TransactionsImported,
 )
 from crmcore.errors import ConfigurationError, NotFound, ValidationError
@@ -229,10 +231,6 @@ def _check_batch_size(batch_size: object) -> None:
 
 
 def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str | None) -> Any:
-    import datetime as dt
-
-    from crmcore.domain import PersonName
-
     values = {k: v for k, v in row.items() if v is not None}
     given = values.pop("given_name", None)
     family = values.pop("family_name", None)
