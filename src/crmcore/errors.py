@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BackupError",
     "ConcurrencyError",
     "ConfigurationError",
     "CrmError",
@@ -147,6 +148,25 @@ class EventDeliveryError(CrmError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.failures,))
+
+
+class BackupError(CrmError):
+    """A dump cannot be restored (missing, tampered or truncated file, incompatible
+    manifest), or a store cannot be restored into (not empty, another number scheme).
+
+    Attributes:
+        file: the dump file at fault (its name in the dump directory), or ``None`` when the
+            problem is not one file's.
+        reason: what is wrong.
+    """
+
+    def __init__(self, reason: str, file: str | None = None) -> None:
+        self.reason = reason
+        self.file = file
+        super().__init__(reason if file is None else f"{file}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.file))
 
 
 class CurrencyConversionError(ConfigurationError, ValidationError):

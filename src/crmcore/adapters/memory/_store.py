@@ -20,12 +20,12 @@ The package's modules, one job each:
 - ``_customers``, ``_records``, ``_aggregates``, ``_segments``: the repositories;
 - ``_history``: one generic history of records (column-wise records); ``_encoders``: how
   transactions and interactions become log rows; ``_columns``: growable numpy columns;
-- ``_metrics``: analytics' columnar view of a store.
+- ``_metrics``: analytics' columnar view of a store;
+- ``_transfer``: what a dump, restore or copy reads and writes beyond the repositories.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 
@@ -43,17 +43,30 @@ class _CounterAllocator:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counter = itertools.count(1)
+        self._last = 0
 
     def allocate(self) -> int:
         with self._lock:
-            return next(self._counter)
+            self._last += 1
+            return self._last
 
     def allocate_many(self, count: int) -> Sequence[int]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValidationError("count", count, "must be a non-negative integer")
         with self._lock:
-            return [next(self._counter) for _ in range(count)]
+            first = self._last + 1
+            self._last += count
+            return list(range(first, self._last + 1))
+
+    def position(self) -> int:
+        """The last sequence handed out (0 if none): what a dump records."""
+        with self._lock:
+            return self._last
+
+    def raise_to(self, position: int) -> None:
+        """Hand out only sequences above ``position`` from now on (a restore's last step)."""
+        with self._lock:
+            self._last = max(self._last, position)
 
 
 class InMemoryStore:
@@ -93,7 +106,7 @@ class InMemoryStore:
         return self._allocator
 
     def unit_of_work(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self._guard, self._currency)
+        return MemoryUnitOfWork(self._guard, self._currency, self._allocator)
 
     def metrics_source(self) -> MemoryMetrics:
         """Analytics' columnar view of this store (see ``crmcore.adapters.memory._metrics``)."""

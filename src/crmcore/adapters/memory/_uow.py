@@ -17,6 +17,7 @@ from crmcore.adapters.memory._customers import Customers
 from crmcore.adapters.memory._records import Interactions, Transactions
 from crmcore.adapters.memory._segments import Segments
 from crmcore.adapters.memory._state import StateGuard
+from crmcore.adapters.memory._transfer import MemoryTransfer, PositionedAllocator
 from crmcore.domain import DomainEvent
 from crmcore.errors import ConfigurationError
 
@@ -32,9 +33,12 @@ class MemoryUnitOfWork:
     Args:
         guard: the store's lock around its state.
         reporting_currency: the store's reporting currency.
+        allocator: the store's allocator (for :attr:`transfer`).
     """
 
-    def __init__(self, guard: StateGuard, reporting_currency: str) -> None:
+    def __init__(
+        self, guard: StateGuard, reporting_currency: str, allocator: PositionedAllocator
+    ) -> None:
         self._guard = guard
         self._entered = False
         context = TransactionContext(guard.state, reporting_currency)
@@ -44,6 +48,7 @@ class MemoryUnitOfWork:
         self.transactions = Transactions(context)
         self.aggregates = Aggregates(context)
         self.segments = Segments(context)
+        self.transfer = MemoryTransfer(context, allocator)
 
     def __enter__(self) -> Self:
         if self._entered:

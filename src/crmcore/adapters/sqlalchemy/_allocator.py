@@ -41,6 +41,12 @@ class SqlNumberAllocator:
         self._lock = threading.Lock()
         self._high = 0
 
+    @property
+    def handed_out(self) -> int:
+        """The highest sequence this allocator object has handed out (0 if none)."""
+        with self._lock:
+            return self._high
+
     def allocate(self) -> int:
         """Return the next unused sequence (1-based).
 

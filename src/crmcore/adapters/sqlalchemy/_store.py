@@ -183,7 +183,7 @@ class SqlStore:
             inserts=self._inserts,
             lazy_begin=self._binding.lazy_begin,
         )
-        return SqlUnitOfWork(self._binding, context, self)
+        return SqlUnitOfWork(self._binding, context, self, self._allocator)
 
     def __repr__(self) -> str:
         return (

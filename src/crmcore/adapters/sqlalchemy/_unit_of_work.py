@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
 from crmcore.adapters.sqlalchemy._aggregates import SqlAggregates
+from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
@@ -17,6 +18,7 @@ from crmcore.adapters.sqlalchemy._engine import LAZY_BEGIN, is_configured
 from crmcore.adapters.sqlalchemy._errors import translate
 from crmcore.adapters.sqlalchemy._history import SqlInteractions, SqlTransactions
 from crmcore.adapters.sqlalchemy._segments import SqlSegments
+from crmcore.adapters.sqlalchemy._transfer import SqlTransfer
 from crmcore.domain import DomainEvent
 from crmcore.errors import ConfigurationError
 
@@ -33,9 +35,16 @@ class SqlUnitOfWork:
         binding: the store's binding (where connections come from).
         context: the transaction context the repositories share (opened on entry).
         owner: the store, for ``repr``.
+        allocator: the store's allocator (for :attr:`transfer`).
     """
 
-    def __init__(self, binding: Binding, context: TransactionContext, owner: object) -> None:
+    def __init__(
+        self,
+        binding: Binding,
+        context: TransactionContext,
+        owner: object,
+        allocator: SqlNumberAllocator,
+    ) -> None:
         self._binding = binding
         self._context = context
         self._owner = owner
@@ -48,6 +57,7 @@ class SqlUnitOfWork:
         self.transactions = SqlTransactions(context)
         self.aggregates = SqlAggregates(context)
         self.segments = SqlSegments(context)
+        self.transfer = SqlTransfer(context, allocator)
 
     def __repr__(self) -> str:
         return f"SqlUnitOfWork(store={self._owner!r}, state={self._state!r})"
