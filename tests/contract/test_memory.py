@@ -6,7 +6,12 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from crmcore import InMemoryStore
 from crmcore.ports import Store
-from crmcore.testing.contract import ConcurrencyContract, MetricsSourceContract, StoreContract
+from crmcore.testing.contract import (
+    ConcurrencyContract,
+    MetricsSourceContract,
+    StoreContract,
+    TransferContract,
+)
 from crmcore.testing.stateful import make_differential_machine
 
 from .conftest import STATEFUL_SETTINGS
@@ -26,6 +31,10 @@ class TestInMemoryMetrics(_MemoryStores, MetricsSourceContract):
 
 
 class TestInMemoryConcurrency(_MemoryStores, ConcurrencyContract):
+    pass
+
+
+class TestInMemoryTransfer(_MemoryStores, TransferContract):
     pass
 
 

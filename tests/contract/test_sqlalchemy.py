@@ -15,7 +15,12 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.helpers import delete_rows, unique_prefix
 
 from crmcore.ports import Store
-from crmcore.testing.contract import ConcurrencyContract, MetricsSourceContract, StoreContract
+from crmcore.testing.contract import (
+    ConcurrencyContract,
+    MetricsSourceContract,
+    StoreContract,
+    TransferContract,
+)
 from crmcore.testing.stateful import DifferentialStoreMachine, make_differential_machine
 
 from .conftest import STATEFUL_SETTINGS
@@ -103,6 +108,27 @@ class TestPostgresStore(_Postgres, StoreContract):
 
 @pytest.mark.mariadb
 class TestMariadbStore(_Mariadb, StoreContract):
+    pass
+
+
+# -- dump, restore, copy: the transfer contract ---------------------------------------------------
+
+
+class TestSqliteMemoryTransfer(_SqliteMemory, TransferContract):
+    pass
+
+
+class TestSqliteFileTransfer(_SqliteFile, TransferContract):
+    pass
+
+
+@pytest.mark.postgresql
+class TestPostgresTransfer(_Postgres, TransferContract):
+    pass
+
+
+@pytest.mark.mariadb
+class TestMariadbTransfer(_Mariadb, TransferContract):
     pass
 
 

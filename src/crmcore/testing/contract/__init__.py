@@ -28,6 +28,8 @@ opt-in, because not every store offers what they test:
   the fold of the stored history, and database-side rule members and RFM scores (the optional
   :class:`~crmcore.analytics.ports.RuleSelector` / ``RfmScorer`` capabilities) equal
   numpy's.
+* :class:`TransferContract`, for a store that can be dumped, restored and copied
+  (:mod:`crmcore.backup`): its units of work offer :mod:`crmcore.ports.transfer`.
 * :class:`ConcurrencyContract`, for a store shared by threads: unique numbers, optimistic
   concurrency conflicts as :class:`~crmcore.errors.ConcurrencyError`, idempotent recording.
 
@@ -50,6 +52,7 @@ from crmcore.testing.contract.customers import CustomerRepositoryContract
 from crmcore.testing.contract.history import HistoryContract
 from crmcore.testing.contract.metrics import MetricsSourceContract
 from crmcore.testing.contract.segments import SegmentRepositoryContract
+from crmcore.testing.contract.transfer import TransferContract
 from crmcore.testing.contract.unit_of_work import UnitOfWorkContract
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "MetricsSourceContract",
     "SegmentRepositoryContract",
     "StoreContract",
+    "TransferContract",
     "UnitOfWorkContract",
 ]
 
