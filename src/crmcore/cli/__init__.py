@@ -1,5 +1,5 @@
-"""crmcore's command line: ``crmcore demo``, ``db upgrade``, ``import``, ``rfm``, ``segment``,
-``customer show`` and ``report``.
+"""crmcore's command line: ``crmcore demo``, ``db upgrade``, ``db copy``, ``import``, ``rfm``,
+``segment``, ``customer show``, ``report``, ``dump`` and ``restore``.
 
 Needs the ``[cli]`` extra (click and rich); nothing else in crmcore imports this package.
 

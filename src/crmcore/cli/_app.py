@@ -13,6 +13,7 @@ import click
 from crmcore._version import __version__
 from crmcore.analytics import DEFAULT_SEGMENT_MAP, RfmPolicy
 from crmcore.cli._analysis import report_data, write_rfm_csv
+from crmcore.cli._backup import copy_command, dump_command, restore_command
 from crmcore.cli._common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -466,6 +467,13 @@ def demo(db: str | None, customers: int, seed: int) -> None:
         f"{where} --html report.html --as-of 2026-01-01[/bold] for the HTML version, "
         f"[bold]crmcore rfm {where} --as-of 2026-01-01[/bold] for every customer's scores."
     )
+
+
+# -- dump, restore, db copy (crmcore.backup) ----------------------------------------------------
+
+cli.add_command(dump_command)
+cli.add_command(restore_command)
+db.add_command(copy_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -99,9 +99,14 @@ class TransferContract(StoreFixture):
 
     def test_added_tombstones_roll_back_with_the_unit(self, store: Store) -> None:
         retired = store.scheme.format(store.allocator.allocate())
-        with pytest.raises(Boom), store.unit_of_work() as uow:
-            _transfer(uow).add_tombstones([retired])
-            raise Boom
+
+        def fail() -> None:
+            with store.unit_of_work() as uow:
+                _transfer(uow).add_tombstones([retired])
+                raise Boom
+
+        with pytest.raises(Boom):
+            fail()
         with store.unit_of_work() as uow:
             assert list(_transfer(uow).tombstones()) == []
             assert _transfer(uow).is_empty()
