@@ -9,6 +9,7 @@ partition: no domain object per row. The columns read are the integer mirrors
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -16,11 +17,12 @@ from typing import Any, Final
 
 import numpy as np
 from sqlalchemy import String, case, cast, exists, insert, select, type_coerce, update
+from sqlalchemy import exc as sa_exc
 
 from crmcore._epoch import NONE_MIN, to_us
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
 from crmcore.adapters.sqlalchemy._context import TransactionContext
-from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._errors import translate, translated
 from crmcore.adapters.sqlalchemy._lookups import chunks
 from crmcore.adapters.sqlalchemy._settings import COUNTER_NAME
 from crmcore.analytics.columns import (
@@ -69,6 +71,12 @@ def _lines(text: str, currency: str) -> tuple[TransactionLine, ...]:
         TransactionLine(sku, Decimal(qty), Money.from_minor_units(unit, currency), desc)
         for sku, qty, unit, desc in json.loads(text)
     )
+
+
+def _naive_us(value: dt.datetime | str) -> int:
+    """Microseconds of a stored instant as the driver returns it: naive UTC (text on SQLite)."""
+    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return to_us(when.replace(tzinfo=dt.UTC))
 
 
 def _size(size: object) -> int:
@@ -154,10 +162,34 @@ class SqlTransfer:
     # -- history, column-wise --------------------------------------------------------------
 
     def _stream(self, query: Any, size: int) -> Iterator[Sequence[Any]]:
+        """The rows of ``query`` in partitions of ``size``, straight from the driver's cursor.
+
+        On the unit's own connection (its transaction, so its snapshot), with a server-side
+        cursor where the driver has one; no SQLAlchemy result processing per row (about
+        three quarters of the fetch time at S), which is why only plain integer and text
+        columns are selected, plus the rare date-time (:func:`_naive_us`).
+        """
         conn = self._ctx.read()
-        with translated():
-            result = conn.execute(query.execution_options(yield_per=size))
-            yield from result.partitions(size)
+        dialect = conn.dialect
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        raw: Any = conn.connection.driver_connection
+        dbapi: Any = dialect.loaded_dbapi
+        try:
+            if self._ctx.dialect == "postgresql":
+                cursor = raw.cursor(name=f"crmcore_transfer_{id(query):x}")
+            elif self._ctx.dialect in {"mysql", "mariadb"}:
+                cursor = raw.cursor(dbapi.cursors.SSCursor)
+            else:
+                cursor = raw.cursor()
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(size):
+                    yield rows
+            finally:
+                cursor.close()
+        except dbapi.Error as exc:
+            error = sa_exc.DBAPIError.instance(sql, None, exc, dbapi.Error)
+            raise translate(error) from exc
 
     def transaction_chunks(self, size: int) -> Iterator[TransactionChunk]:
         t = self._t.transactions
@@ -243,7 +275,7 @@ class SqlTransfer:
                 outcome=_objects(outcome),
                 agent=_objects(agent),
                 follow_up_us=np.fromiter(
-                    (NONE_MIN if f is None else to_us(f) for f in follow),
+                    (NONE_MIN if f is None else _naive_us(f) for f in follow),
                     dtype=np.int64,
                     count=len(follow),
                 ),
