@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from crmcore.domain import Transaction as Transaction
     from crmcore.domain import TransactionKind as TransactionKind
     from crmcore.domain import TransactionLine as TransactionLine
+    from crmcore.errors import BackupError as BackupError
     from crmcore.errors import ConcurrencyError as ConcurrencyError
     from crmcore.errors import ConfigurationError as ConfigurationError
     from crmcore.errors import CrmError as CrmError
@@ -73,6 +74,7 @@ __all__ = [
     "DEFAULT_SCHEME",
     "TRANSITIONS",
     "Analytics",
+    "BackupError",
     "BulkResult",
     "CheckAlgorithm",
     "ConcurrencyError",
@@ -156,6 +158,7 @@ _LAZY: dict[str, str] = {
     "Transaction": "crmcore.domain",
     "TransactionKind": "crmcore.domain",
     "TransactionLine": "crmcore.domain",
+    "BackupError": "crmcore.errors",
     "ConcurrencyError": "crmcore.errors",
     "ConfigurationError": "crmcore.errors",
     "CrmError": "crmcore.errors",
