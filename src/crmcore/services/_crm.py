@@ -377,6 +377,10 @@ class Crm(BulkImports):
             raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
         now = self.context.now()
         with self.context.unit() as uow:
+            # Both rows held before anything is read: a transaction recorded for the
+            # duplicate meanwhile is either committed and read below (and moves with the
+            # rest) or waits and then finds the duplicate retired; never lost in between.
+            uow.customers.lock((keep, drop))
             target = uow.customers.get(keep)
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
