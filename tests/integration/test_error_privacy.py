@@ -82,9 +82,9 @@ def test_concurrent_registrations_raise_duplicate_errors_without_personal_data(
     for round_ in range(RACE_ROUNDS):
         barrier = threading.Barrier(threads)
 
-        def register(_: int, key: str = f"Z-{round_}") -> None:
+        def register(_: int, key: str = f"Z-{round_}", start: Any = barrier) -> None:
             fields = _person(crm, key)
-            barrier.wait()
+            start.wait()
             try:
                 crm.register(NAME, **fields)
             except DuplicateError as error:

@@ -102,119 +102,125 @@ class RaceCases:
 
     def test_merge_while_recording_loses_no_transaction(self, store: Store) -> None:
         crm = Crm(store, clock=FixedClock(NOW))
+        for round_ in range(self.RACE_ROUNDS):
+            self._merge_round(store, crm, round_)
+
+    def _merge_round(self, store: Store, crm: Crm, round_: int) -> None:
         writers = max(2, self.THREADS - 1)
         per_thread = self.WRITES_PER_THREAD
-        for round_ in range(self.RACE_ROUNDS):
-            keep = crm.register(f"Survivor {round_}").number
-            drop = crm.register(f"Duplicate {round_}").number
-            barrier = threading.Barrier(writers + 1)
-            halfway = _Halfway(writers * per_thread // 2, writers)
+        keep = crm.register(f"Survivor {round_}").number
+        drop = crm.register(f"Duplicate {round_}").number
+        barrier = threading.Barrier(writers + 1)
+        halfway = _Halfway(writers * per_thread // 2, writers)
 
-            def work(worker: int, drop: CrmNumber = drop, round_: int = round_) -> list[str]:
-                barrier.wait()
-                if worker == writers:
-                    halfway.wait()
-                    _until_done(lambda: crm.merge(keep, drop))
-                    return []
-                created: list[str] = []
-                try:
-                    for i in range(per_thread):
-                        ref = f"M{round_}-{worker}-{i}"
-                        tx = Transaction(
-                            customer=drop,
-                            occurred_at=NOW,
-                            kind=TransactionKind.PURCHASE,
-                            total=Money.from_minor_units(100 + i, store.reporting_currency),
-                            source="race",
-                            external_ref=ref,
-                        )
-                        try:
-                            result = crm.record_transaction(tx)
-                        except ConcurrencyError:
-                            continue  # refused cleanly, nothing stored: fine
-                        except (ErasedError, NotFound):
-                            break  # the duplicate is retired: recording for it stops
-                        assert result.created, ref
-                        created.append(ref)
-                        halfway.count()
-                finally:
-                    halfway.stopped()
-                return created
+        def work(worker: int) -> list[str]:
+            barrier.wait()
+            if worker == writers:
+                halfway.wait()
+                _until_done(lambda: crm.merge(keep, drop))
+                return []
+            created: list[str] = []
+            try:
+                for i in range(per_thread):
+                    ref = f"M{round_}-{worker}-{i}"
+                    tx = Transaction(
+                        customer=drop,
+                        occurred_at=NOW,
+                        kind=TransactionKind.PURCHASE,
+                        total=Money.from_minor_units(100 + i, store.reporting_currency),
+                        source="race",
+                        external_ref=ref,
+                    )
+                    try:
+                        result = crm.record_transaction(tx)
+                    except ConcurrencyError:
+                        continue  # refused cleanly, nothing stored: fine
+                    except (ErasedError, NotFound):
+                        break  # the duplicate is retired: recording for it stops
+                    assert result.created, ref
+                    created.append(ref)
+                    halfway.count()
+            finally:
+                halfway.stopped()
+            return created
 
-            created = [ref for refs in _run(writers + 1, work) for ref in refs]
-            with store.unit_of_work() as uow:
-                for ref in created:
-                    stored = uow.transactions.find_by_external_ref("race", ref)
-                    assert stored is not None, f"round {round_}: {ref} reported created, lost"
-                    assert stored.customer == keep, f"round {round_}: {ref} on the retired number"
-                mine = uow.transactions.for_customer(keep)
-                assert len(mine) == len(created)
-                assert uow.aggregates.get(keep).purchase_count == len(created)
-                assert uow.customers.find(drop) is None
-            assert self.leftover_rows(store, drop) == [], f"round {round_}"
+        created = [ref for refs in _run(writers + 1, work) for ref in refs]
+        with store.unit_of_work() as uow:
+            for ref in created:
+                stored = uow.transactions.find_by_external_ref("race", ref)
+                assert stored is not None, f"round {round_}: {ref} reported created, lost"
+                assert stored.customer == keep, f"round {round_}: {ref} on the retired number"
+            mine = uow.transactions.for_customer(keep)
+            assert len(mine) == len(created)
+            assert uow.aggregates.get(keep).purchase_count == len(created)
+            assert uow.customers.find(drop) is None
+        assert self.leftover_rows(store, drop) == [], f"round {round_}"
 
     def test_erase_while_writing_leaves_no_personal_data(self, store: Store) -> None:
         crm = Crm(store, clock=FixedClock(NOW))
+        for round_ in range(self.RACE_ROUNDS):
+            self._erase_round(store, crm, round_)
+
+    def _erase_round(self, store: Store, crm: Crm, round_: int) -> None:
         writers = max(2, self.THREADS - 1)
         per_thread = self.WRITES_PER_THREAD
-        for round_ in range(self.RACE_ROUNDS):
-            first = f"erase{round_}@example.com"
-            number = crm.register(f"Erased Person {round_}", emails=[first]).number
-            barrier = threading.Barrier(writers + 1)
-            halfway = _Halfway(writers * per_thread // 2, writers)
-            emails: list[str] = [first]
-            refs: list[str] = []
+        first = f"erase{round_}@example.com"
+        number = crm.register(f"Erased Person {round_}", emails=[first]).number
+        barrier = threading.Barrier(writers + 1)
+        halfway = _Halfway(writers * per_thread // 2, writers)
+        emails: list[str] = [first]
+        refs: list[str] = []
 
-            def work(worker: int, number: CrmNumber = number, round_: int = round_) -> None:
-                barrier.wait()
-                if worker == writers:
-                    halfway.wait()
-                    _until_done(lambda: crm.erase(number))
-                    return
-                try:
-                    for i in range(per_thread):
-                        tag = f"{round_}-{worker}-{i}"
-                        try:
-                            if worker % 2:
-                                customer = crm.get(number)
-                                email = f"e{tag}@example.com"
-                                emails.append(email)
-                                customer.emails = (*customer.emails, email)  # type: ignore[assignment]
-                                customer.organisation = f"Org {tag}"
-                                crm.update(customer)
-                            else:
-                                refs.append(tag)
-                                crm.record_interaction(
-                                    Interaction(
-                                        customer=number,
-                                        occurred_at=NOW,
-                                        channel=InteractionChannel.PHONE,
-                                        direction=Direction.INBOUND,
-                                        kind=InteractionKind.CARE,
-                                        notes=f"private note {tag}",
-                                        source="race",
-                                        external_ref=tag,
-                                    )
-                                )
-                        except ConcurrencyError:
-                            continue  # a lost update refused, or a clean conflict
-                        except (ErasedError, NotFound):
-                            break
-                        halfway.count()
-                finally:
-                    halfway.stopped()
-
-            _run(writers + 1, work)
+        def work(worker: int) -> None:
+            barrier.wait()
+            if worker == writers:
+                halfway.wait()
+                _until_done(lambda: crm.erase(number))
+                return
             try:
-                crm.get(number)
-            except ErasedError:
-                pass
-            else:  # pragma: no cover - a failure report
-                raise AssertionError(f"round {round_}: {number} is not erased")
-            for email in emails:
-                assert crm.find_by_email(email) == [], f"round {round_}: {email} survived"
-            with store.unit_of_work() as uow:
-                for ref in refs:
-                    assert uow.interactions.find_by_external_ref("race", ref) is None, ref
-                assert list(uow.interactions.for_customer(number)) == []
-            assert self.leftover_rows(store, number) == [], f"round {round_}"
+                for i in range(per_thread):
+                    tag = f"{round_}-{worker}-{i}"
+                    try:
+                        if worker % 2:
+                            customer = crm.get(number)
+                            email = f"e{tag}@example.com"
+                            emails.append(email)
+                            customer.emails = (*customer.emails, email)  # type: ignore[assignment]
+                            customer.organisation = f"Org {tag}"
+                            crm.update(customer)
+                        else:
+                            refs.append(tag)
+                            crm.record_interaction(
+                                Interaction(
+                                    customer=number,
+                                    occurred_at=NOW,
+                                    channel=InteractionChannel.PHONE,
+                                    direction=Direction.INBOUND,
+                                    kind=InteractionKind.CARE,
+                                    notes=f"private note {tag}",
+                                    source="race",
+                                    external_ref=tag,
+                                )
+                            )
+                    except ConcurrencyError:
+                        continue  # a lost update refused, or a clean conflict
+                    except (ErasedError, NotFound):
+                        break
+                    halfway.count()
+            finally:
+                halfway.stopped()
+
+        _run(writers + 1, work)
+        try:
+            crm.get(number)
+        except ErasedError:
+            pass
+        else:  # pragma: no cover - a failure report
+            raise AssertionError(f"round {round_}: {number} is not erased")
+        for email in emails:
+            assert crm.find_by_email(email) == [], f"round {round_}: {email} survived"
+        with store.unit_of_work() as uow:
+            for ref in refs:
+                assert uow.interactions.find_by_external_ref("race", ref) is None, ref
+            assert list(uow.interactions.for_customer(number)) == []
+        assert self.leftover_rows(store, number) == [], f"round {round_}"
