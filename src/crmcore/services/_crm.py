@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import attrs
 
@@ -56,6 +56,8 @@ from crmcore.services._results import (
 
 __all__ = ["Crm", "CustomerFields"]
 
+_MOST_RECENT: Final = 2**31 - 1
+"""The largest ``recent`` of :meth:`Crm.customer_360` (larger values are clamped to it)."""
 _T = TypeVar("_T")
 _R = TypeVar("_R", Interaction, Transaction)
 
@@ -80,6 +82,18 @@ class CustomerFields(TypedDict, total=False):
     stage: LifecycleStage | str
     source: str | None
     external_id: str | None
+
+
+def _key_text(field: str, value: object) -> str:
+    """A lookup key as given (not stripped: it is compared as stored), refused before any
+    query if it is not text or not valid Unicode (a lone surrogate fails in every driver)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, value, "is not valid Unicode text") from None
+    return value
 
 
 def _iterable(value: object) -> bool:
@@ -433,6 +447,13 @@ class Crm(BulkImports):
             return list(uow.customers.find_by_phone(e164))
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
+        """The customer registered under ``(source, external_id)``, or ``None``.
+
+        Raises:
+            ValidationError: either is not text, or not valid Unicode (nothing is queried).
+        """
+        _key_text("source", source)
+        _key_text("external_id", external_id)
         with self.context.reading() as uow:
             return uow.customers.find_by_external_id(source, external_id)
 
@@ -441,7 +462,8 @@ class Crm(BulkImports):
     ) -> dict[str, CrmNumber]:
         """``external_id -> number`` for those of ``external_ids`` registered under ``source``
         (one query per batch on SQL stores; erased customers are not found)."""
-        ids = set(external_ids)
+        _key_text("source", source)
+        ids = {_key_text(f"external_ids[{i}]", e) for i, e in enumerate(external_ids)}
         if not ids:
             return {}
         with self.context.reading() as uow:
@@ -470,9 +492,15 @@ class Crm(BulkImports):
             return uow.customers.count()
 
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
-        """Profile, running totals, recent history and open follow-ups of one customer."""
+        """Profile, running totals, recent history and open follow-ups of one customer.
+
+        ``recent`` caps the interactions and transactions listed (newest first); a value
+        above ``2**31 - 1`` is read as ``2**31 - 1``, more than any store holds for one
+        customer (and than a database's ``LIMIT`` takes).
+        """
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
             raise ValidationError("recent", recent, "must be a non-negative integer")
+        recent = min(recent, _MOST_RECENT)
         key = self.context.number(number)
         now = self.context.now()
         with self.context.reading() as uow:

@@ -151,12 +151,12 @@ def fold_transaction_columns(
     names, group = _groups(customers)
     size = len(names)
     bought = ~refund
-    for total, mask in (("purchase_minor", bought), ("refund_minor", refund)):
+    for column, mask in (("purchase_minor", bought), ("refund_minor", refund)):
         # The per-customer sums below are int64 (np.add.at wraps): refuse first.
         over = overflowing_groups(group[mask], minor[mask], size)
         if over.size:
             adding = sum(int(v) for v in minor[mask][group[mask] == over[0]].tolist())
-            raise total_overflow(total, names[int(over[0])], adding)
+            raise total_overflow(column, names[int(over[0])], adding)
     count = np.bincount(group[bought], minlength=size)
     total = np.zeros(size, dtype=np.int64)
     np.add.at(total, group[bought], minor[bought])

@@ -52,6 +52,14 @@ _MY_CHECK = {3819, 4025}  # MySQL / MariaDB check constraint violated
 _MY_CONCURRENCY = {1205, 1213}  # lock wait timeout, deadlock
 _MY_MISSING = {1146, 1054, 1049}  # no such table / column / database
 
+# SQLite's refusals of a statement beyond its compile-time limits.
+_SQLITE_LIMITS = (
+    "expression tree is too large",
+    "too many sql variables",
+    "too many terms in compound select",
+    "parser stack overflow",
+    "too many columns",
+)
 # Identifiers quoted in MySQL/MariaDB and SQLite messages (never the values around them).
 _MY_KEY = re.compile(r"for key '([^']+)'")
 _MY_CONSTRAINT = re.compile(r"CONSTRAINT [`']([^`']+)[`']", re.IGNORECASE)
@@ -205,6 +213,12 @@ def translate(error: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, what: str = "ro
         return ConcurrencyError(
             f"the database reported a conflict with a concurrent unit of work "
             f"({_code(state, code, original)}); retry"
+        )
+    if any(limit in lowered for limit in _SQLITE_LIMITS):
+        # A statement beyond one of SQLite's compile-time limits (a huge rule): the input is
+        # too large, the database is fine. These messages quote no values.
+        return ValidationError(
+            what, WITHHELD, f"is too large for the database to run ({_first_line(text)})"
         )
     if state in _PG_MISSING or code in _MY_MISSING or "no such table" in lowered:
         return ConfigurationError(

@@ -20,7 +20,7 @@ import pytest
 
 from crmcore._epoch import to_us
 from crmcore.analytics.columns import SALES_CHANNEL_CODES, TRANSACTION_KIND_CODES
-from crmcore.domain import CrmNumber, SalesChannel, Transaction, TransactionKind
+from crmcore.domain import CrmNumber, Transaction, TransactionKind
 from crmcore.errors import ValidationError
 from crmcore.ports import Store
 from crmcore.ports.batches import TransactionBatch
@@ -58,9 +58,7 @@ def _batch(store: Store, items: Sequence[Transaction]) -> TransactionBatch:
         customer=np.array([t.customer.value for t in items], dtype=object),
         occurred_us=np.array([to_us(t.occurred_at) for t in items], dtype=np.int64),
         kind=np.array([TRANSACTION_KIND_CODES[t.kind] for t in items], dtype=np.int8),
-        channel=np.array(
-            [SALES_CHANNEL_CODES[t.channel or SalesChannel.ONLINE] for t in items], dtype=np.int8
-        ),
+        channel=np.array([SALES_CHANNEL_CODES[t.channel] for t in items], dtype=np.int8),
         currency=np.array([t.total.currency for t in items], dtype=object),
         total_minor=np.array([t.total.minor_units for t in items], dtype=np.int64),
         reporting_minor=np.array(

@@ -20,6 +20,7 @@ from crmcore.clock import FixedClock
 from crmcore.domain import (
     CrmNumber,
     Direction,
+    EmailAddress,
     Interaction,
     InteractionChannel,
     InteractionKind,
@@ -185,7 +186,7 @@ class RaceCases:
                             customer = crm.get(number)
                             email = f"e{tag}@example.com"
                             emails.append(email)
-                            customer.emails = (*customer.emails, email)  # type: ignore[assignment]
+                            customer.emails = (*customer.emails, EmailAddress(email))
                             customer.organisation = f"Org {tag}"
                             crm.update(customer)
                         else:
