@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     true,
 )
+
 from crmcore._epoch import MICROS_PER_DAY
 from crmcore.adapters.sqlalchemy._frame import Frame, exact_text
 from crmcore.analytics._fields import FIELDS, FieldKind

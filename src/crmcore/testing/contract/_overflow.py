@@ -22,7 +22,7 @@ from crmcore._epoch import to_us
 from crmcore.analytics.columns import SALES_CHANNEL_CODES, TRANSACTION_KIND_CODES
 from crmcore.domain import CrmNumber, Transaction, TransactionKind
 from crmcore.errors import ValidationError
-from crmcore.ports import Store
+from crmcore.ports import Store, UnitOfWork
 from crmcore.ports.batches import TransactionBatch
 from crmcore.testing.contract._support import (
     T0,
@@ -71,6 +71,17 @@ def _batch(store: Store, items: Sequence[Transaction]) -> TransactionBatch:
     )
 
 
+def _write(store: Store, uow: UnitOfWork, how: str, items: list[Transaction]) -> None:
+    """Store ``items`` the way ``how`` names (the unit is left without committing)."""
+    if how == "add":
+        (item,) = items
+        uow.transactions.add(item)
+    elif how == "add_many":
+        uow.transactions.add_many(items)
+    else:
+        uow.transactions.add_batch(_batch(store, items))
+
+
 class OverflowCases:
     """A running total that would pass ``2**63 - 1`` is refused before anything is stored."""
 
@@ -91,14 +102,8 @@ class OverflowCases:
             make_transaction(store, number, T0, 1, kind, source="edge", external_ref=tag)
         )
         extra = _largest(store, number, kind, f"{tag}-over")
-        with pytest.raises(ValidationError) as info, store.unit_of_work() as uow:
-            if how == "add":
-                uow.transactions.add(extra)
-            elif how == "add_many":
-                uow.transactions.add_many([small, extra])
-            else:
-                uow.transactions.add_batch(_batch(store, [small, extra]))
-            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as info:
+            _write(store, uow, how, [extra] if how == "add" else [small, extra])
         assert info.value.field == total
         with store.unit_of_work() as uow:
             assert uow.aggregates.get(number) == before
@@ -112,12 +117,8 @@ class OverflowCases:
         tag = uuid.uuid4().hex
         kind = TransactionKind.PURCHASE
         items = [_largest(store, number, kind, f"{tag}-{i}") for i in range(FITTING + 1)]
-        with pytest.raises(ValidationError) as info, store.unit_of_work() as uow:
-            if how == "add_many":
-                uow.transactions.add_many(items)
-            else:
-                uow.transactions.add_batch(_batch(store, items))
-            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as info:
+            _write(store, uow, how, items)
         assert info.value.field == "purchase_minor"
         with store.unit_of_work() as uow:
             aggregate = uow.aggregates.get(number)
