@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from tests.helpers import backend_url, sql_store, unique_prefix
 
 from crmcore import Crm, CrmError, DuplicateError
-from crmcore.adapters.sqlalchemy import SqlStore
-from crmcore.adapters.sqlalchemy._errors import DriverError, translated
+from crmcore.adapters.sqlalchemy import DriverError, SqlStore
+from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.clock import FixedClock
 from crmcore.domain import Consent, PostalAddress
 
