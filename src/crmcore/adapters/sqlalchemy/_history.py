@@ -173,7 +173,7 @@ class _History(abc.ABC):
         found = conn.execute(
             select(customers.c.erased, recorded, exists().where(table.c.id == row["id"]))
             .where(customers.c.number == row["customer"])
-            .with_for_update(read=True)
+            .with_for_update(read=True, key_share=True)
         ).first()
         if found is None:
             raise NotFound("customer", CrmNumber(row["customer"]))

@@ -84,9 +84,11 @@ def alive(
 ) -> dict[str, bool]:
     """Map each existing number of ``numbers`` to ``erased``.
 
-    ``share``: read with a shared row lock (``FOR SHARE``; nothing on SQLite, whose writers
-    are serialised anyway), so the answer holds until the unit ends: a concurrent erase or
-    merge, which locks the row for update, waits for this unit, and this read waits for it.
+    ``share``: read with a shared row lock (PostgreSQL ``FOR KEY SHARE``, the lock its
+    foreign-key checks take anyway, so a profile update does not block it; MariaDB ``LOCK IN
+    SHARE MODE``; nothing on SQLite, whose writers are serialised anyway), so the answer holds
+    until the unit ends: a concurrent erase or merge, which locks the row ``FOR UPDATE``,
+    waits for this unit, and this read waits for it.
     """
     c = customers
     out: dict[str, bool] = {}
@@ -94,7 +96,7 @@ def alive(
     for where in where_in(dialect, c.c.number, keys):
         query = select(c.c.number, c.c.erased).where(where)
         if share:
-            query = query.order_by(c.c.number).with_for_update(read=True)
+            query = query.order_by(c.c.number).with_for_update(read=True, key_share=True)
         for number, erased in conn.execute(query):
             out[number] = bool(erased)
     return out
