@@ -36,7 +36,7 @@ from crmcore.domain import (
     Transaction,
     TransactionRecorded,
 )
-from crmcore.domain._checks import member
+from crmcore.domain._checks import lookup_key, member
 from crmcore.domain.contact import normalize_phone, phone_numbers
 from crmcore.errors import (
     DuplicateError,
@@ -56,8 +56,7 @@ from crmcore.services._results import (
 
 __all__ = ["Crm", "CustomerFields"]
 
-_MOST_RECENT: Final = 2**31 - 1
-"""The largest ``recent`` of :meth:`Crm.customer_360` (larger values are clamped to it)."""
+_MOST_RECENT: Final = 2**31 - 1  # the largest ``recent`` of customer_360 (larger: clamped)
 _T = TypeVar("_T")
 _R = TypeVar("_R", Interaction, Transaction)
 
@@ -82,18 +81,6 @@ class CustomerFields(TypedDict, total=False):
     stage: LifecycleStage | str
     source: str | None
     external_id: str | None
-
-
-def _key_text(field: str, value: object) -> str:
-    """A lookup key as given (not stripped: it is compared as stored), refused before any
-    query if it is not text or not valid Unicode (a lone surrogate fails in every driver)."""
-    if not isinstance(value, str):
-        raise ValidationError(field, value, "must be text")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(field, value, "is not valid Unicode text") from None
-    return value
 
 
 def _iterable(value: object) -> bool:
@@ -452,8 +439,8 @@ class Crm(BulkImports):
         Raises:
             ValidationError: either is not text, or not valid Unicode (nothing is queried).
         """
-        _key_text("source", source)
-        _key_text("external_id", external_id)
+        lookup_key("source", source)
+        lookup_key("external_id", external_id)
         with self.context.reading() as uow:
             return uow.customers.find_by_external_id(source, external_id)
 
@@ -462,8 +449,8 @@ class Crm(BulkImports):
     ) -> dict[str, CrmNumber]:
         """``external_id -> number`` for those of ``external_ids`` registered under ``source``
         (one query per batch on SQL stores; erased customers are not found)."""
-        _key_text("source", source)
-        ids = {_key_text(f"external_ids[{i}]", e) for i, e in enumerate(external_ids)}
+        lookup_key("source", source)
+        ids = {lookup_key(f"external_ids[{i}]", e) for i, e in enumerate(external_ids)}
         if not ids:
             return {}
         with self.context.reading() as uow:
@@ -494,10 +481,9 @@ class Crm(BulkImports):
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
         """Profile, running totals, recent history and open follow-ups of one customer.
 
-        ``recent`` caps the interactions and transactions listed (newest first); a value
-        above ``2**31 - 1`` is read as ``2**31 - 1``, more than any store holds for one
-        customer (and than a database's ``LIMIT`` takes).
-        """
+        ``recent`` caps the interactions and transactions listed (newest first); values
+        above ``2**31 - 1`` (more than any customer has, and than a SQL ``LIMIT`` takes) are
+        read as ``2**31 - 1``."""
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
             raise ValidationError("recent", recent, "must be a non-negative integer")
         recent = min(recent, _MOST_RECENT)
