@@ -14,6 +14,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 from tests.helpers import delete_rows, unique_prefix
 
+from crmcore.domain import CrmNumber
 from crmcore.ports import Store
 from crmcore.testing.contract import (
     ConcurrencyContract,
@@ -158,10 +159,42 @@ def _count_transaction_rows(store: Any) -> int:
         return int(conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(t)).scalar())
 
 
+def _leftover_rows(store: Any, number: CrmNumber) -> list[str]:
+    """Rows of every table still holding data of ``number``: any child row at all, and any
+    non-NULL column of its tombstone but the number, the erased flag and the version."""
+    left: list[str] = []
+    kept = {"number", "erased", "version"}
+    with store.engine.connect() as conn:
+        for table in store.tables.all:
+            if "customer" in table.c:
+                rows = conn.execute(
+                    sqlalchemy.select(sqlalchemy.func.count())
+                    .select_from(table)
+                    .where(table.c.customer == number.value)
+                ).scalar()
+                if rows:
+                    left.append(f"{rows} row(s) in {table.name}")
+        customers = store.tables.customers
+        row = (
+            conn.execute(sqlalchemy.select(customers).where(customers.c.number == number.value))
+            .mappings()
+            .one()
+        )
+        left.extend(
+            f"customers.{name}"
+            for name, value in row.items()
+            if name not in kept and value is not None
+        )
+    return left
+
+
 class _SqlConcurrency(ConcurrencyContract):
     def test_concurrent_duplicate_ingest_stores_one_row(self, store: Store) -> None:
         super().test_concurrent_duplicate_ingest_stores_one_row(store)
         assert _count_transaction_rows(store) == 1
+
+    def leftover_rows(self, store: Store, number: CrmNumber) -> list[str]:
+        return _leftover_rows(store, number)
 
 
 class TestSqliteFileConcurrency(_SqliteFile, _SqlConcurrency):

@@ -12,6 +12,7 @@ from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
 from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
 from crmcore.analytics._rules import (
+    MAX_RULE_DEPTH,
     Ago,
     And,
     At,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_SEGMENT_MAP",
     "FIELDS",
     "LIFECYCLE_FIELDS",
+    "MAX_RULE_DEPTH",
     "RFM_FIELDS",
     "VALUE_FIELDS",
     "Ago",

@@ -272,6 +272,10 @@ def parse_rule(text: str | Rule) -> Rule:
         return text
     if not isinstance(text, str):
         raise RuleSyntaxError(f"a rule is text, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RuleSyntaxError("a rule must be valid Unicode text", text, exc.start) from None
     if len(text) > _MAX_TEXT:
         raise RuleSyntaxError(f"a rule is at most {_MAX_TEXT} characters", text[:80], 0)
     if not text.strip():

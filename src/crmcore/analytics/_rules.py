@@ -23,6 +23,7 @@ from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
 from crmcore.errors import RuleSyntaxError
 
 __all__ = [
+    "MAX_RULE_DEPTH",
     "Ago",
     "And",
     "At",
@@ -44,6 +45,9 @@ __all__ = [
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
 _INT64: Final = (-(2**63), 2**63 - 1)
 _MAX_TEXT: Final = 10_000
+MAX_RULE_DEPTH: Final = 100
+"""How deeply ``and``/``or``/``not`` may nest in one rule (docs/rules.md): deeper trees would
+exhaust Python's recursion limit while evaluated, and a database's expression depth."""
 _UNITS: Final = (
     ("days", 86_400_000_000),
     ("hours", 3_600_000_000),
@@ -104,6 +108,30 @@ def _spec(name: str, rule: str = "", position: int = 0) -> FieldSpec:
     return spec
 
 
+def _unicode(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogate: no database takes one)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _depth_of(node: object) -> int:
+    return getattr(node, "_depth", 1)
+
+
+def _nest(node: Rule, children: Iterable[Rule]) -> None:
+    """Record ``node``'s depth (one more than its deepest child) or refuse it past
+    :data:`MAX_RULE_DEPTH`; each node checks once, when built, so no check recurses."""
+    depth = 1 + max(_depth_of(child) for child in children)
+    if depth > MAX_RULE_DEPTH:
+        raise RuleSyntaxError(
+            f"the rule nests 'and'/'or'/'not' deeper than {MAX_RULE_DEPTH} levels"
+        )
+    object.__setattr__(node, "_depth", depth)
+
+
 def _check_value(spec: FieldSpec, value: object) -> Value:
     """Validate a literal against a field (raise RuleSyntaxError without position)."""
     if spec.kind is FieldKind.INT:
@@ -128,10 +156,8 @@ def _check_value(spec: FieldSpec, value: object) -> Value:
             raise RuleSyntaxError(f"{spec.name} is compared with text, got {value!r}")
         if "\x00" in value or len(value) > _MAX_TEXT:
             raise RuleSyntaxError(f"text for {spec.name} must not contain NUL or be that long")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise RuleSyntaxError(f"text for {spec.name} is not valid Unicode") from None
+        if not _unicode(value):
+            raise RuleSyntaxError(f"text for {spec.name} is not valid Unicode")
         if spec.choices and value not in spec.choices:
             raise RuleSyntaxError(f"{spec.name} is one of {', '.join(spec.choices)}; got {value!r}")
         return value
@@ -258,6 +284,8 @@ class HasTag(Rule):
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.tag, str) or "\x00" in self.tag or len(self.tag) > _MAX_TEXT:
             raise RuleSyntaxError(f"a tag is text, got {self.tag!r}")
+        if not _unicode(self.tag):
+            raise RuleSyntaxError("a tag must be valid Unicode text")
 
     def __str__(self) -> str:
         return f"{self.tag!r} in tags"
@@ -295,6 +323,8 @@ class Match(Rule):
             raise RuleSyntaxError(f"unknown text match {self.kind!r}")
         if not isinstance(self.text, str) or "\x00" in self.text or len(self.text) > _MAX_TEXT:
             raise RuleSyntaxError(f"{self.kind} needs text without NUL, got {self.text!r}")
+        if not _unicode(self.text):
+            raise RuleSyntaxError(f"{self.kind} needs valid Unicode text")
 
     def __str__(self) -> str:
         return f"{self.field}.{self.kind}({self.text!r})"
@@ -305,6 +335,7 @@ class And(Rule):
     """All of ``items`` hold."""
 
     items: tuple[Rule, ...] = attrs.field(converter=_rules)
+    _depth: int = attrs.field(init=False, default=1, eq=False, repr=False)
     precedence: ClassVar[int] = 1
 
     def __attrs_post_init__(self) -> None:
@@ -312,6 +343,7 @@ class And(Rule):
             raise RuleSyntaxError("'and' needs at least two operands")
         for item in self.items:
             _rule(item)
+        _nest(self, self.items)
 
     def __str__(self) -> str:
         return " and ".join(_wrap(item, 1) for item in self.items)
@@ -322,6 +354,7 @@ class Or(Rule):
     """At least one of ``items`` holds."""
 
     items: tuple[Rule, ...] = attrs.field(converter=_rules)
+    _depth: int = attrs.field(init=False, default=1, eq=False, repr=False)
     precedence: ClassVar[int] = 0
 
     def __attrs_post_init__(self) -> None:
@@ -329,6 +362,7 @@ class Or(Rule):
             raise RuleSyntaxError("'or' needs at least two operands")
         for item in self.items:
             _rule(item)
+        _nest(self, self.items)
 
     def __str__(self) -> str:
         return " or ".join(_wrap(item, 0) for item in self.items)
@@ -339,10 +373,12 @@ class Not(Rule):
     """``item`` does not hold (plain negation: a missing value's false comparison flips)."""
 
     item: Rule
+    _depth: int = attrs.field(init=False, default=1, eq=False, repr=False)
     precedence: ClassVar[int] = 2
 
     def __attrs_post_init__(self) -> None:
         _rule(self.item)
+        _nest(self, (self.item,))
 
     def __str__(self) -> str:
         return f"not {_wrap(self.item, 2)}"

@@ -137,6 +137,8 @@ def check_url(url: str) -> None:
         make_url(url).get_dialect()
     except sa_exc.ArgumentError:
         raise CliError(f"--db: {safe_url(url)!r} is not a database URL", EXIT_USAGE) from None
+    except ValueError:  # make_url's int() of the port
+        raise CliError(f"--db: the port of {safe_url(url)!r} is not a number", EXIT_USAGE) from None
     except sa_exc.NoSuchModuleError:
         raise CliError(
             f"--db: unknown database kind in {safe_url(url)!r} "

@@ -60,6 +60,18 @@ def text(field: str, value: object, *, max_length: int = 1000, allow_empty: bool
     return cleaned
 
 
+def lookup_key(field: str, value: object) -> str:
+    """A lookup key as given (not stripped: it is compared as stored), refused before any
+    query if it is not text or not valid Unicode (a lone surrogate fails in every driver)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, value, "is not valid Unicode text") from None
+    return value
+
+
 def optional_text(field: str, value: object, *, max_length: int = 1000) -> str | None:
     """Like :func:`text`, but ``None`` and blank text both mean "absent"."""
     if value is None:

@@ -16,6 +16,7 @@ import email_validator
 import phonenumbers
 
 from crmcore.domain import _checks
+from crmcore.domain._countries import ISO_3166_ALPHA2
 from crmcore.errors import ValidationError
 
 __all__ = ["ContactLabel", "EmailAddress", "PhoneNumber", "PostalAddress"]
@@ -180,8 +181,10 @@ class PostalAddress:
 
 def _country(field: str, value: object) -> str:
     code = value.strip().upper() if isinstance(value, str) else value
-    if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isalpha():
-        raise ValidationError(field, value, "must be an ISO 3166-1 alpha-2 country code")
+    if not isinstance(code, str) or code not in ISO_3166_ALPHA2:
+        raise ValidationError(
+            field, value, "must be an ISO 3166-1 alpha-2 country code (e.g. DE, GB, US)"
+        )
     return code
 
 

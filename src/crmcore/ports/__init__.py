@@ -153,6 +153,17 @@ class CustomerRepository(Protocol):
         """
         ...
 
+    def lock(self, numbers: Collection[CrmNumber]) -> None:
+        """Hold these customers for this unit of work until it ends.
+
+        Afterwards no other unit can update, erase or merge them or record history for them
+        before this unit commits or rolls back, and this unit's reads see their latest
+        committed state: call it before reading what a change of several records depends
+        on (:meth:`~crmcore.Crm.merge` locks both customers before reading the duplicate's
+        history). Numbers that do not exist, or were erased, are passed over.
+        """
+        ...
+
     def erase(self, number: CrmNumber) -> None:
         """Delete the customer's personal data, keeping only a tombstone of the number.
 

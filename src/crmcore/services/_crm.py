@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import attrs
 
@@ -36,7 +36,7 @@ from crmcore.domain import (
     Transaction,
     TransactionRecorded,
 )
-from crmcore.domain._checks import member
+from crmcore.domain._checks import lookup_key, member
 from crmcore.domain.contact import normalize_phone, phone_numbers
 from crmcore.errors import (
     DuplicateError,
@@ -56,6 +56,7 @@ from crmcore.services._results import (
 
 __all__ = ["Crm", "CustomerFields"]
 
+_MOST_RECENT: Final = 2**31 - 1  # the largest ``recent`` of customer_360 (larger: clamped)
 _T = TypeVar("_T")
 _R = TypeVar("_R", Interaction, Transaction)
 
@@ -377,6 +378,10 @@ class Crm(BulkImports):
             raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
         now = self.context.now()
         with self.context.unit() as uow:
+            # Both rows held before anything is read: a transaction recorded for the
+            # duplicate meanwhile is either committed and read below (and moves with the
+            # rest) or waits and then finds the duplicate retired; never lost in between.
+            uow.customers.lock((keep, drop))
             target = uow.customers.get(keep)
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
@@ -429,6 +434,13 @@ class Crm(BulkImports):
             return list(uow.customers.find_by_phone(e164))
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
+        """The customer registered under ``(source, external_id)``, or ``None``.
+
+        Raises:
+            ValidationError: either is not text, or not valid Unicode (nothing is queried).
+        """
+        lookup_key("source", source)
+        lookup_key("external_id", external_id)
         with self.context.reading() as uow:
             return uow.customers.find_by_external_id(source, external_id)
 
@@ -437,7 +449,8 @@ class Crm(BulkImports):
     ) -> dict[str, CrmNumber]:
         """``external_id -> number`` for those of ``external_ids`` registered under ``source``
         (one query per batch on SQL stores; erased customers are not found)."""
-        ids = set(external_ids)
+        lookup_key("source", source)
+        ids = {lookup_key(f"external_ids[{i}]", e) for i, e in enumerate(external_ids)}
         if not ids:
             return {}
         with self.context.reading() as uow:
@@ -466,9 +479,14 @@ class Crm(BulkImports):
             return uow.customers.count()
 
     def customer_360(self, number: CrmNumber | str, *, recent: int = 10) -> Customer360:
-        """Profile, running totals, recent history and open follow-ups of one customer."""
+        """Profile, running totals, recent history and open follow-ups of one customer.
+
+        ``recent`` caps the interactions and transactions listed (newest first); values
+        above ``2**31 - 1`` (more than any customer has, and than a SQL ``LIMIT`` takes) are
+        read as ``2**31 - 1``."""
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
             raise ValidationError("recent", recent, "must be a non-negative integer")
+        recent = min(recent, _MOST_RECENT)
         key = self.context.number(number)
         now = self.context.now()
         with self.context.reading() as uow:

@@ -114,6 +114,13 @@ class TransactionContext:
             self.state.generation += 1
         self.undo.clear()
 
+    def undo_to(self, mark: int) -> None:
+        """Undo the writes made since the undo log was ``mark`` entries long, newest first
+        (a repository method that fails after writing leaves nothing behind)."""
+        undo = self.undo
+        while len(undo) > mark:
+            undo.pop()()
+
     def rollback(self) -> None:
         """Undo the writes so far, newest first, and drop the pending events."""
         undo = self.undo

@@ -172,6 +172,13 @@ class Customers:
 
         context.undo.append(undo)
 
+    def lock(self, numbers: Collection[CrmNumber]) -> None:
+        self._context.check_active()
+        for number in numbers:
+            check_number(number)
+        # Nothing more to do: a unit of work holds the store's lock from start to end, so no
+        # other unit can touch these customers meanwhile.
+
     def erase(self, number: CrmNumber) -> None:
         context = self._context
         context.check_active()

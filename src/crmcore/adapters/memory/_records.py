@@ -24,7 +24,8 @@ from crmcore.adapters.memory._encoders import (
 )
 from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
-from crmcore.domain import CrmNumber, Interaction, Transaction
+from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overflow
+from crmcore.domain import CrmNumber, Interaction, Transaction, TransactionKind
 from crmcore.errors import ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
@@ -202,10 +203,15 @@ class Transactions(_Records[Transaction]):
         context.require_customer(number)
         state = context.state
         row = state.row_of[number]
+        cols = state.aggregates.columns
+        # Checked before anything is written: numpy would refuse (or wrap) the new total.
+        adding = transaction.reporting_total.minor_units  # type: ignore[union-attr]
+        total = "refund_minor" if transaction.kind is TransactionKind.REFUND else "purchase_minor"
+        if int(cols[total][row]) + adding > INT64_MAX:
+            raise total_overflow(total, number, adding)
         values = self._history.add(transaction, row, context.undo)
         if values is None:
             return False
-        cols = state.aggregates.columns
         occurred = values["occurred_us"]
         minor = values["reporting_minor"]
         if values["kind"] == PURCHASE_CODE:
@@ -232,15 +238,19 @@ class Transactions(_Records[Transaction]):
     def add_many(self, transactions: Sequence[Transaction]) -> int:
         """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
         batch = [self._check(transaction) for transaction in transactions]
-        return self._fold(self._store_all(batch, [record.customer for record in batch]))
+        mark = len(self._context.undo)
+        return self._fold(self._store_all(batch, [record.customer for record in batch]), mark)
 
-    def _fold(self, values: dict[str, Int64Array] | None) -> int:
+    def _fold(self, values: dict[str, Int64Array] | None, mark: int) -> int:
+        """Fold stored rows into the aggregates; if a running total would overflow, undo
+        the writes since ``mark`` (the rows just stored) and raise."""
         if values is None:
             return 0
         context = self._context
         rows, occurred, minor = values["row"], values["occurred_us"], values["reporting_minor"]
         refund = values["kind"] == REFUND_CODE
         bought = ~refund
+        _check_totals(context, rows, minor, bought, refund, mark)
 
         def fold(cols: dict[str, Int64Array]) -> None:
             np.add.at(cols["purchase_count"], rows[bought], 1)
@@ -264,4 +274,29 @@ class Transactions(_Records[Transaction]):
         rows = self._rows(batch.customer)
         history = self._history
         encoded = TRANSACTION_ENCODER.encode_batch(batch, history)
-        return self._fold(history.add_encoded(encoded, rows, context.undo))
+        mark = len(context.undo)
+        return self._fold(history.add_encoded(encoded, rows, context.undo), mark)
+
+
+def _check_totals(
+    context: TransactionContext,
+    rows: Int64Array,
+    minor: Int64Array,
+    bought: Any,
+    refund: Any,
+    mark: int,
+) -> None:
+    """Raise (after undoing the writes since ``mark``) if folding ``minor`` at ``rows`` would
+    take a purchase or refund total past :data:`INT64_MAX` (``np.add.at`` would wrap)."""
+    cols = context.state.aggregates.columns
+    for total, mask in (("purchase_minor", bought), ("refund_minor", refund)):
+        touched, group = np.unique(rows[mask], return_inverse=True)
+        if touched.size == 0:
+            continue
+        over = overflowing_groups(group, minor[mask], touched.size, cols[total][touched])
+        if over.size:
+            row = int(touched[over[0]])
+            number = context.state.row_numbers[row]
+            adding = int(minor[mask][group == over[0]].sum(dtype=object))
+            context.undo_to(mark)
+            raise total_overflow(total, number, adding)

@@ -10,6 +10,7 @@ See ``docs/embedding.md`` for sharing a database (and a ``MetaData``) with a hos
 and for running the bundled Alembic migrations.
 """
 
+from crmcore.adapters.sqlalchemy._errors import DriverError
 from crmcore.adapters.sqlalchemy._migrate import (
     BRANCH_LABEL,
     MIGRATIONS_DIR,
@@ -30,6 +31,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "NAMING_CONVENTION",
     "CrmTables",
+    "DriverError",
     "SqlNumberAllocator",
     "SqlStore",
     "SqlUnitOfWork",

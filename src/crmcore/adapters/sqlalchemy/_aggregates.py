@@ -28,6 +28,7 @@ from crmcore.analytics.columns import (
     TRANSACTION_COLUMNS,
     TRANSACTION_KIND_CODES,
 )
+from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overflow
 from crmcore.domain import CrmNumber, CustomerAggregate, InteractionKind, TransactionKind
 from crmcore.errors import ConcurrencyError
 
@@ -150,6 +151,12 @@ def fold_transaction_columns(
     names, group = _groups(customers)
     size = len(names)
     bought = ~refund
+    for column, mask in (("purchase_minor", bought), ("refund_minor", refund)):
+        # The per-customer sums below are int64 (np.add.at wraps): refuse first.
+        over = overflowing_groups(group[mask], minor[mask], size)
+        if over.size:
+            adding = sum(int(v) for v in minor[mask][group[mask] == over[0]].tolist())
+            raise total_overflow(column, names[int(over[0])], adding)
     count = np.bincount(group[bought], minlength=size)
     total = np.zeros(size, dtype=np.int64)
     np.add.at(total, group[bought], minor[bought])
@@ -271,6 +278,14 @@ def _fold(
         sets.update((c, _later(a.c[c], value(c))) for c in latest)
         return sets
 
+    # A running total must stay below INT64_MAX: SQLite would turn the sum into a REAL,
+    # PostgreSQL and MariaDB fail with an anonymous range error. Rows whose sum would not fit
+    # are not updated (``fits``) and reported by ``_refuse``; the deltas are non-negative.
+    totals = [c for c in add if c.endswith("_minor")]
+
+    def fits(value: Any) -> list[Any]:
+        return [a.c[c] <= literal(INT64_MAX) - value(c) for c in totals]
+
     if name == "postgresql":
         source = (
             func.unnest(
@@ -281,10 +296,12 @@ def _fold(
             .render_derived()
         )
         stmt: Any = (
-            update(a).where(a.c.customer == source.c.customer).values(folded(lambda c: source.c[c]))
+            update(a)
+            .where(a.c.customer == source.c.customer, *fits(lambda c: source.c[c]))
+            .values(folded(lambda c: source.c[c]))
         )
         if conn.execute(stmt).rowcount != len(deltas):
-            raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+            _refuse(context, conn, deltas, totals)
         return
     if name in ("mysql", "mariadb"):
         # Lock the aggregate rows first (a locking read sees the latest committed state and
@@ -292,11 +309,16 @@ def _fold(
         # only ever update. Its row count cannot tell (MariaDB's found-rows count reports an
         # updated row and an inserted one alike).
         wanted = sorted(d["customer"] for d in deltas)
-        found = 0
+        stored: dict[str, Any] = {}
         for where in where_in(name, a.c.customer, wanted):
-            found += len(conn.execute(select(a.c.customer).where(where).with_for_update()).all())
-        if found != len(wanted):
+            query = select(a.c.customer, *(a.c[c] for c in totals)).where(where)
+            stored.update((r[0], r[1:]) for r in conn.execute(query.with_for_update()))
+        if len(stored) != len(wanted):
             raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+        for d in deltas:
+            for c, now in zip(totals, stored[d["customer"]], strict=True):
+                if int(now) + d[c] > INT64_MAX:
+                    raise total_overflow(c, d["customer"], d[c])
         upsert = mysql_insert(a)
         stmt = upsert.on_duplicate_key_update(folded(lambda c: upsert.inserted[c]))
         # The inserted values are the deltas over a zero row (every NOT NULL column set);
@@ -311,8 +333,29 @@ def _fold(
             bulk.execute(conn, [[r[c] for r in rows] for c in bulk.columns])
         return
     stmt = update(a).where(a.c.customer == bindparam("b_customer"))
+    stmt = stmt.where(*fits(lambda c: bindparam(f"b_{c}", type_=a.c[c].type)))
     stmt = stmt.values(folded(lambda c: bindparam(f"b_{c}")))
     params = [{f"b_{k}": v for k, v in d.items()} for d in deltas]
     result = conn.execute(stmt, params)
-    if result.rowcount not in (-1, len(params)):
-        raise ConcurrencyError(_ERASED_WHILE_RECORDING)
+    if result.rowcount != len(params):
+        _refuse(context, conn, deltas, totals)
+
+
+def _refuse(
+    context: TransactionContext, conn: Connection, deltas: list[dict[str, Any]], totals: list[str]
+) -> None:
+    """Raise the reason why some of ``deltas`` updated no aggregate row: a running total
+    that would overflow (nothing of the unit may be committed then), else a concurrent
+    erase that deleted the row."""
+    a = context.tables.aggregates
+    wanted = sorted(d["customer"] for d in deltas)
+    stored: dict[str, Any] = {}
+    for where in where_in(context.dialect, a.c.customer, wanted):
+        query = select(a.c.customer, *(a.c[c] for c in totals)).where(where)
+        stored.update((r[0], r[1:]) for r in conn.execute(query))
+    for d in deltas:
+        if d["customer"] in stored:
+            for c, now in zip(totals, stored[d["customer"]], strict=True):
+                if int(now) + d[c] > INT64_MAX:
+                    raise total_overflow(c, d["customer"], d[c])
+    raise ConcurrencyError(_ERASED_WHILE_RECORDING)

@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._engine import LAZY_BEGIN
-from crmcore.adapters.sqlalchemy._errors import translate
+from crmcore.adapters.sqlalchemy._errors import raise_translated
 from crmcore.adapters.sqlalchemy._settings import COUNTER_NAME
 from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.errors import ValidationError
@@ -69,7 +69,7 @@ class SqlNumberAllocator:
         try:
             last = self._advance(count)
         except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, "number counter") from exc
+            raise_translated(exc, "number counter")
         with self._lock:
             self._high = max(self._high, last)
         return list(range(last - count + 1, last + 1))

@@ -20,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from crmcore.adapters.sqlalchemy._engine import dialect_name, is_configured, is_memory_sqlite
-from crmcore.adapters.sqlalchemy._errors import translate, translated
+from crmcore.adapters.sqlalchemy._errors import raise_translated, translated
 from crmcore.errors import ConfigurationError
 
 __all__ = ["ActiveUnit", "Binding"]
@@ -128,7 +128,7 @@ class Binding:
             try:
                 conn = self.engine.connect()
             except sa_exc.SQLAlchemyError as exc:
-                raise translate(exc) from exc
+                raise_translated(exc)
             with conn, conn.begin():
                 yield conn
 
@@ -144,7 +144,7 @@ class Binding:
             try:
                 conn = self.engine.connect()
             except sa_exc.SQLAlchemyError as exc:
-                raise translate(exc) from exc
+                raise_translated(exc)
             with conn:
                 if self.name != "sqlite":
                     conn.execution_options(isolation_level="REPEATABLE READ")

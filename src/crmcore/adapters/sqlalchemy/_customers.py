@@ -11,7 +11,13 @@ from sqlalchemy import Connection, and_, delete, func, select, tuple_, update
 from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
-from crmcore.adapters.sqlalchemy._lookups import alive, chunks, key_of, require_customers
+from crmcore.adapters.sqlalchemy._lookups import (
+    alive,
+    chunks,
+    key_of,
+    require_customers,
+    where_in,
+)
 from crmcore.adapters.sqlalchemy._mapping import customer_from_row, customer_rows
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain.contact import email_lookup_key
@@ -152,10 +158,37 @@ class SqlCustomers:
             self._insert_children(conn, emails, phones, tags)
         customer.version += 1
 
+    def lock(self, numbers: Collection[CrmNumber]) -> None:
+        keys = sorted({key_of(n) for n in numbers})
+        conn = self._ctx.write()
+        with translated("customer"):
+            self._lock(conn, keys)
+
+    def _lock(self, conn: Connection, keys: Sequence[str]) -> None:
+        """Row locks on ``keys`` (in number order, so two lockers never deadlock).
+
+        SQLite needs none: the unit's first write (``BEGIN IMMEDIATE``, taken by
+        ``write()``) holds the database's only write lock until the unit ends. PostgreSQL and
+        MariaDB: ``SELECT ... FOR UPDATE``; a unit that records history takes a shared lock
+        on its customer's row (see ``_history``), so the two exclude each other, and reads
+        after the lock see what the units before committed.
+        """
+        dialect = self._ctx.dialect
+        if dialect == "sqlite" or not keys:
+            return
+        c = self._t.customers
+        for where in where_in(dialect, c.c.number, keys):
+            conn.execute(
+                select(c.c.number).where(where).order_by(c.c.number).with_for_update()
+            ).all()
+
     def erase(self, number: CrmNumber) -> None:
         conn = self._ctx.write()
         t = self._t
         with translated("customer"):
+            # Lock first: an update or a recording that committed before is then seen (and
+            # erased) by the deletes below, one that comes after finds the tombstone.
+            self._lock(conn, [key_of(number)])
             require_customers(self._ctx.dialect, conn, self._t.customers, [number.value])
             key = number.value
             for child in (

@@ -65,6 +65,11 @@ def engine_for_url(url: str) -> Engine:
             if memory:
                 kwargs["poolclass"] = StaticPool
         engine = create_engine(parsed, **kwargs)
+    except ValueError:
+        # make_url's int() of a non-numeric port; its message quotes the port only.
+        raise ConfigurationError(
+            "cannot create an engine for this URL: its port is not a number"
+        ) from None
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(f"cannot create an engine for this URL: {exc}") from exc
     if engine.dialect.name == "sqlite":

@@ -8,8 +8,13 @@ Driver messages about rows quote the rows' values (MariaDB: ``Duplicate entry
 'ann@example.com' for key ...``; PostgreSQL's ``DETAIL: Key (...)=(...)``), which can be
 personal data, so crmcore's messages for integrity, data and conflict errors are built from
 identifiers only: the constraint, table or column, and the error code. The driver's text is
-kept only where it names no row data (an unreachable server, a missing table); the original
-exception always stays chained as ``__cause__``.
+kept only where it names no row data (an unreachable server, a missing table).
+
+The driver's exception is not chained either: its text and SQLAlchemy's wrapper (which
+quotes the statement's parameters) would put the refused row, personal data included, into
+every ``logger.exception()`` and traceback. The crmcore error's ``__cause__`` is a
+:class:`DriverError` instead, holding only the driver's exception class, error code and
+constraint name, and its ``__context__`` is cleared (:func:`raise_translated`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, NoReturn
 
 from sqlalchemy import exc as sa_exc
 
@@ -30,7 +35,7 @@ from crmcore.errors import (
     ValidationError,
 )
 
-__all__ = ["WITHHELD", "translate", "translated"]
+__all__ = ["WITHHELD", "DriverError", "raise_translated", "translate", "translated"]
 
 # PostgreSQL SQLSTATEs.
 _PG_UNIQUE = "23505"
@@ -47,6 +52,14 @@ _MY_CHECK = {3819, 4025}  # MySQL / MariaDB check constraint violated
 _MY_CONCURRENCY = {1205, 1213}  # lock wait timeout, deadlock
 _MY_MISSING = {1146, 1054, 1049}  # no such table / column / database
 
+# SQLite's refusals of a statement beyond its compile-time limits.
+_SQLITE_LIMITS = (
+    "expression tree is too large",
+    "too many sql variables",
+    "too many terms in compound select",
+    "parser stack overflow",
+    "too many columns",
+)
 # Identifiers quoted in MySQL/MariaDB and SQLite messages (never the values around them).
 _MY_KEY = re.compile(r"for key '([^']+)'")
 _MY_CONSTRAINT = re.compile(r"CONSTRAINT [`']([^`']+)[`']", re.IGNORECASE)
@@ -72,6 +85,51 @@ class _Withheld:
 
 WITHHELD: Final = _Withheld()
 """The ``value`` of a :class:`ValidationError` translated from a database error."""
+
+
+class DriverError(Exception):
+    """What crmcore keeps of a database driver's exception, as the ``__cause__`` of the
+    crmcore error it became: the exception's class, its error code (SQLSTATE, MySQL error
+    number) and the constraint named, never its message or the statement's parameters.
+
+    Attributes:
+        kind: the driver exception's qualified class name (``psycopg.errors.UniqueViolation``).
+        code: ``"SQLSTATE 23505"``, ``"MySQL error 1062"`` or ``None``.
+        constraint: the constraint the database named, or ``None``.
+    """
+
+    def __init__(self, kind: str, code: str | None, constraint: str | None) -> None:
+        self.kind = kind
+        self.code = code
+        self.constraint = constraint
+        parts = [kind] + [p for p in (code, constraint and f"constraint {constraint}") if p]
+        super().__init__(", ".join(parts))
+
+
+def _summary(error: sa_exc.SQLAlchemyError) -> DriverError:
+    original = getattr(error, "orig", None)
+    cause: BaseException = original if isinstance(original, BaseException) else error
+    state = _pg_state(cause)
+    code = _my_code(cause)
+    constraint = _pg_diag(cause, "constraint_name") or _search(_MY_KEY, str(cause))
+    told = f"SQLSTATE {state}" if state else (f"MySQL error {code}" if code is not None else None)
+    kind = f"{type(cause).__module__}.{type(cause).__qualname__}"
+    return DriverError(kind, told, constraint)
+
+
+def raise_translated(error: sa_exc.SQLAlchemyError, what: str = "row") -> NoReturn:
+    """Raise :func:`translate`'s error for ``error`` with a :class:`DriverError` as its
+    ``__cause__`` and no ``__context__``: call it in the ``except`` block that caught
+    ``error``; the driver's exception (its message, the statement's parameters) is dropped.
+    """
+    failure = translate(error, what)
+    try:
+        raise failure from (None if failure is getattr(error, "orig", None) else _summary(error))
+    except CrmError:
+        # Raising inside the handler of ``error`` chained it as the context; a bare
+        # ``raise`` re-raises without chaining again.
+        failure.__context__ = None
+        raise
 
 
 def _pg_state(error: BaseException) -> str | None:
@@ -105,7 +163,7 @@ def _code(state: str | None, code: int | None, error: BaseException | None) -> s
 
 
 def translate(error: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, what: str = "row") -> CrmError:
-    """Return the crmcore error that ``error`` means (to be raised ``from`` it).
+    """Return the crmcore error that ``error`` means (raise it with :func:`raise_translated`).
 
     * unique-key violations -> :class:`DuplicateError` naming the constraint (or columns)
     * foreign-key violations (a missing customer) -> :class:`NotFound` naming the constraint
@@ -156,6 +214,12 @@ def translate(error: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, what: str = "ro
             f"the database reported a conflict with a concurrent unit of work "
             f"({_code(state, code, original)}); retry"
         )
+    if any(limit in lowered for limit in _SQLITE_LIMITS):
+        # A statement beyond one of SQLite's compile-time limits (a huge rule): the input is
+        # too large, the database is fine. These messages quote no values.
+        return ValidationError(
+            what, WITHHELD, f"is too large for the database to run ({_first_line(text)})"
+        )
     if state in _PG_MISSING or code in _MY_MISSING or "no such table" in lowered:
         return ConfigurationError(
             f"crmcore's schema is missing or outdated ({_first_line(text)}); run "
@@ -166,8 +230,8 @@ def translate(error: sa_exc.DBAPIError | sa_exc.SQLAlchemyError, what: str = "ro
     ):
         return ConfigurationError(f"the database is not reachable: {_first_line(text)}")
     return ConfigurationError(
-        f"database error on a {what} ({_code(state, code, original)}); the driver's "
-        "exception is chained as __cause__"
+        f"database error on a {what} ({_code(state, code, original)}); the driver's error "
+        "class and code are in __cause__"
     )
 
 
@@ -230,4 +294,4 @@ def translated(what: str = "row") -> Iterator[None]:
     try:
         yield
     except sa_exc.SQLAlchemyError as error:
-        raise translate(error, what) from error
+        raise_translated(error, what)

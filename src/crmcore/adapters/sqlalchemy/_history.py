@@ -168,17 +168,16 @@ class _History(abc.ABC):
         recorded: Any = false()
         if ref is not None:
             recorded = exists().where(table.c.source == row["source"], table.c.external_ref == ref)
-        erased, stored, taken = conn.execute(
-            select(
-                select(customers.c.erased)
-                .where(customers.c.number == row["customer"])
-                .scalar_subquery(),
-                recorded,
-                exists().where(table.c.id == row["id"]),
-            )
-        ).one()
-        if erased is None:
+        # A shared lock on the customer's row (see ``alive``): a merge or erase that holds
+        # it for update makes this wait, and then read the row as that unit committed it.
+        found = conn.execute(
+            select(customers.c.erased, recorded, exists().where(table.c.id == row["id"]))
+            .where(customers.c.number == row["customer"])
+            .with_for_update(read=True, key_share=True)
+        ).first()
+        if found is None:
             raise NotFound("customer", CrmNumber(row["customer"]))
+        erased, stored, taken = found
         if erased:
             raise ErasedError("customer", CrmNumber(row["customer"]))
         if stored:

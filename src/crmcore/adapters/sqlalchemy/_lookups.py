@@ -80,14 +80,24 @@ def refs_in(
 
 
 def alive(
-    dialect: str, conn: Connection, customers: Table, numbers: Iterable[str]
+    dialect: str, conn: Connection, customers: Table, numbers: Iterable[str], *, share: bool = False
 ) -> dict[str, bool]:
-    """Map each existing number of ``numbers`` to ``erased``."""
+    """Map each existing number of ``numbers`` to ``erased``.
+
+    ``share``: read with a shared row lock (PostgreSQL ``FOR KEY SHARE``, the lock its
+    foreign-key checks take anyway, so a profile update does not block it; MariaDB ``LOCK IN
+    SHARE MODE``; nothing on SQLite, whose writers are serialised anyway), so the answer holds
+    until the unit ends: a concurrent erase or merge, which locks the row ``FOR UPDATE``,
+    waits for this unit, and this read waits for it.
+    """
     c = customers
     out: dict[str, bool] = {}
     keys = sorted(set(numbers))
     for where in where_in(dialect, c.c.number, keys):
-        for number, erased in conn.execute(select(c.c.number, c.c.erased).where(where)):
+        query = select(c.c.number, c.c.erased).where(where)
+        if share:
+            query = query.order_by(c.c.number).with_for_update(read=True, key_share=True)
+        for number, erased in conn.execute(query):
             out[number] = bool(erased)
     return out
 
@@ -95,14 +105,15 @@ def alive(
 def require_customers(
     dialect: str, conn: Connection, customers: Table, numbers: Iterable[str]
 ) -> None:
-    """Check that every customer of ``numbers`` exists and is not erased.
+    """Check that every customer of ``numbers`` exists and is not erased, and keep it so
+    until the unit ends (a shared row lock, see :func:`alive`): for writers only.
 
     Raises:
         NotFound: one does not exist (the first in number order).
         ErasedError: one was erased.
     """
     wanted = sorted(set(numbers))
-    found = alive(dialect, conn, customers, wanted)
+    found = alive(dialect, conn, customers, wanted, share=True)
     for number in wanted:
         if number not in found:
             raise NotFound("customer", CrmNumber(number))

@@ -8,7 +8,7 @@ from typing import Final
 from sqlalchemy import Connection, Engine, MetaData, create_engine
 from sqlalchemy import exc as sa_exc
 
-from crmcore.adapters.sqlalchemy._errors import translate
+from crmcore.adapters.sqlalchemy._errors import raise_translated
 from crmcore.adapters.sqlalchemy._tables import build_tables
 from crmcore.domain import currency_exponent
 from crmcore.errors import ConfigurationError, ValidationError
@@ -102,7 +102,7 @@ def upgrade(
         else:
             run(bind)
     except sa_exc.SQLAlchemyError as exc:
-        raise translate(exc, "migration") from exc
+        raise_translated(exc, "migration")
     finally:
         if engine is not None:
             engine.dispose()

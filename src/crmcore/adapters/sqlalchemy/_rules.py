@@ -145,6 +145,28 @@ def compile_where(rule: Rule | str, frame: Frame) -> ColumnElement[bool]:
     return _Compiler(frame).rule(parse_rule(rule))
 
 
+_FLAT: Final = 64
+"""Operands of one flat ``AND``/``OR`` (see :func:`_balanced`)."""
+
+
+def _balanced(
+    combine: Callable[..., ColumnElement[bool]], parts: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """``combine(*parts)`` as a balanced tree of parenthesised groups of at most
+    :data:`_FLAT` operands: a database parses ``a OR b OR c ...`` into a tree as deep as the
+    list is long, and SQLite refuses expressions deeper than 1000 ("Expression tree is too
+    large"), so a rule of a few thousand alternatives would fail there."""
+    if len(parts) <= _FLAT:
+        return combine(*parts)
+    size = -(-len(parts) // _FLAT)
+    # ``(group) IS TRUE`` (the same truth: every part is two-valued) keeps the group's
+    # parentheses; SQLAlchemy flattens a nested OR, grouped or not, into its parent OR.
+    groups = [
+        _balanced(combine, parts[i : i + size]).is_(true()) for i in range(0, len(parts), size)
+    ]
+    return combine(*groups)
+
+
 class _Compiler:
     def __init__(self, frame: Frame) -> None:
         self.frame = frame
@@ -152,9 +174,9 @@ class _Compiler:
 
     def rule(self, node: Rule) -> ColumnElement[bool]:
         if isinstance(node, And):
-            return and_(*(self.rule(item) for item in node.items))
+            return _balanced(and_, [self.rule(item) for item in node.items])
         if isinstance(node, Or):
-            return or_(*(self.rule(item) for item in node.items))
+            return _balanced(or_, [self.rule(item) for item in node.items])
         if isinstance(node, Not):
             return not_(self.rule(node.item))
         if isinstance(node, HasTag):
@@ -249,7 +271,7 @@ class _Compiler:
             condition = and_(at_least(_int(node.low, as_of)), at_most(_int(node.high, as_of)))
         elif isinstance(node, InList):
             values = sorted({_int(v, as_of) for v in node.values})
-            hit = or_(false(), *(equal(v) for v in values))
+            hit = _balanced(or_, [false(), *(equal(v) for v in values)])
             condition = not_(hit) if node.negated else hit
         else:  # pragma: no cover
             raise AssertionError(f"unhandled rule node {node!r}")

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Table, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from crmcore.adapters.sqlalchemy._binding import Binding
-from crmcore.adapters.sqlalchemy._errors import translate
+from crmcore.adapters.sqlalchemy._errors import raise_translated
 from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.domain import currency_exponent
 from crmcore.errors import ConfigurationError, ValidationError
@@ -99,7 +99,7 @@ class StoreSettings:
                 with binding.serialized(), binding.engine.connect() as conn:
                     stored = _fetch_currency(conn, table)
         except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, "settings") from exc
+            raise_translated(exc, "settings")
         if stored is None:
             return
         if self.given_currency is not None and stored != self.given_currency:

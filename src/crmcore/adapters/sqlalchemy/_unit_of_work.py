@@ -15,7 +15,7 @@ from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
 from crmcore.adapters.sqlalchemy._engine import LAZY_BEGIN, is_configured
-from crmcore.adapters.sqlalchemy._errors import translate
+from crmcore.adapters.sqlalchemy._errors import raise_translated
 from crmcore.adapters.sqlalchemy._history import SqlInteractions, SqlTransactions
 from crmcore.adapters.sqlalchemy._segments import SqlSegments
 from crmcore.adapters.sqlalchemy._transfer import SqlTransfer
@@ -84,7 +84,7 @@ class SqlUnitOfWork:
             self._begin()
         except sa_exc.SQLAlchemyError as exc:
             self._release()
-            raise translate(exc) from exc
+            raise_translated(exc)
         except BaseException:
             self._release()
             raise
@@ -135,7 +135,7 @@ class SqlUnitOfWork:
                 else:
                     tx.rollback()
         except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc) from exc
+            raise_translated(exc)
         finally:
             self._context.transaction_ended()
             if restart and self._conn is not None:

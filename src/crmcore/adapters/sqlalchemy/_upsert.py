@@ -108,7 +108,7 @@ def guarded_insert(dialect: str, table: Table, customers: Table, columns: Sequen
     """One history row's INSERT that also checks its customer and skips any unique clash.
 
     ``INSERT INTO table (columns) SELECT :v_... FROM customers WHERE number = :v_customer
-    AND NOT erased ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite only): it inserts
+    AND NOT erased [FOR KEY SHARE] ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite only): it inserts
     nothing, instead of failing, when the customer is missing or erased or when the row's
     ``(source, external_ref)`` or id is taken, so a row count of 1 means "new and stored".
     The parameters are the row's values under ``v_``-prefixed names.
@@ -127,6 +127,12 @@ def guarded_insert(dialect: str, table: Table, customers: Table, columns: Sequen
             customers.c.erased.is_(False),
         )
     )
+    if dialect == "postgresql":
+        # A key-share lock on the customer's row (the one its foreign-key check takes; a
+        # profile update does not conflict with it): a merge or erase holding it for update makes
+        # the INSERT wait, and PostgreSQL then re-checks ``NOT erased`` on the row that unit
+        # committed, so no row is stored for a customer erased (or merged away) meanwhile.
+        source = source.with_for_update(read=True, key_share=True)
     # SQLAlchemy reads an INSERT's row count only when asked to.
     if dialect == "postgresql":
         stmt: Insert = pg_insert(table).from_select(list(columns), source).on_conflict_do_nothing()

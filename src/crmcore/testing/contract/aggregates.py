@@ -18,6 +18,7 @@ from crmcore.domain import (
 )
 from crmcore.ports import Store
 from crmcore.testing import strategies as cst
+from crmcore.testing.contract._overflow import OverflowCases
 from crmcore.testing.contract._support import (
     PROPERTY_SETTINGS,
     T0,
@@ -33,8 +34,9 @@ from crmcore.testing.contract._support import (
 )
 
 
-class AggregateContract(StoreFixture):
-    """Per-customer aggregates: the fold of the history, in any order."""
+class AggregateContract(OverflowCases, StoreFixture):
+    """Per-customer aggregates: the fold of the history, in any order; a running total that
+    would pass ``2**63 - 1`` is refused before anything is stored."""
 
     # -- aggregates --------------------------------------------------------------------------
 

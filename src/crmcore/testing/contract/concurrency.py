@@ -13,6 +13,7 @@ from crmcore.domain import Money, Transaction, TransactionKind
 from crmcore.errors import ConcurrencyError
 from crmcore.ports import Store
 from crmcore.services import Crm
+from crmcore.testing.contract._races import RaceCases
 from crmcore.testing.contract._support import StoreFixture
 
 __all__ = ["ConcurrencyContract"]
@@ -28,13 +29,16 @@ def run_threads(count: int, work: Callable[[int], T]) -> list[T]:
         return list(pool.map(work, range(count)))
 
 
-class ConcurrencyContract(StoreFixture):
+class ConcurrencyContract(RaceCases, StoreFixture):
     """What a store shared by threads must do, as pytest test methods.
 
     :data:`THREADS` threads use one store (each its own units of work, through
     :class:`~crmcore.services.Crm`): numbers allocated at once are unique, a lost update is
-    refused with :class:`~crmcore.errors.ConcurrencyError` (and retries all land), and one
-    record ingested by every thread at once is stored once.
+    refused with :class:`~crmcore.errors.ConcurrencyError` (and retries all land), one
+    record ingested by every thread at once is stored once, a merge racing with threads that
+    record for the duplicate loses no record reported as created, and an erase racing with
+    updates and recordings leaves none of the customer's data behind (the race cases repeat
+    for several customers; ``CRMCORE_RACE_ROUNDS`` sets how many).
 
     Apply it like :class:`~crmcore.testing.contract.StoreContract`, to a store that threads
     can share. crmcore applies it to the in-memory store, a SQLite *file*, PostgreSQL and

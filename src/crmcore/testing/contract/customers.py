@@ -67,6 +67,22 @@ class CustomerRepositoryContract(StoreFixture):
         assert not isinstance(caught.value, ErasedError)
         assert read(store, lambda uow: uow.customers.find(unknown)) is None
 
+    def test_lock_holds_live_customers_and_passes_over_unknown_and_erased_ones(
+        self, store: Store
+    ) -> None:
+        live, gone = register(store), register(store)
+        write(store, lambda uow: uow.customers.erase(gone.number))
+        unknown = store.scheme.format(store.allocator.allocate())
+        with store.unit_of_work() as uow:
+            uow.customers.lock([unknown, gone.number, live.number])
+            loaded = uow.customers.get(live.number)
+            loaded.organisation = "Locked Ltd"
+            uow.customers.update(loaded)  # the locking unit itself may write
+            uow.commit()
+        assert get_customer(store, live.number).organisation == "Locked Ltd"
+        with pytest.raises(ValidationError), store.unit_of_work() as uow:
+            uow.customers.lock([live.number.value])  # type: ignore[list-item]
+
     def test_get_of_an_erased_customer_raises_erased_error(self, store: Store) -> None:
         customer = register(store)
         write(store, lambda uow: uow.customers.erase(customer.number))
