@@ -13,25 +13,26 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, Table, exists, false, select
 
 from crmcore.adapters.sqlalchemy._aggregates import (
-    fold_interaction_batch,
     fold_interactions,
-    fold_transaction_batch,
     fold_transactions,
 )
+from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_customers, where_in
 from crmcore.adapters.sqlalchemy._mapping import (
     interaction_from_row,
     interaction_row,
-    interaction_rows_of_batch,
     transaction_from_row,
     transaction_row,
-    transaction_rows_of_batch,
+)
+from crmcore.adapters.sqlalchemy._staging import (
+    fold_staged_interactions,
+    fold_staged_transactions,
+    store_staged,
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
@@ -283,10 +284,10 @@ class SqlInteractions(_History):
         return self._store([interaction_row(i) for i in items])
 
     def add_batch(self, batch: InteractionBatch) -> int:
-        def fold(conn: Connection, positions: list[int]) -> None:
-            fold_interaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
-
-        return self._store(interaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
+        data, has_refs = interaction_columns(batch)
+        return store_staged(
+            self._ctx, self.kind, self._table(), data, fold_staged_interactions, has_refs=has_refs
+        )
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_interactions(self._ctx, conn, rows)
@@ -338,10 +339,10 @@ class SqlTransactions(_History):
         return self._store([transaction_row(t) for t in items])
 
     def add_batch(self, batch: TransactionBatch) -> int:
-        def fold(conn: Connection, positions: list[int]) -> None:
-            fold_transaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
-
-        return self._store(transaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
+        data, has_refs = transaction_columns(batch)
+        return store_staged(
+            self._ctx, self.kind, self._table(), data, fold_staged_transactions, has_refs=has_refs
+        )
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_transactions(self._ctx, conn, rows)
