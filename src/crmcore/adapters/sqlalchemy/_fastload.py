@@ -33,6 +33,9 @@ __all__ = ["LOAD_DATA", "can_load_data", "load_columns", "qualified_name"]
 LOAD_DATA: Final = "load_data"
 """Connection info key memoising whether ``LOAD DATA LOCAL INFILE`` works on a connection."""
 
+_CLIENT_LOCAL_FILES: Final = 1 << 7
+"""The MySQL protocol's CLIENT_LOCAL_FILES capability (``pymysql.constants.CLIENT``)."""
+
 _CSV_BATCH: Final = 65_536
 """Rows per chunk the Arrow CSV writer formats at a time (bounds its buffers)."""
 
@@ -66,10 +69,9 @@ def can_load_data(conn: Connection) -> bool:
     the server's ``local_infile`` on. Asked once per pooled connection."""
     info = conn.connection.info
     if LOAD_DATA not in info:
-        from pymysql.constants import CLIENT
-
         driver = conn.connection.driver_connection
-        allowed = bool(getattr(driver, "client_flag", 0) & CLIENT.LOCAL_FILES)
+        # pymysql keeps the capability flags it connected with; other drivers: not used.
+        allowed = bool(getattr(driver, "client_flag", 0) & _CLIENT_LOCAL_FILES)
         if allowed:
             allowed = bool(conn.exec_driver_sql("SELECT @@local_infile").scalar())
         info[LOAD_DATA] = allowed
@@ -111,7 +113,8 @@ def load_columns(
             _load_data(conn, target, names, _mysql_values(data))
         else:
             rows = _tuples(_mysql_values(data).columns)
-            marks = ", ".join(["%s"] * data.num_columns)
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            marks = ", ".join([mark] * data.num_columns)
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})", rows)  # noqa: S608
