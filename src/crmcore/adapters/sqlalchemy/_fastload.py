@@ -23,7 +23,7 @@ import contextlib
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table
@@ -36,8 +36,9 @@ LOAD_DATA: Final = "load_data"
 _CLIENT_LOCAL_FILES: Final = 1 << 7
 """The MySQL protocol's CLIENT_LOCAL_FILES capability (``pymysql.constants.CLIENT``)."""
 
-_CSV_BATCH: Final = 65_536
-"""Rows per chunk the Arrow CSV writer formats at a time (bounds its buffers)."""
+_CHUNK: Final = 32_768
+"""Rows converted to CSV text or Python tuples at a time: bounds the memory a batch's text
+form takes (a quarter-million Python tuples of a dozen values each is ~130 MB)."""
 
 
 def qualified_name(conn: Connection, table: Table) -> str:
@@ -58,7 +59,7 @@ def _write_csv(data: Any, null: str) -> bytes:
     pacsv.write_csv(
         data,
         buffer,
-        pacsv.WriteOptions(include_header=False, null_string=null, batch_size=_CSV_BATCH),
+        pacsv.WriteOptions(include_header=False, null_string=null, batch_size=_CHUNK),
     )
     return buffer.getvalue()
 
@@ -99,40 +100,29 @@ def load_columns(
     if dialect == "postgresql":
         _copy_postgres(conn, target, names, data)
     elif dialect == "sqlite":
-        rows = _tuples(_sqlite_values(data))
         marks = ", ".join("?" * data.num_columns)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})", rows)  # noqa: S608
-        finally:
-            cursor.close()
+        sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"  # noqa: S608 - identifiers
+        _executemany(conn, sql, data, _sqlite_values)
     else:
         if load_data is None:
             load_data = can_load_data(conn)
         if load_data:
             _load_data(conn, target, names, _mysql_values(data))
         else:
-            rows = _tuples(_mysql_values(data).columns)
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             marks = ", ".join([mark] * data.num_columns)
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})", rows)  # noqa: S608
-            finally:
-                cursor.close()
+            sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"  # noqa: S608 - identifiers
+            _executemany(conn, sql, data, lambda part: _mysql_values(part).columns)
 
 
 def _copy_postgres(conn: Connection, target: str, names: str, data: Any) -> None:
     # CSV: strings are quoted by Arrow ('' is an empty string), an unquoted empty field
     # is NULL, COPY's csv default.
-    payload = _write_csv(data, "")
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT csv)") as copy:
-            view = memoryview(payload)
-            step = 1 << 20
-            for start in range(0, len(view), step):
-                copy.write(view[start : start + step])
+            for offset in range(0, data.num_rows, _CHUNK):
+                copy.write(_write_csv(data.slice(offset, _CHUNK), ""))
     finally:
         cursor.close()
 
@@ -141,11 +131,11 @@ def _load_data(conn: Connection, target: str, names: str, data: Any) -> None:
     # The unquoted word NULL reads as NULL (a quoted "NULL" stays text); ESCAPED BY ''
     # keeps backslashes literal, and Arrow doubles quotes inside strings, which the server
     # reads back as one.
-    payload = _write_csv(data, "NULL")
     handle, path = tempfile.mkstemp(prefix="crmcore-load-", suffix=".csv")
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(payload)
+            for offset in range(0, data.num_rows, _CHUNK):
+                out.write(_write_csv(data.slice(offset, _CHUNK), "NULL"))
         conn.exec_driver_sql(
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {target} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
@@ -183,5 +173,15 @@ def _mysql_values(data: Any) -> Any:
     return pa.table(columns, names=data.column_names)
 
 
-def _tuples(columns: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return list(zip(*(c.to_pylist() for c in columns), strict=True))
+def _executemany(
+    conn: Connection, sql: str, data: Any, values: Callable[[Any], Sequence[Any]]
+) -> None:
+    """``sql`` on the raw cursor with the rows of ``data``, ``_CHUNK`` rows of tuples at a
+    time (``values`` turns a slice into its stored columns)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for offset in range(0, data.num_rows, _CHUNK):
+            columns = values(data.slice(offset, _CHUNK))
+            cursor.executemany(sql, list(zip(*(c.to_pylist() for c in columns), strict=True)))
+    finally:
+        cursor.close()
