@@ -1,5 +1,5 @@
 """crmcore itself, as a host would use it: ``crmcore-memory``, ``crmcore-sqlite``,
-``crmcore-postgresql``.
+``crmcore-postgresql``, ``crmcore-mariadb``.
 
 Every workload goes through the public API: the ports' bulk ``add_many`` for ingest,
 :class:`crmcore.services.Analytics` for RFM (``rfm``), snapshots plus
@@ -260,3 +260,16 @@ class CrmPostgres(_CrmSql):
     def url(self) -> str:
         assert self.ctx.postgres_url is not None
         return self.ctx.postgres_url
+
+
+class CrmMariadb(_CrmSql):
+    name = "crmcore-mariadb"
+
+    def url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        assert self.ctx.mariadb_url is not None
+        # The host's opt-in to LOAD DATA LOCAL INFILE for the bulk import (the server of the
+        # scratch database allows it); without it the import sends multi-row INSERTs.
+        url = make_url(self.ctx.mariadb_url).update_query_dict({"local_infile": "1"})
+        return url.render_as_string(hide_password=False)

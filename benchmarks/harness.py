@@ -34,11 +34,14 @@ ORDER = (
     "crmcore-sqlite",
     "sql-postgresql",
     "crmcore-postgresql",
+    "sql-mariadb",
+    "crmcore-mariadb",
 )
 KEPT_STORES = ("crmcore-sqlite", "crmcore-postgresql")  # --keep-stores / --reuse-stores
-BASELINES = ("pandas", "polars", "duckdb", "sql-sqlite", "sql-postgresql")
+BASELINES = ("pandas", "polars", "duckdb", "sql-sqlite", "sql-postgresql", "sql-mariadb")
 WORKLOADS = ("ingest", "rfm", "scores", "rules", "incremental")
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
 DATA_ROOT = Path(__file__).parent / ".data"
 
 
@@ -57,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--postgres-url",
         default=os.environ.get("CRMCORE_BENCH_POSTGRES_URL", DEFAULT_PG),
         help="server to create a scratch database on ('' to skip PostgreSQL)",
+    )
+    p.add_argument(
+        "--mariadb-url",
+        default=os.environ.get("CRMCORE_BENCH_MARIADB_URL", DEFAULT_MARIADB),
+        help="MariaDB server to create a scratch database on ('' to skip MariaDB)",
     )
     p.add_argument(
         "--postgres-db",
@@ -133,6 +141,33 @@ def scratch_postgres(
         if not keep:
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_mariadb(base_url: str) -> Iterator[str | None]:
+    """A fresh database on the MariaDB server for this run, dropped afterwards."""
+    if not base_url:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(base_url)
+    name = f"crmcore_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    except sa.exc.OperationalError as exc:
+        print(f"MariaDB unavailable, skipped: {exc}".splitlines()[0], file=sys.stderr)
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
 
 
@@ -288,24 +323,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse_stores and not sqlite_path.exists() and "crmcore-sqlite" in chosen:
         raise SystemExit(f"--reuse-stores: no {sqlite_path} (run with --keep-stores)")
     ok = True
-    with scratch_postgres(
-        args.postgres_url if any("postgresql" in n for n in chosen) else "",
-        args.postgres_db,
-        kept=f"crmcore_bench_{args.size.lower()}_kept" if kept_stores else "",
-        keep=keep,
-        reuse=args.reuse_stores,
-    ) as pg:
+    if not args.mariadb_url:
+        chosen = [n for n in chosen if "mariadb" not in n]
+    with (
+        scratch_postgres(
+            args.postgres_url if any("postgresql" in n for n in chosen) else "",
+            args.postgres_db,
+            kept=f"crmcore_bench_{args.size.lower()}_kept" if kept_stores else "",
+            keep=keep,
+            reuse=args.reuse_stores,
+        ) as pg,
+        scratch_mariadb(args.mariadb_url if any("mariadb" in n for n in chosen) else "") as maria,
+    ):
         if not args.reuse_stores and any("sqlite" in n for n in chosen):
             sqlite_path.unlink(missing_ok=True)
         for name in chosen:
             if "postgresql" in name and pg is None:
                 print(f"  {name}: skipped (no PostgreSQL)", file=sys.stderr)
                 continue
+            if "mariadb" in name and maria is None:
+                print(f"  {name}: skipped (no MariaDB)", file=sys.stderr)
+                continue
             spec = {
                 "implementation": name,
                 "data_dir": str(data_dir),
                 "sqlite_path": str(sqlite_path),
                 "postgres_url": pg,
+                "mariadb_url": maria,
                 "customers": customers,
                 "workloads": workloads,
                 "reuse_store": args.reuse_stores and name in KEPT_STORES,

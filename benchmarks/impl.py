@@ -23,6 +23,7 @@ class Context:
     sqlite_path: Path
     postgres_url: str | None
     customers: int
+    mariadb_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""``sql-sqlite`` and ``sql-postgresql``: hand-written SQL over raw tables (DB-API directly).
+"""``sql-sqlite``, ``sql-postgresql`` and ``sql-mariadb``: hand-written SQL over raw tables
+(DB-API directly).
 
 The raw tables (``bench_*``) live in the same database file / server database as crmcore's
 tables, so both are measured on the same engine with the same settings. Bulk load uses what a
-user would: ``executemany`` in one transaction on SQLite, ``COPY`` on PostgreSQL.
+user would: ``executemany`` in one transaction on SQLite, ``COPY`` on PostgreSQL, ``LOAD DATA LOCAL
+INFILE`` of a CSV file on MariaDB.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def _columns(table: str, columns: dict[str, Any]) -> dict[str, Any]:
 class _SqlBaseline(Implementation):
     param: str
     placeholder: str
+    div = "/"  # integer division (MariaDB's / is exact: DIV)
+
+    def analyze(self, cur: Any) -> None:
+        cur.execute("ANALYZE")
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -64,7 +70,7 @@ class _SqlBaseline(Implementation):
         for ddl in INDEXES:
             cur.execute(ddl)
         self.conn.commit()
-        cur.execute("ANALYZE")
+        self.analyze(cur)
         self.conn.commit()
         cur.execute(
             "SELECT (SELECT COUNT(*) FROM bench_customers), "
@@ -82,7 +88,9 @@ class _SqlBaseline(Implementation):
         return np.array(rows, dtype=np.int64).reshape(len(rows), -1)
 
     def rfm(self) -> RfmResult:
-        res = self._fetch(rfm_sql(RAW["customers"], RAW["transactions"], "bench_segment_map"))
+        res = self._fetch(
+            rfm_sql(RAW["customers"], RAW["transactions"], "bench_segment_map", div=self.div)
+        )
         n, ids = self.ctx.customers, res[:, 0]
         return RfmResult(
             scatter(n, ids, res[:, 1], np.int8, 0),
@@ -92,11 +100,15 @@ class _SqlBaseline(Implementation):
         )
 
     def rules(self) -> npt.NDArray[np.int16]:
-        res = self._fetch(rules_sql(RAW["customers"], RAW["transactions"], RAW["interactions"]))
+        res = self._fetch(
+            rules_sql(RAW["customers"], RAW["transactions"], RAW["interactions"], div=self.div)
+        )
         return scatter(self.ctx.customers, res[:, 0], res[:, 1], np.int16, 0)
 
     def prepare_incremental(self) -> None:
-        cte = metrics_sql(RAW["customers"], RAW["transactions"], "", div="/", with_profile=False)
+        cte = metrics_sql(
+            RAW["customers"], RAW["transactions"], "", div=self.div, with_profile=False
+        )
         res = self._fetch(
             f"WITH {cte} SELECT recency_days, frequency, monetary FROM m WHERE frequency > 0"
         )
@@ -164,3 +176,48 @@ class SqlPostgres(_SqlBaseline):
         pacsv.write_csv(pa.table(columns), buffer, pacsv.WriteOptions(include_header=False))
         with cur.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(buffer.getvalue())
+
+
+class SqlMariadb(_SqlBaseline):
+    name = "sql-mariadb"
+    param = "%(c)s"
+    placeholder = "%s"
+    div = "DIV"
+
+    def connect(self) -> Any:
+        import pymysql
+        from sqlalchemy.engine import make_url
+
+        assert self.ctx.mariadb_url is not None
+        url = make_url(self.ctx.mariadb_url)
+        return pymysql.connect(
+            host=url.host,
+            port=url.port or 3306,
+            user=url.username,
+            password=url.password or "",
+            database=url.database,
+            local_infile=True,
+        )
+
+    def analyze(self, cur: Any) -> None:
+        cur.execute(f"ANALYZE TABLE {', '.join(DDL)}")
+        cur.fetchall()
+
+    def load(self, cur: Any, table: str, columns: dict[str, Any]) -> None:
+        import os
+        import tempfile
+
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        handle, path = tempfile.mkstemp(suffix=".csv")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                pacsv.write_csv(pa.table(columns), out, pacsv.WriteOptions(include_header=False))
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} FIELDS TERMINATED BY ',' "
+                "OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n'",
+                (path,),
+            )
+        finally:
+            os.unlink(path)

@@ -73,6 +73,8 @@ IMPLEMENTATIONS = {
     "crmcore-memory": "benchmarks.crm:CrmMemory",
     "crmcore-sqlite": "benchmarks.crm:CrmSqlite",
     "crmcore-postgresql": "benchmarks.crm:CrmPostgres",
+    "sql-mariadb": "benchmarks.sqlbase:SqlMariadb",
+    "crmcore-mariadb": "benchmarks.crm:CrmMariadb",
 }
 
 
@@ -135,6 +137,7 @@ def run(spec: dict[str, Any]) -> None:
         segments=segment_map(spec),
         sqlite_path=Path(spec["sqlite_path"]),
         postgres_url=spec.get("postgres_url"),
+        mariadb_url=spec.get("mariadb_url"),
         customers=spec["customers"],
     )
     impl = load_implementation(name)(ctx)

@@ -89,6 +89,14 @@ def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> Non
     assert_all_agree(records, names)
 
 
+def test_mariadb_agrees_with_pandas(tmp_path: Path, mariadb_url: str) -> None:
+    names = {"pandas", "sql-mariadb", "crmcore-mariadb"}
+    records = run_bench(
+        tmp_path, ",".join(names), "--postgres-url", "", "--mariadb-url", mariadb_url
+    )
+    assert_all_agree(records, names)
+
+
 def test_kept_sqlite_store_is_reused_then_dropped(tmp_path: Path) -> None:
     kept = tmp_path / "data" / "bench-tiny-kept.sqlite"
     loaded = run_bench(

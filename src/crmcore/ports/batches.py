@@ -14,6 +14,7 @@ codes of :mod:`crmcore.analytics.columns`, optional text is ``None`` or stripped
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Final
@@ -56,17 +57,27 @@ DIRECTION_CODES: Final = {Direction.INBOUND: 0, Direction.OUTBOUND: 1}
 
 
 def new_ids(count: int) -> tuple[UInt64Array, UInt64Array]:
-    """``count`` random version-4 UUIDs as (high, low) 64-bit halves.
+    """``count`` new time-ordered UUIDs (RFC 9562 version 7) as (high, low) 64-bit halves,
+    in ascending order.
 
-    The same randomness ``uuid.uuid4()`` uses (``os.urandom``), drawn in one call.
+    The upper 48 bits are the Unix time in milliseconds, the other 74 bits after the
+    version and variant are random (``os.urandom``, drawn in one call), and the batch is
+    sorted. Why not random version-4 ids: a batch's ids then all sort after those of
+    earlier batches and among themselves in row order, so a database's B-tree index on the
+    id (the SQL store's primary key) grows at its right edge instead of touching a random
+    page of the whole index per row, which is what made bulk loads into large tables slow.
+    Ids stay unique (74 random bits per millisecond) and opaque: nothing reads the time.
     """
     raw = np.frombuffer(os.urandom(16 * count), dtype=">u8").reshape(-1, 2)
-    high = raw[:, 0].astype(np.uint64)
-    low = raw[:, 1].astype(np.uint64)
-    # RFC 4122: version 4 in bits 76-79, variant 10 in bits 62-63.
-    high = (high & np.uint64(0xFFFFFFFFFFFF0FFF)) | np.uint64(0x0000000000004000)
-    low = (low & np.uint64(0x3FFFFFFFFFFFFFFF)) | np.uint64(0x8000000000000000)
-    return high, low
+    millis = np.uint64(time.time_ns() // 1_000_000) & np.uint64(0xFFFFFFFFFFFF)
+    rand_a = raw[:, 0].astype(np.uint64) & np.uint64(0x0FFF)
+    # RFC 9562: unix_ts_ms in bits 80-127, version 7 in bits 76-79, variant 10 in 62-63.
+    high = (millis << np.uint64(16)) | np.uint64(0x7000) | rand_a
+    low = (raw[:, 1].astype(np.uint64) & np.uint64(0x3FFFFFFFFFFFFFFF)) | np.uint64(
+        0x8000000000000000
+    )
+    order = np.lexsort((low, high))
+    return high[order], low[order]
 
 
 def uuids(high: UInt64Array, low: UInt64Array) -> list[uuid.UUID]:

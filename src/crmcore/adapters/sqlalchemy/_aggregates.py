@@ -24,9 +24,7 @@ from crmcore.adapters.sqlalchemy._lookups import key_of, require_customers, wher
 from crmcore.analytics.columns import (
     COLUMN_DEFAULTS,
     INTERACTION_COLUMNS,
-    INTERACTION_KIND_CODES,
     TRANSACTION_COLUMNS,
-    TRANSACTION_KIND_CODES,
 )
 from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overflow
 from crmcore.domain import CrmNumber, CustomerAggregate, InteractionKind, TransactionKind
@@ -113,20 +111,6 @@ def fold_transactions(
         np.array([r["occurred_us"] for r in rows], dtype=np.int64),
         np.array([r["reporting_minor"] for r in rows], dtype=np.int64),
     )
-
-
-def fold_transaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
-    """Fold stored rows of a :class:`~crmcore.ports.batches.TransactionBatch`."""
-    refund = batch.kind == TRANSACTION_KIND_CODES[TransactionKind.REFUND]
-    fold_transaction_columns(
-        context, conn, batch.customer, refund, batch.occurred_us, batch.reporting_minor
-    )
-
-
-def fold_interaction_batch(context: TransactionContext, conn: Connection, batch: Any) -> None:
-    """Fold stored rows of an :class:`~crmcore.ports.batches.InteractionBatch`."""
-    complaint = batch.kind == INTERACTION_KIND_CODES[InteractionKind.COMPLAINT]
-    fold_interaction_columns(context, conn, batch.customer, complaint, batch.occurred_us)
 
 
 def _groups(customers: Any) -> tuple[list[str], Any]:

@@ -10,28 +10,29 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, Table, exists, false, select
 
 from crmcore.adapters.sqlalchemy._aggregates import (
-    fold_interaction_batch,
     fold_interactions,
-    fold_transaction_batch,
     fold_transactions,
 )
+from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_customers, where_in
 from crmcore.adapters.sqlalchemy._mapping import (
     interaction_from_row,
     interaction_row,
-    interaction_rows_of_batch,
     transaction_from_row,
     transaction_row,
-    transaction_rows_of_batch,
+)
+from crmcore.adapters.sqlalchemy._staging import (
+    fold_staged_interactions,
+    fold_staged_transactions,
+    store_staged,
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
@@ -68,26 +69,17 @@ class _History(abc.ABC):
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Overridden by both subclasses."""
 
-    def _store(
-        self,
-        rows: list[dict[str, Any]],
-        *,
-        fresh_ids: bool = False,
-        fold_stored: Callable[[Connection, list[int]], None] | None = None,
-    ) -> int:
+    def _store(self, rows: list[dict[str, Any]]) -> int:
         """Insert rows skipping known (source, external_ref); fold the new ones in aggregates.
 
-        ``fresh_ids``: the ids were generated for this batch (the bulk import's random UUIDs),
-        so the look-up of taken ids is skipped; a clash would still fail on the primary key.
-        ``fold_stored(conn, positions)``: folds the rows at those positions of ``rows`` set-wise
-        from the caller's columns, used when every row that was sent got stored.
+        The bulk import's batches take the set-wise path of ``_staging`` instead.
         """
         conn = self._ctx.write()
         if not rows:
             return 0
         table = self._table()
         with translated(self.kind):
-            if len(rows) == 1 and not fresh_ids:
+            if len(rows) == 1:
                 return self._store_one(conn, table, rows[0])
             require_customers(
                 self._ctx.dialect, conn, self._t.customers, (r["customer"] for r in rows)
@@ -101,31 +93,25 @@ class _History(abc.ABC):
             )
             refs = refs_in(self._ctx.dialect, conn, table, wanted)
             unique: list[dict[str, Any]] = []
-            positions: list[int] = []
             ids: set[uuid.UUID] = set()
-            for position, r in enumerate(rows):
+            for r in rows:
                 if r["external_ref"] is not None:
                     ref = (r["source"], r["external_ref"])
                     if ref in refs:
                         continue
                     refs.add(ref)
-                if not fresh_ids:
-                    if r["id"] in ids:
-                        raise DuplicateError(f"{self.kind} id", r["id"])
-                    ids.add(r["id"])
+                if r["id"] in ids:
+                    raise DuplicateError(f"{self.kind} id", r["id"])
+                ids.add(r["id"])
                 unique.append(r)
-                positions.append(position)
-            if not fresh_ids:
-                for where in where_in(self._ctx.dialect, table.c.id, [r["id"] for r in unique]):
-                    hit = conn.execute(select(table.c.id).where(where).limit(1)).first()
-                    if hit is not None:
-                        raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
+            for where in where_in(self._ctx.dialect, table.c.id, [r["id"] for r in unique]):
+                hit = conn.execute(select(table.c.id).where(where).limit(1)).first()
+                if hit is not None:
+                    raise DuplicateError(f"{self.kind} id", _as_uuid(hit[0]))
             if not unique:
                 return 0
             new = self._insert(conn, table, unique)
-            if fold_stored is not None and len(new) == len(unique):
-                fold_stored(conn, positions)
-            elif new:
+            if new:
                 self._fold(conn, new)
         return len(new)
 
@@ -282,10 +268,10 @@ class SqlInteractions(_History):
         return self._store([interaction_row(i) for i in items])
 
     def add_batch(self, batch: InteractionBatch) -> int:
-        def fold(conn: Connection, positions: list[int]) -> None:
-            fold_interaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
-
-        return self._store(interaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
+        data, has_refs = interaction_columns(batch)
+        return store_staged(
+            self._ctx, self.kind, self._table(), data, fold_staged_interactions, has_refs=has_refs
+        )
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_interactions(self._ctx, conn, rows)
@@ -337,10 +323,10 @@ class SqlTransactions(_History):
         return self._store([transaction_row(t) for t in items])
 
     def add_batch(self, batch: TransactionBatch) -> int:
-        def fold(conn: Connection, positions: list[int]) -> None:
-            fold_transaction_batch(self._ctx, conn, batch.take(np.asarray(positions)))
-
-        return self._store(transaction_rows_of_batch(batch), fresh_ids=True, fold_stored=fold)
+        data, has_refs = transaction_columns(batch)
+        return store_staged(
+            self._ctx, self.kind, self._table(), data, fold_staged_transactions, has_refs=has_refs
+        )
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_transactions(self._ctx, conn, rows)

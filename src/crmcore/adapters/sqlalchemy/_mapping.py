@@ -9,13 +9,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from crmcore._epoch import NONE_MIN, from_us, to_us
-from crmcore.analytics.columns import (
-    CHANNEL_CODES,
-    INTERACTION_KIND_CODES,
-    SALES_CHANNEL_CODES,
-    TRANSACTION_KIND_CODES,
-)
+from crmcore._epoch import to_us
 from crmcore.domain import (
     AttributeValue,
     Consent,
@@ -41,7 +35,6 @@ from crmcore.domain import (
     TransactionLine,
 )
 from crmcore.domain._checks import trusted
-from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch, uuids
 
 __all__ = [
     "customer_from_row",
@@ -304,94 +297,3 @@ def interaction_from_row(row: Mapping[Any, Any]) -> Interaction:
 
 def _uuid(value: object) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def transaction_rows_of_batch(batch: TransactionBatch) -> list[dict[str, Any]]:
-    """The rows of a validated column batch (no domain object is built)."""
-    kinds = {code: kind.value for kind, code in TRANSACTION_KIND_CODES.items()}
-    channels = {code: channel.value for channel, code in SALES_CHANNEL_CODES.items()}
-    ids = uuids(batch.id_high, batch.id_low)
-    occurred = batch.occurred_us.tolist()
-    return [
-        {
-            "id": ids[i],
-            "customer": customer,
-            "occurred_at": from_us(occurred[i]),
-            "occurred_us": occurred[i],
-            "kind": kinds[kind],
-            "amount_minor": total,
-            "currency": currency,
-            "reporting_minor": reporting,
-            "channel": channels[channel],
-            "source": source,
-            "external_ref": ref,
-            "lines": _NO_LINES,
-        }
-        for i, (customer, kind, total, currency, reporting, channel, source, ref) in enumerate(
-            zip(
-                batch.customer.tolist(),
-                batch.kind.tolist(),
-                batch.total_minor.tolist(),
-                batch.currency.tolist(),
-                batch.reporting_minor.tolist(),
-                batch.channel.tolist(),
-                batch.source.tolist(),
-                batch.external_ref.tolist(),
-                strict=True,
-            )
-        )
-    ]
-
-
-def interaction_rows_of_batch(batch: InteractionBatch) -> list[dict[str, Any]]:
-    """The rows of a validated column batch (no domain object is built)."""
-    channels = {code: channel.value for channel, code in CHANNEL_CODES.items()}
-    kinds = {code: kind.value for kind, code in INTERACTION_KIND_CODES.items()}
-    directions = {code: d.value for d, code in DIRECTION_CODES.items()}
-    ids = uuids(batch.id_high, batch.id_low)
-    occurred = batch.occurred_us.tolist()
-    follow = batch.follow_up_us.tolist()
-    return [
-        {
-            "id": ids[i],
-            "customer": customer,
-            "occurred_at": from_us(occurred[i]),
-            "occurred_us": occurred[i],
-            "channel": channels[channel],
-            "direction": directions[direction],
-            "kind": kinds[kind],
-            "subject": subject,
-            "notes": notes,
-            "outcome": outcome,
-            "agent": agent,
-            "follow_up_due": None if follow[i] == NONE_MIN else from_us(follow[i]),
-            "source": source,
-            "external_ref": ref,
-        }
-        for i, (
-            customer,
-            channel,
-            direction,
-            kind,
-            subject,
-            notes,
-            outcome,
-            agent,
-            source,
-            ref,
-        ) in enumerate(
-            zip(
-                batch.customer.tolist(),
-                batch.channel.tolist(),
-                batch.direction.tolist(),
-                batch.kind.tolist(),
-                batch.subject.tolist(),
-                batch.notes.tolist(),
-                batch.outcome.tolist(),
-                batch.agent.tolist(),
-                batch.source.tolist(),
-                batch.external_ref.tolist(),
-                strict=True,
-            )
-        )
-    ]
