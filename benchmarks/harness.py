@@ -31,14 +31,29 @@ ORDER = (
     "duckdb",
     "crmcore-memory",
     "sql-sqlite",
+    "sql-sqlite-keyed",
     "crmcore-sqlite",
     "sql-postgresql",
+    "sql-postgresql-keyed",
     "crmcore-postgresql",
     "sql-mariadb",
+    "sql-mariadb-keyed",
     "crmcore-mariadb",
 )
 KEPT_STORES = ("crmcore-sqlite", "crmcore-postgresql")  # --keep-stores / --reuse-stores
-BASELINES = ("pandas", "polars", "duckdb", "sql-sqlite", "sql-postgresql", "sql-mariadb")
+BASELINES = (
+    "pandas",
+    "polars",
+    "duckdb",
+    "sql-sqlite",
+    "sql-postgresql",
+    "sql-mariadb",
+    "sql-sqlite-keyed",
+    "sql-postgresql-keyed",
+    "sql-mariadb-keyed",
+)
+INGEST_ONLY = ("sql-sqlite-keyed", "sql-postgresql-keyed", "sql-mariadb-keyed")
+"""Baselines that measure the ingest alone (the SQL baselines over equally indexed tables)."""
 WORKLOADS = ("ingest", "rfm", "scores", "rules", "incremental")
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -344,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
             if "mariadb" in name and maria is None:
                 print(f"  {name}: skipped (no MariaDB)", file=sys.stderr)
                 continue
+            mine = workloads
+            if name in INGEST_ONLY and len(workloads) > 1:
+                mine = ["ingest"]
+                print(
+                    f"  {name}: ingest only (leaves out {', '.join(workloads[1:])})",
+                    file=sys.stderr,
+                )
             spec = {
                 "implementation": name,
                 "data_dir": str(data_dir),
@@ -351,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 "postgres_url": pg,
                 "mariadb_url": maria,
                 "customers": customers,
-                "workloads": workloads,
+                "workloads": mine,
                 "reuse_store": args.reuse_stores and name in KEPT_STORES,
                 "repeat": args.repeat,
                 "budget_s": args.budget,

@@ -75,6 +75,9 @@ IMPLEMENTATIONS = {
     "crmcore-postgresql": "benchmarks.crm:CrmPostgres",
     "sql-mariadb": "benchmarks.sqlbase:SqlMariadb",
     "crmcore-mariadb": "benchmarks.crm:CrmMariadb",
+    "sql-sqlite-keyed": "benchmarks.sqlkeyed:KeyedSqlite",
+    "sql-postgresql-keyed": "benchmarks.sqlkeyed:KeyedPostgres",
+    "sql-mariadb-keyed": "benchmarks.sqlkeyed:KeyedMariadb",
 }
 
 
