@@ -58,6 +58,9 @@ def assert_all_agree(records: list[dict[str, object]], implementations: set[str]
     assert all(r["agrees"] for r in records), [r for r in records if not r["agrees"]]
     for record in records:
         assert {"size", "workload", "implementation", "median_s", "peak_rss_mib"} <= set(record)
+    # The keyed SQL baselines measure the ingest alone; their ingest agreed above.
+    keyed = [r for r in records if str(r["implementation"]).endswith("-keyed")]
+    assert all(r["workload"] == "ingest" for r in keyed), keyed
 
 
 def crmcore_sql_ready() -> bool:
@@ -67,7 +70,7 @@ def crmcore_sql_ready() -> bool:
 
 
 def test_memory_and_sql_sqlite_agree_with_pandas(tmp_path: Path) -> None:
-    names = {"pandas", "crmcore-memory", "sql-sqlite"}
+    names = {"pandas", "crmcore-memory", "sql-sqlite", "sql-sqlite-keyed"}
     records = run_bench(tmp_path, ",".join(names), "--postgres-url", "")
     assert_all_agree(records, names)
 
@@ -82,7 +85,7 @@ def test_crmcore_sqlite_agrees_with_pandas(tmp_path: Path) -> None:
 
 @pytest.mark.postgresql
 def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> None:
-    names = {"pandas", "sql-postgresql"}
+    names = {"pandas", "sql-postgresql", "sql-postgresql-keyed"}
     if crmcore_sql_ready():
         names.add("crmcore-postgresql")
     records = run_bench(tmp_path, ",".join(names), "--postgres-url", postgres_url)
@@ -90,7 +93,7 @@ def test_postgresql_agrees_with_pandas(tmp_path: Path, postgres_url: str) -> Non
 
 
 def test_mariadb_agrees_with_pandas(tmp_path: Path, mariadb_url: str) -> None:
-    names = {"pandas", "sql-mariadb", "crmcore-mariadb"}
+    names = {"pandas", "sql-mariadb", "sql-mariadb-keyed", "crmcore-mariadb"}
     records = run_bench(
         tmp_path, ",".join(names), "--postgres-url", "", "--mariadb-url", mariadb_url
     )
@@ -128,3 +131,64 @@ def test_kept_sqlite_store_is_reused_then_dropped(tmp_path: Path) -> None:
     last = run_bench(tmp_path, "pandas,crmcore-sqlite", "--postgres-url", "", "--reuse-stores")
     assert_all_agree(last, {"pandas", "crmcore-sqlite"})
     assert not kept.exists()  # the incremental workload changed it: dropped
+
+
+def _schema(engine: object, prefix: str) -> dict[str, object]:
+    """Columns, keys, unique constraints, indexes, foreign keys (and MariaDB's charset) of
+    the five tables the keyed baselines mirror, table names without ``prefix``."""
+    import sqlalchemy as sa
+
+    insp = sa.inspect(engine)
+    out: dict[str, object] = {}
+    for name in ("customers", "customer_tags", "aggregates", "transactions", "interactions"):
+        table = prefix + name
+        options = insp.get_table_options(table)
+        out[name] = (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            insp.get_pk_constraint(table)["constrained_columns"],
+            sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+            sorted((tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)),
+            [
+                (f["constrained_columns"], f["referred_table"].removeprefix(prefix))
+                for f in insp.get_foreign_keys(table)
+            ],
+            sorted((k, v) for k, v in options.items() if "charset" in k or "collat" in k),
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_keyed_baseline_tables_mirror_crmcore(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    import sqlalchemy as sa
+
+    from benchmarks.sqlkeyed import PREFIX, keyed_ddl
+    from crmcore.adapters.sqlalchemy import SqlStore
+
+    url = (
+        f"sqlite:///{tmp_path / 'mirror.sqlite'}"
+        if backend == "sqlite"
+        else request.getfixturevalue({"postgresql": "postgres_url"}.get(backend, "mariadb_url"))
+    )
+    engine = sa.create_engine(url)
+    store = SqlStore(engine, table_prefix="mirror_")
+    try:
+        store.tables.metadata.create_all(engine)
+        with engine.begin() as conn:
+            for ddl in keyed_ddl(backend):
+                conn.exec_driver_sql(ddl)
+        assert _schema(engine, PREFIX) == _schema(engine, "mirror_")
+    finally:
+        with engine.begin() as conn:
+            for ddl in keyed_ddl(backend)[:5]:  # the DROP TABLE statements
+                conn.exec_driver_sql(ddl)
+        store.tables.metadata.drop_all(engine)
+        engine.dispose()
