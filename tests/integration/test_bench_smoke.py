@@ -169,8 +169,8 @@ def test_keyed_baseline_tables_mirror_crmcore(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
     import sqlalchemy as sa
-
     from benchmarks.sqlkeyed import PREFIX, keyed_ddl
+
     from crmcore.adapters.sqlalchemy import SqlStore
 
     url = (
