@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     # Annotation only: ports sit above analytics, and importing it here would load numpy.
     from crmcore.analytics.ports import MetricsSource
     from crmcore.ports.batches import InteractionBatch, TransactionBatch
+    from crmcore.ports.customer_batch import CustomerBatch
 
 __all__ = [
     "AggregateRepository",
@@ -123,6 +124,17 @@ class CustomerRepository(Protocol):
             DuplicateError: any number or ``(source, external_id)`` is taken, or repeated
                 within ``customers``. Nothing of the batch is visible after the unit of work
                 rolls back.
+        """
+        ...
+
+    def add_batch(self, batch: CustomerBatch) -> None:
+        """Store a validated, numbered column batch of new customers (the customer import's
+        path), as :meth:`add_many` stores the same customers, without validating each row
+        again where the store can avoid it.
+
+        Raises:
+            DuplicateError: as :meth:`add_many` (nothing of the batch stays after the unit of
+                work rolls back).
         """
         ...
 

@@ -22,6 +22,7 @@ from crmcore.errors import (
     NotFound,
     ValidationError,
 )
+from crmcore.ports.customer_batch import CustomerBatch
 
 __all__ = ["SqlCustomers"]
 
@@ -92,6 +93,13 @@ class SqlCustomers:
             self._ctx.inserts.insert_rows(
                 conn, t.aggregates, [zero_aggregate(r["number"]) for r in rows]
             )
+
+    def add_batch(self, batch: CustomerBatch) -> None:
+        """A validated column batch, stored as :meth:`add_many` stores the same customers
+        (one multi-row insert per table); the objects are built without re-validation."""
+        if not isinstance(batch, CustomerBatch):
+            raise ValidationError("batch", batch, "must be a CustomerBatch")
+        self.add_many(batch.customers())
 
     def _insert_children(
         self,
