@@ -12,6 +12,7 @@ instants are UTC microseconds, text is ``None`` or stripped text, collections ar
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any, Final
@@ -22,6 +23,7 @@ import numpy.typing as npt
 
 from crmcore._epoch import from_us, to_us
 from crmcore.domain import CrmNumber, Customer, PersonName
+from crmcore.errors import ValidationError
 
 __all__ = ["CustomerBatch"]
 
@@ -78,9 +80,29 @@ class CustomerBatch:
     def of(cls, customers: Sequence[Customer]) -> CustomerBatch:
         """The batch of new customers given as objects (their ``updated_at`` must equal
         ``created_at``, and they have no addresses, attributes, consents or stage history:
-        what an import creates). For tests and hosts holding objects already."""
+        what an import creates). For tests and hosts holding objects already.
+
+        Raises:
+            ValidationError: an item is not a customer, or has more than an import creates.
+        """
         columns: dict[str, list[Any]] = {f.name: [] for f in _FIELDS}
-        for customer in customers:
+        for index, customer in enumerate(customers):
+            if not isinstance(customer, Customer):
+                raise ValidationError(f"customers[{index}]", customer, "must be a Customer")
+            if (
+                customer.addresses
+                or customer.attributes
+                or customer.consents
+                or customer.stage_history
+                or customer.version
+                or customer.updated_at != customer.created_at
+            ):
+                raise ValidationError(
+                    f"customers[{index}]",
+                    customer.number,
+                    "a new imported customer has no addresses, attributes, consents, stage "
+                    "history or updates",
+                )
             columns["number"].append(customer.number.value)
             columns["created_us"].append(to_us(customer.created_at))
             columns["given"].append(customer.name.given)
@@ -103,6 +125,17 @@ class CustomerBatch:
         Every value was validated when the batch was built, so the objects are assembled
         without running the validators again (most of the cost of building a customer).
         """
+        # The loop allocates only acyclic objects: the cyclic collector's passes over the
+        # growing heap would be pure overhead (a third of the time at 1M customers).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self) -> list[Customer]:
         out: list[Customer] = []
         new, put = object.__new__, object.__setattr__
         empty: tuple[()] = ()
