@@ -38,6 +38,7 @@ from crmcore.domain import (
     Money,
     SalesChannel,
 )
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import CrmError
 from crmcore.ports import CurrencyConverter
 from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch, new_ids
@@ -146,7 +147,10 @@ class CustomerLookup:
         encoded = pc.dictionary_encode(pa.array(numbers[positions], pa.large_string()))
         inverse = np.asarray(encoded.indices, dtype=np.int64)
         canonical, reasons = parse_numbers(self.scheme, encoded.dictionary)
-        known = {n.value for n in self.existing([CrmNumber(c) for c in canonical if c is not None])}
+        # parse_numbers returned canonical text: build the numbers without parsing it again.
+        known = {
+            n.value for n in self.existing(trusted_numbers(c for c in canonical if c is not None))
+        }
         resolved = np.array(
             [c if c is not None and c in known else None for c in canonical] + [None],
             dtype=object,

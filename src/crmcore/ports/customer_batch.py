@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from crmcore._epoch import from_us, to_us
-from crmcore.domain import CrmNumber, Customer, PersonName
+from crmcore.domain import Customer, PersonName
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ValidationError
 
 __all__ = ["CustomerBatch"]
@@ -159,7 +160,7 @@ class CustomerBatch:
             source,
             external_id,
         ) in zip(
-            self.number.tolist(),
+            trusted_numbers(self.number.tolist()),
             self.created_us.tolist(),
             self.given.tolist(),
             self.family.tolist(),
@@ -179,15 +180,13 @@ class CustomerBatch:
             self.external_id.tolist(),
             strict=True,
         ):
-            key = new(CrmNumber)
-            put(key, "value", number)
             name = new(PersonName)
             put(name, "given", given)
             put(name, "family", family)
             put(name, "display", display)
             at = from_us(created)
             customer = new(Customer)
-            put(customer, "number", key)
+            put(customer, "number", number)
             put(customer, "name", name)
             put(customer, "created_at", at)
             put(customer, "updated_at", at)

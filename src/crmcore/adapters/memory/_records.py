@@ -14,7 +14,7 @@ from typing import Any, Final, Generic
 
 import numpy as np
 
-from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._encoders import (
     INTERACTION_ENCODER,
@@ -25,6 +25,7 @@ from crmcore.adapters.memory._encoders import (
 from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
 from crmcore.domain import CrmNumber, Interaction, Transaction
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
@@ -80,18 +81,25 @@ class _Records(Generic[R]):
         )
 
     def _rows(self, customers: Any) -> Int64Array:
-        """Aggregate rows of a batch's customer numbers (text), checked as
-        :meth:`TransactionContext.require_customer` checks them, one lookup per distinct
-        number."""
+        """Aggregate rows of a batch's customer numbers (canonical text), checked as
+        :meth:`TransactionContext.require_customer` checks them: one dictionary look-up per
+        distinct number, then one column-wise "alive" test (erased customers keep their
+        row)."""
         context = self._context
         row_of = context.state.row_of
         items = customers.tolist()
-        lookup: dict[str, int] = {}
-        for text in dict.fromkeys(items):
-            number = CrmNumber(text)
-            context.require_customer(number)
-            lookup[text] = row_of[number]
-        return np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        distinct = list(dict.fromkeys(items))
+        # The batch's numbers were parsed and checked by the import: no second parse.
+        found = [row_of.get(number, -1) for number in trusted_numbers(distinct)]
+        lookup = dict(zip(distinct, found, strict=True))
+        if -1 in lookup.values():
+            missing = next(text for text, row in lookup.items() if row < 0)
+            context.require_customer(CrmNumber(missing))  # raises NotFound
+        rows = np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        dead = np.flatnonzero(context.state.aggregates.columns[ALIVE][rows] == 0)
+        if dead.size:
+            context.require_customer(CrmNumber(items[int(dead[0])]))  # raises ErasedError
+        return rows
 
 
 class Interactions(_Records[Interaction]):
