@@ -9,8 +9,10 @@ duplicates (rows are idempotent on their import keys).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from crmcore._epoch import to_us
@@ -34,6 +36,24 @@ DEFAULT_BATCH_SIZE: Final = 262_144
 
 ImportProgress = Callable[[int], None]
 """Called after each committed batch with the number of input rows handled so far."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one batch.
+
+    A batch allocates hundreds of thousands of short-lived, acyclic objects (number texts,
+    look-up keys, customers); each allocation burst triggers collector passes that walk every
+    object the process holds, and a store of a million customers holds tens of millions.
+    Reference counting frees the batch's garbage either way; the collector resumes after.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _bulk() -> Any:
@@ -71,26 +91,10 @@ def import_history(
     rejected: list[Any] = []
     for batch in bulk.record_batches(data, batch_size, frozenset(columns)):
         _check_columns(batch.schema.names, columns)
-        for _attempt in range(2):
-            verdicts = bulk.Verdicts(offset, batch.num_rows)
-            if what == "transactions":
-                valid = bulk.transaction_batch(
-                    batch,
-                    verdicts,
-                    lookup,
-                    reporting_currency=context.store.reporting_currency,
-                    converter=context.converter,
-                    default_source=source,
-                )
-            else:
-                valid = bulk.interaction_batch(batch, verdicts, lookup, default_source=source)
-            try:
-                stored = _store(context, what, valid, len(verdicts.rejected))
-                break
-            except NotFound:
-                # A customer was erased between the lookup and the write: look again, once.
-                if _attempt:
-                    raise
+        with _collector_paused():
+            stored, valid, verdicts = _history_batch(
+                context, what, batch, offset, lookup, source, bulk
+            )
         created += stored
         duplicates += len(valid) - stored
         rejected.extend(verdicts.in_input_order())
@@ -101,6 +105,41 @@ def import_history(
     return bulk.ImportResult(
         created, duplicates, tuple(rejected), time.perf_counter() - started, batches
     )
+
+
+def _history_batch(
+    context: ServiceContext,
+    what: str,
+    batch: Any,
+    offset: int,
+    lookup: Any,
+    source: str | None,
+    bulk: Any,
+) -> tuple[int, Any, Any]:
+    """Validate and store one batch of history; (stored, valid rows, verdicts)."""
+    erased_meanwhile = False
+    while True:
+        verdicts = bulk.Verdicts(offset, batch.num_rows)
+        if what == "transactions":
+            valid = bulk.transaction_batch(
+                batch,
+                verdicts,
+                lookup,
+                reporting_currency=context.store.reporting_currency,
+                converter=context.converter,
+                default_source=source,
+            )
+        else:
+            valid = bulk.interaction_batch(batch, verdicts, lookup, default_source=source)
+        try:
+            stored = _store(context, what, valid, len(verdicts.rejected))
+        except NotFound:
+            # A customer was erased between the lookup and the write: look again, once.
+            if erased_meanwhile:
+                raise
+            erased_meanwhile = True
+            continue
+        return stored, valid, verdicts
 
 
 def _store(context: ServiceContext, what: str, valid: Any, rejected: int) -> int:
@@ -194,8 +233,11 @@ def import_customers(
         _check_columns(batch.schema.names, CUSTOMER_COLUMNS)
         verdicts = bulk.Verdicts(offset, batch.num_rows)
         now = context.now()
-        columns = bulk.customer_columns(batch, verdicts, now_us=to_us(now), default_source=source)
-        with context.unit() as uow:
+        with _collector_paused():
+            columns = bulk.customer_columns(
+                batch, verdicts, now_us=to_us(now), default_source=source
+            )
+        with _collector_paused(), context.unit() as uow:
             fresh = _new_keys(uow, columns["source"], columns["external_id"], verdicts.ok)
             count = int(fresh.sum())
             if count:
