@@ -200,6 +200,12 @@ class CustomerRepository(Protocol):
         """Those of ``numbers`` that belong to existing (registered, not erased) customers."""
         ...
 
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
+        """Those of ``texts`` (canonical CRM number text) that are numbers of existing
+        customers: :meth:`existing` for the bulk import, which resolves whole columns of
+        numbers and builds no number object per row."""
+        ...
+
     def external_ids(self) -> Mapping[CrmNumber, str]:
         """``number -> external_id`` of every existing customer that has an import key."""
         ...

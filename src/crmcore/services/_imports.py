@@ -159,11 +159,11 @@ def _store(context: ServiceContext, what: str, valid: Any, rejected: int) -> int
     return stored
 
 
-def _existing(context: ServiceContext, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
-    if not numbers:
+def _existing(context: ServiceContext, texts: Collection[str]) -> set[str]:
+    if not texts:
         return set()
     with context.reading() as uow:
-        return set(uow.customers.existing(numbers))
+        return set(uow.customers.existing_texts(texts))
 
 
 def _by_external_id(

@@ -15,6 +15,7 @@ from crmcore.adapters.memory._context import TransactionContext
 from crmcore.analytics.columns import STAGE_CODES
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain.contact import email_lookup_key
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ConcurrencyError, DuplicateError, ValidationError
 from crmcore.ports.customer_batch import CustomerBatch
 
@@ -115,6 +116,7 @@ class Customers:
             {"stage": _STAGE[stored.stage], "created_us": to_us(stored.created_at), ALIVE: 1}
         )
         state.row_of[number] = row
+        state.row_by_text[number.value] = row
         state.row_numbers.append(number)
         self._index(stored)
 
@@ -122,6 +124,7 @@ class Customers:
             self._unindex(stored)
             del state.customers[number]
             del state.row_of[number]
+            del state.row_by_text[number.value]
             state.row_numbers.pop()
             state.aggregates.truncate(row)
 
@@ -162,6 +165,7 @@ class Customers:
             }
         )
         state.row_of.update(zip(numbers, rows, strict=True))
+        state.row_by_text.update(zip(batch.number.tolist(), rows, strict=True))
         state.row_numbers.extend(numbers)
         state.by_external_id.update((key, numbers[i]) for i, key in keyed)
         # Rows sharing one tag set are indexed together (an import has few distinct sets).
@@ -186,6 +190,7 @@ class Customers:
             for number in numbers:
                 del customers[number]
                 del state.row_of[number]
+                del state.row_by_text[number.value]
             del state.row_numbers[start:]
             state.aggregates.truncate(start)
 
@@ -327,6 +332,21 @@ class Customers:
         self._context.check_active()
         customers = self._state.customers
         return {n for n in numbers if n in customers}
+
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
+        self._context.check_active()
+        state = self._state
+        items = list(texts)
+        get = state.row_by_text.get
+        rows = np.fromiter((get(text, -1) for text in items), np.int64, len(items))
+        for i in np.flatnonzero(rows < 0).tolist():
+            # Not in the text index: ask the number index (a customer stored by a path that
+            # does not fill the text index, or no such customer).
+            rows[i] = state.row_of.get(trusted_numbers([items[i]])[0], -1)
+        known = rows >= 0
+        # Erased customers keep their row, with "alive" 0.
+        known[known] = self._state.aggregates.columns[ALIVE][rows[known]] == 1
+        return {text for text, hit in zip(items, known.tolist(), strict=True) if hit}
 
     def external_ids(self) -> dict[CrmNumber, str]:
         self._context.check_active()

@@ -25,7 +25,6 @@ from crmcore.adapters.memory._encoders import (
 from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
 from crmcore.domain import CrmNumber, Interaction, Transaction
-from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
@@ -86,15 +85,16 @@ class _Records(Generic[R]):
         distinct number, then one column-wise "alive" test (erased customers keep their
         row)."""
         context = self._context
-        row_of = context.state.row_of
+        state = context.state
+        get = state.row_by_text.get
         items = customers.tolist()
-        distinct = list(dict.fromkeys(items))
-        # The batch's numbers were parsed and checked by the import: no second parse.
-        found = [row_of.get(number, -1) for number in trusted_numbers(distinct)]
-        lookup = dict(zip(distinct, found, strict=True))
+        lookup = {text: get(text, -1) for text in dict.fromkeys(items)}
         if -1 in lookup.values():
-            missing = next(text for text, row in lookup.items() if row < 0)
-            context.require_customer(CrmNumber(missing))  # raises NotFound
+            for text in [text for text, row in lookup.items() if row < 0]:
+                number = CrmNumber(text)
+                context.require_customer(number)  # raises NotFound
+                # A customer stored by a path that does not fill the text index.
+                lookup[text] = state.row_by_text[text] = state.row_of[number]
         rows = np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
         dead = np.flatnonzero(context.state.aggregates.columns[ALIVE][rows] == 0)
         if dead.size:

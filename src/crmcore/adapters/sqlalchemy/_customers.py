@@ -282,13 +282,16 @@ class SqlCustomers:
         return out
 
     def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        return {CrmNumber(text) for text in self.existing_texts([n.value for n in numbers])}
+
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
         conn = self._ctx.read()
         c = self._t.customers.c
-        out: set[CrmNumber] = set()
+        out: set[str] = set()
         with translated("customer"):
-            for part in chunks(sorted(n.value for n in numbers)):
+            for part in chunks(sorted(set(texts))):
                 query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
-                out.update(CrmNumber(number) for (number,) in conn.execute(query))
+                out.update(number for (number,) in conn.execute(query))
         return out
 
     def external_ids(self) -> dict[CrmNumber, str]:

@@ -163,6 +163,17 @@ class CustomerRepositoryContract(StoreFixture):
 
         read(store, check)
 
+    def test_existing_texts_answers_as_existing_does(self, store: Store) -> None:
+        kept, erased = register(store), register(store)
+        batch = make_customer(store)
+        write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([batch])))
+        write(store, lambda uow: uow.customers.erase(erased.number))
+        never = make_customer(store).number.value
+        asked = [kept.number.value, erased.number.value, batch.number.value, never, "junk"]
+        found = read(store, lambda uow: uow.customers.existing_texts(asked))
+        assert found == {kept.number.value, batch.number.value}
+        assert read(store, lambda uow: uow.customers.existing_texts([])) == set()
+
     def test_add_batch_refuses_taken_keys_and_stores_nothing(self, store: Store) -> None:
         first = register(store, source="crm", external_id="K1")
         taken = make_customer(store, source="crm", external_id="K1")
