@@ -14,7 +14,7 @@ from typing import Any, Final, Generic
 
 import numpy as np
 
-from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._encoders import (
     INTERACTION_ENCODER,
@@ -81,18 +81,26 @@ class _Records(Generic[R]):
         )
 
     def _rows(self, customers: Any) -> Int64Array:
-        """Aggregate rows of a batch's customer numbers (text), checked as
-        :meth:`TransactionContext.require_customer` checks them, one lookup per distinct
-        number."""
+        """Aggregate rows of a batch's customer numbers (canonical text), checked as
+        :meth:`TransactionContext.require_customer` checks them: one dictionary look-up per
+        distinct number, then one column-wise "alive" test (erased customers keep their
+        row)."""
         context = self._context
-        row_of = context.state.row_of
+        state = context.state
+        get = state.row_by_text.get
         items = customers.tolist()
-        lookup: dict[str, int] = {}
-        for text in dict.fromkeys(items):
-            number = CrmNumber(text)
-            context.require_customer(number)
-            lookup[text] = row_of[number]
-        return np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        lookup = {text: get(text, -1) for text in dict.fromkeys(items)}
+        if -1 in lookup.values():
+            for text in [text for text, row in lookup.items() if row < 0]:
+                number = CrmNumber(text)
+                context.require_customer(number)  # raises NotFound
+                # A customer stored by a path that does not fill the text index.
+                lookup[text] = state.row_by_text[text] = state.row_of[number]
+        rows = np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        dead = np.flatnonzero(context.state.aggregates.columns[ALIVE][rows] == 0)
+        if dead.size:
+            context.require_customer(CrmNumber(items[int(dead[0])]))  # raises ErasedError
+        return rows
 
 
 class Interactions(_Records[Interaction]):
