@@ -9,17 +9,31 @@ and the store: they reach nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
+from typing import Final
 
 import numpy as np
 
-from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._columns import ColumnTable, Int64Array
 from crmcore.adapters.memory._history import Undo
 from crmcore.adapters.memory._state import MemoryState
 from crmcore.domain import CrmNumber, DomainEvent
 from crmcore.errors import ConfigurationError, ErasedError, NotFound
 
 __all__ = ["TransactionContext"]
+
+_PURCHASE: Final = ("purchase_count", "purchase_minor")
+_REFUND: Final = ("refund_count", "refund_minor")
+_INTERACTION: Final = ("interaction_count", "complaint_count")
+
+
+def _restore(aggregates: ColumnTable, row: int, names: tuple[str, ...], old: list[int]) -> None:
+    # The arrays are looked up when undoing: a later write of the unit (a new customer) may
+    # have grown the table and replaced them.
+    columns = aggregates.columns
+    for name, value in zip(names, old, strict=True):
+        columns[name][row] = value
 
 
 class TransactionContext:
@@ -76,6 +90,46 @@ class TransactionContext:
         for name, value in changes.items():
             columns[name][row] = value
         self.undo.append(lambda: aggregates.set_row(row, old))
+
+    def _fold_row(self, row: int, names: tuple[str, ...], deltas: tuple[int, ...]) -> None:
+        """Add ``deltas`` to columns ``names`` of one aggregate row (undoably): the
+        per-record fold of counts and sums."""
+        aggregates = self.state.aggregates
+        columns = aggregates.columns
+        old = []
+        for name, delta in zip(names, deltas, strict=True):
+            column = columns[name]
+            value = column.item(row)
+            old.append(value)
+            column[row] = value + delta
+        self.undo.append(functools.partial(_restore, aggregates, row, names, old))
+
+    def _extend_row(self, row: int, earliest: str | None, latest: str, occurred_us: int) -> None:
+        """Move one row's instants ``earliest``/``latest`` out to ``occurred_us`` (undoably)."""
+        aggregates = self.state.aggregates
+        columns = aggregates.columns
+        for name, later in ((earliest, False), (latest, True)):
+            if name is None:
+                continue
+            column = columns[name]
+            value = column.item(row)
+            if (occurred_us > value) if later else (occurred_us < value):
+                column[row] = occurred_us
+                self.undo.append(functools.partial(_restore, aggregates, row, (name,), [value]))
+
+    def add_purchase(self, row: int, occurred_us: int, minor: int) -> None:
+        """Fold one purchase into a customer's aggregates (undoably)."""
+        self._fold_row(row, _PURCHASE, (1, minor))
+        self._extend_row(row, "first_purchase_us", "last_purchase_us", occurred_us)
+
+    def add_refund(self, row: int, minor: int) -> None:
+        """Fold one refund into a customer's aggregates (undoably)."""
+        self._fold_row(row, _REFUND, (1, minor))
+
+    def add_interaction(self, row: int, occurred_us: int, complaint: bool) -> None:
+        """Fold one interaction into a customer's aggregates (undoably)."""
+        self._fold_row(row, _INTERACTION, (1, int(complaint)))
+        self._extend_row(row, None, "last_interaction_us", occurred_us)
 
     def update_aggregates(
         self,
