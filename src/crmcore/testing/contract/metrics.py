@@ -150,8 +150,13 @@ class MetricsSourceContract(StoreFixture):
             assert narrow.fields == {"crm_number", "recency_days", "owner", "tags"}
             for number, row in _by_number(narrow).items():
                 assert row == {k: expected[number][k] for k in row}
+            # Without the per-channel counts a store may read one customer's row from its
+            # maintained aggregates (the refresh after a new event); all of them: the history.
+            maintained = sorted(f for f in FIELDS if not f.startswith("interactions_"))
             for number, row in expected.items():
                 assert source.customer_row(CrmNumber(number), as_of) == row
+                narrow_row = source.customer_row(CrmNumber(number), as_of, maintained)
+                assert narrow_row == {k: row[k] for k in maintained}
             # Without text profile fields PostgreSQL packs the snapshot server-side (_pgpack).
             numeric = sorted(set(FIELDS) - {"gender", "owner", "country"})
             subsets = (RFM_FIELDS, ["frequency", "tags", "stage", "birth_year"], numeric)
