@@ -23,9 +23,9 @@ from crmcore.errors import ConfigurationError, ErasedError, NotFound
 
 __all__ = ["TransactionContext"]
 
-_PURCHASE: Final = ("purchase_count", "purchase_minor")
+_PURCHASE: Final = ("purchase_count", "purchase_minor", "first_purchase_us", "last_purchase_us")
 _REFUND: Final = ("refund_count", "refund_minor")
-_INTERACTION: Final = ("interaction_count", "complaint_count")
+_INTERACTION: Final = ("interaction_count", "complaint_count", "last_interaction_us")
 
 
 def _restore(aggregates: ColumnTable, row: int, names: tuple[str, ...], old: list[int]) -> None:
@@ -91,45 +91,44 @@ class TransactionContext:
             columns[name][row] = value
         self.undo.append(lambda: aggregates.set_row(row, old))
 
-    def _fold_row(self, row: int, names: tuple[str, ...], deltas: tuple[int, ...]) -> None:
-        """Add ``deltas`` to columns ``names`` of one aggregate row (undoably): the
-        per-record fold of counts and sums."""
-        aggregates = self.state.aggregates
-        columns = aggregates.columns
-        old = []
-        for name, delta in zip(names, deltas, strict=True):
-            column = columns[name]
-            value = column.item(row)
-            old.append(value)
-            column[row] = value + delta
-        self.undo.append(functools.partial(_restore, aggregates, row, names, old))
-
-    def _extend_row(self, row: int, earliest: str | None, latest: str, occurred_us: int) -> None:
-        """Move one row's instants ``earliest``/``latest`` out to ``occurred_us`` (undoably)."""
-        aggregates = self.state.aggregates
-        columns = aggregates.columns
-        for name, later in ((earliest, False), (latest, True)):
-            if name is None:
-                continue
-            column = columns[name]
-            value = column.item(row)
-            if (occurred_us > value) if later else (occurred_us < value):
-                column[row] = occurred_us
-                self.undo.append(functools.partial(_restore, aggregates, row, (name,), [value]))
-
     def add_purchase(self, row: int, occurred_us: int, minor: int) -> None:
         """Fold one purchase into a customer's aggregates (undoably)."""
-        self._fold_row(row, _PURCHASE, (1, minor))
-        self._extend_row(row, "first_purchase_us", "last_purchase_us", occurred_us)
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, total = c["purchase_count"], c["purchase_minor"]
+        first, last = c["first_purchase_us"], c["last_purchase_us"]
+        old = [count.item(row), total.item(row), first.item(row), last.item(row)]
+        count[row] = old[0] + 1
+        total[row] = old[1] + minor
+        if occurred_us < old[2]:
+            first[row] = occurred_us
+        if occurred_us > old[3]:
+            last[row] = occurred_us
+        self.undo.append(functools.partial(_restore, aggregates, row, _PURCHASE, old))
 
     def add_refund(self, row: int, minor: int) -> None:
         """Fold one refund into a customer's aggregates (undoably)."""
-        self._fold_row(row, _REFUND, (1, minor))
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, total = c["refund_count"], c["refund_minor"]
+        old = [count.item(row), total.item(row)]
+        count[row] = old[0] + 1
+        total[row] = old[1] + minor
+        self.undo.append(functools.partial(_restore, aggregates, row, _REFUND, old))
 
     def add_interaction(self, row: int, occurred_us: int, complaint: bool) -> None:
         """Fold one interaction into a customer's aggregates (undoably)."""
-        self._fold_row(row, _INTERACTION, (1, int(complaint)))
-        self._extend_row(row, None, "last_interaction_us", occurred_us)
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, complaints = c["interaction_count"], c["complaint_count"]
+        last = c["last_interaction_us"]
+        old = [count.item(row), complaints.item(row), last.item(row)]
+        count[row] = old[0] + 1
+        if complaint:
+            complaints[row] = old[1] + 1
+        if occurred_us > old[2]:
+            last[row] = occurred_us
+        self.undo.append(functools.partial(_restore, aggregates, row, _INTERACTION, old))
 
     def update_aggregates(
         self,

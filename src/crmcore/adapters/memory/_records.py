@@ -204,6 +204,9 @@ class Transactions(_Records[Transaction]):
 
     def add(self, transaction: Transaction) -> bool:
         self._check(transaction)
+        return self._add_checked(transaction)
+
+    def _add_checked(self, transaction: Transaction) -> bool:
         context = self._context
         context.check_active()
         number = transaction.customer
@@ -225,7 +228,7 @@ class Transactions(_Records[Transaction]):
         """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
         batch = [self._check(transaction) for transaction in transactions]
         if len(batch) < SMALL_BATCH:
-            return self._add_each(batch, self.add)
+            return self._add_each(batch, self._add_checked)
         return self._fold(self._store_all(batch, [record.customer for record in batch]))
 
     def _fold(self, values: dict[str, Int64Array] | None) -> int:
