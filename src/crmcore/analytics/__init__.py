@@ -40,7 +40,7 @@ from crmcore.analytics._value import (
     historical_value,
     probability_alive,
 )
-from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector, SavedRules
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
@@ -76,6 +76,7 @@ __all__ = [
     "RfmScorer",
     "Rule",
     "RuleSelector",
+    "SavedRules",
     "SegmentMap",
     "SegmentRule",
     "TagIndex",

@@ -30,7 +30,7 @@ from crmcore.analytics import (
     parse_rule,
     score_rfm,
 )
-from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector, SavedRules
 from crmcore.domain import (
     CrmNumber,
     Customer,
@@ -420,13 +420,18 @@ class Analytics:
         """
         key = self.context.number(number)
         when = self._as_of(as_of)
-        with self.context.reading() as uow:
-            saved = (
-                list(uow.segments.list())
-                if segments is None
-                else [uow.segments.get(n) for n in segments]
-            )
-        needed, predicates = _refresh_plan(tuple((s.name, s.rule) for s in saved), when)
+        source = self.source
+        if segments is None and isinstance(source, SavedRules):
+            rules = tuple(source.saved_rules())  # one read, no unit of work
+        else:
+            with self.context.reading() as uow:
+                saved = (
+                    list(uow.segments.list())
+                    if segments is None
+                    else [uow.segments.get(n) for n in segments]
+                )
+            rules = tuple((s.name, s.rule) for s in saved)
+        needed, predicates = _refresh_plan(rules, when)
         values = self.source.customer_row(key, when, needed)
         score = None
         if self.last_rfm is not None:

@@ -157,7 +157,7 @@ class Binding:
                     yield conn
 
     @contextlib.contextmanager
-    def single_read(self) -> Iterator[Connection]:
+    def single_read(self, what: str = "customer") -> Iterator[Connection]:
         """A connection for a read of one statement (the host's, if bound to one).
 
         One statement reads one consistent state by itself, so no transaction is opened
@@ -167,7 +167,7 @@ class Binding:
         each way).
         """
         if self.host_connection is not None or self.name not in ("postgresql", "sqlite"):
-            with self.reading() as conn:
+            with self.reading() as conn, translated(what):
                 yield conn
             return
         assert self.engine is not None
@@ -181,7 +181,7 @@ class Binding:
                     conn.execution_options(**{LAZY_BEGIN: True})
                 else:
                     conn.execution_options(isolation_level="AUTOCOMMIT")
-                with translated("customer"):
+                with translated(what):
                     yield conn
 
     # -- the unit of work in progress on this thread -----------------------------------------

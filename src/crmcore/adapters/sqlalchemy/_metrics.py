@@ -350,6 +350,15 @@ class SqlMetrics:
         row = metrics.row(0)
         return {name: value for name, value in row.items() if name in chosen}
 
+    def saved_rules(self) -> list[tuple[str, str]]:
+        """See :class:`crmcore.analytics.ports.SavedRules`: one SELECT, no transaction."""
+        s = self._tables.segments
+        query = select(s.c.name, s.c.rule).order_by(s.c.name)
+        with self._binding.single_read("segment") as conn:
+            prepared = self._statements.get(conn, "saved_rules", lambda: query)
+            rows = (conn.execute(query) if prepared is None else prepared.execute(conn, {})).all()
+        return [(str(name), str(rule)) for name, rule in rows]
+
     def _row_now(
         self, conn: Connection, when: dt.datetime, chosen: frozenset[str], number: str
     ) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ from crmcore.analytics import (
     evaluate,
     score_rfm,
 )
-from crmcore.analytics.ports import RfmScorer, RuleSelector
+from crmcore.analytics.ports import RfmScorer, RuleSelector, SavedRules
 from crmcore.clock import FixedClock
 from crmcore.domain import CrmNumber, Money, Segment, Transaction, TransactionKind
 from crmcore.errors import ErasedError, NotFound
@@ -178,6 +178,22 @@ class MetricsSourceContract(StoreFixture):
         with pytest.raises(NotFound):
             source.customer_row(store.scheme.format(999_999), HIGH)
         assert list(source.snapshot(HIGH, ["frequency"]).numbers()) == [kept]
+
+    def test_refresh_tests_every_saved_segment(self, store: Store) -> None:
+        crm = Crm(store, clock=FixedClock(HIGH))
+        ann = crm.register("Ann", tags=["vip"]).number
+        analytics = Analytics(crm)
+        analytics.define_segment("vips", '"vip" in tags')
+        analytics.define_segment("buyers", "frequency >= 1")
+        with store.unit_of_work() as uow:
+            saved = [(s.name, s.rule) for s in uow.segments.list()]
+        source = _source(store)
+        if isinstance(source, SavedRules):
+            assert source.saved_rules() == saved
+        refreshed = analytics.refresh(ann, HIGH)
+        assert refreshed.segments == {"vips": True, "buyers": False}
+        analytics.delete_segment("vips")
+        assert analytics.refresh(ann, HIGH).segments == {"buyers": False}
 
     # -- rules -------------------------------------------------------------------------------
 
