@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Table, exists, false, select
 from crmcore.adapters.sqlalchemy._aggregates import (
     fold_interactions,
     fold_transactions,
+    refuse_fold,
 )
 from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
@@ -34,11 +35,13 @@ from crmcore.adapters.sqlalchemy._row_writes import (
     combined_insert,
     interaction_deltas,
     row_fold,
+    row_totals,
     transaction_deltas,
 )
 from crmcore.adapters.sqlalchemy._staging import (
     fold_staged_interactions,
     fold_staged_transactions,
+    refuse_batch_overflow,
     store_staged,
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
@@ -151,7 +154,7 @@ class _History(abc.ABC):
                 inserted, folded = counts[0], counts[1]
                 if inserted == 1:
                     if folded != 1:
-                        raise ConcurrencyError(ERASED_WHILE_RECORDING)
+                        self._refuse_fold(conn, row["customer"], fold, deltas)
                     return 1
                 return self._not_stored(conn, table, row)
         if ctx.dialect in ("postgresql", "sqlite"):
@@ -191,7 +194,22 @@ class _History(abc.ABC):
             else prepared.execute(conn, values)
         )
         if result.rowcount != 1:
+            self._refuse_fold(conn, customer, fold, deltas)
+
+    def _refuse_fold(
+        self, conn: Connection, customer: str, fold: str, deltas: dict[str, Any]
+    ) -> None:
+        """Raise why one row's fold updated nothing: a running total that would overflow
+        (a ``ValidationError`` naming it), else a concurrent erase."""
+        totals = row_totals(fold)
+        if not totals:
             raise ConcurrencyError(ERASED_WHILE_RECORDING)
+        refuse_fold(
+            self._ctx,
+            conn,
+            [{"customer": customer} | {c: deltas[f"d_{c}"] for c in totals}],
+            totals,
+        )
 
     @abc.abstractmethod
     def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -383,6 +401,7 @@ class SqlTransactions(_History):
         return self._store([transaction_row(t) for t in items])
 
     def add_batch(self, batch: TransactionBatch) -> int:
+        refuse_batch_overflow(batch)
         data, has_refs = transaction_columns(batch)
         return store_staged(
             self._ctx, self.kind, self._table(), data, fold_staged_transactions, has_refs=has_refs

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Select, Table, Update, bindparam, func, select, update
+from sqlalchemy import Select, Table, Update, bindparam, func, literal, select, update
 
 from crmcore._epoch import from_us
 from crmcore.adapters.sqlalchemy._aggregates import (
@@ -23,6 +23,7 @@ from crmcore.adapters.sqlalchemy._aggregates import (
 )
 from crmcore.adapters.sqlalchemy._aggregates import _earlier, _later
 from crmcore.adapters.sqlalchemy._upsert import guarded_insert
+from crmcore.analytics.totals import INT64_MAX
 from crmcore.domain import InteractionKind, TransactionKind
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "combined_insert",
     "interaction_deltas",
     "row_fold",
+    "row_totals",
     "transaction_deltas",
 ]
 
@@ -95,14 +97,33 @@ def _sets(aggregates: Table, fold: str) -> dict[str, Any]:
     return sets
 
 
+def row_totals(fold: str) -> list[str]:
+    """The running money totals a fold adds to (they must stay below ``INT64_MAX``)."""
+    return [c for c in ROW_FOLDS[fold][0] if c.endswith("_minor")]
+
+
+def _fits(aggregates: Table, fold: str) -> list[Any]:
+    # As in the batch fold: a total that would pass INT64_MAX leaves the row un-updated
+    # (SQLite would turn the sum into a REAL, PostgreSQL fail with an anonymous range
+    # error); the caller then names the total (``_aggregates.refuse_fold``).
+    a = aggregates
+    return [
+        a.c[c] <= literal(INT64_MAX) - bindparam(f"d_{c}", type_=a.c[c].type)
+        for c in row_totals(fold)
+    ]
+
+
 def row_fold(aggregates: Table, fold: str) -> Update:
-    """``UPDATE aggregates SET <fold> WHERE customer = :d_customer``: its row count (the
-    matched rows on every dialect crmcore supports) is 0 when the aggregate row is gone (a
-    concurrent erase)."""
+    """``UPDATE aggregates SET <fold> WHERE customer = :d_customer AND <totals fit>``: its
+    row count (the matched rows on every dialect crmcore supports) is 0 when the aggregate
+    row is gone (a concurrent erase) or a running total would overflow."""
     a = aggregates
     return (
         update(a)
-        .where(a.c.customer == bindparam("d_customer", type_=a.c.customer.type))
+        .where(
+            a.c.customer == bindparam("d_customer", type_=a.c.customer.type),
+            *_fits(a, fold),
+        )
         .values(_sets(a, fold))
     )
 
@@ -128,7 +149,7 @@ def combined_insert(
     ins = guarded_insert(dialect, table, customers, columns).returning(table.c.customer).cte("ins")
     upd = (
         update(a)
-        .where(a.c.customer == ins.c.customer)
+        .where(a.c.customer == ins.c.customer, *_fits(a, fold))
         .values(_sets(a, fold))
         .returning(a.c.customer)
         .cte("upd")
