@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.helpers import SQL_BACKENDS, backend_url
 
 from crmcore import (
+    Analytics,
     BulkResult,
     ConcurrencyError,
     ConfigurationError,
@@ -227,11 +228,15 @@ def test_duplicate_external_ref_stores_one_row(crm: Crm, store: SqlStore) -> Non
 
 # Statements sent to record one new transaction (add() is the only duplicate check):
 # SQLite: BEGIN IMMEDIATE, a guarded INSERT ... SELECT ... ON CONFLICT DO NOTHING, the
-# aggregate UPDATE; PostgreSQL: the INSERT and the UPDATE; MariaDB: one SELECT of the
-# customer/reference/id facts, the INSERT, its id look-up (the driver's found-rows count
-# cannot tell a skipped duplicate), the locking read and the upsert of the aggregate row.
-# (Before the checks were folded into the INSERT: 6, 5 and 7.)
-RECORD_ONE_STATEMENTS = {"sqlite": 3, "postgresql": 2, "mysql": 5, "mariadb": 5}
+# aggregate UPDATE; PostgreSQL: both in one statement (data-modifying CTEs); MariaDB: one
+# SELECT of the customer/reference/id facts, the INSERT, its id look-up (the driver's
+# found-rows count cannot tell a skipped duplicate) and the aggregate UPDATE.
+# (Before the checks were folded into the INSERT: 6, 5 and 7; before the one-row fold
+# and the combined statement: 3, 2 and 5.)
+RECORD_ONE_STATEMENTS = {"sqlite": 3, "postgresql": 1, "mysql": 4, "mariadb": 4}
+# Refreshing that customer (Analytics.refresh): the saved segments, then the customer's
+# flags, aggregate row, tags and the latest instants of both histories in one SELECT.
+REFRESH_ONE_STATEMENTS = 2
 
 
 def test_recording_one_new_transaction_checks_for_duplicates_once(
@@ -269,6 +274,41 @@ def test_recording_one_new_transaction_checks_for_duplicates_once(
     assert len(repeated) <= 2, repeated  # the INSERT (or SELECT) and one SELECT of the facts
     with store.unit_of_work() as uow:
         assert uow.aggregates.get(ann.number).purchase_count == 2
+
+
+def test_one_event_sends_the_pinned_statements(crm: Crm, store: SqlStore) -> None:
+    ann = crm.register("Ann Lee", tags=["vip", "newsletter"])
+    analytics = Analytics(crm)
+    analytics.define_segment("vip-buyers", '"vip" in tags and frequency >= 1')
+    analytics.define_segment("big", "monetary >= 5000")
+    crm.record_transaction(purchase(ann.number, "20.00", at=NOW - dt.timedelta(days=3)))
+    analytics.rfm(as_of=NOW)
+    sent: list[str] = []
+    assert store.engine is not None
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        crm.record_transaction(purchase(ann.number, "12.50", source="erp", external_ref="E-1"))
+        recorded = list(sent)
+        sent.clear()
+        refreshed = analytics.refresh(ann.number, NOW)
+        reads = list(sent)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert len(recorded) == RECORD_ONE_STATEMENTS[store.dialect_name], recorded
+    assert len(reads) == REFRESH_ONE_STATEMENTS, reads
+    assert refreshed.segments == {"vip-buyers": True, "big": False}
+    assert refreshed.metrics["frequency"] == 2
+    assert refreshed.metrics["monetary"] == 3250
+    assert refreshed.metrics["recency_days"] == 0
+    assert refreshed.metrics["tags"] == frozenset({"vip", "newsletter"})
+    # The row read in one statement is the row of the full snapshot.
+    snapshot = analytics.snapshot(NOW)
+    row = snapshot.row(list(snapshot.numbers()).index(ann.number))
+    assert refreshed.metrics == {k: row[k] for k in refreshed.metrics}
 
 
 def test_bulk_customer_lookups_answer_a_batch_in_a_few_queries(crm: Crm, store: SqlStore) -> None:

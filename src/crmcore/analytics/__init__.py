@@ -41,7 +41,7 @@ from crmcore.analytics._value import (
     historical_value,
     probability_alive,
 )
-from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector, SavedRules
 
 __all__ = [
     "DEFAULT_SEGMENT_MAP",
@@ -78,6 +78,7 @@ __all__ = [
     "RfmScorer",
     "Rule",
     "RuleSelector",
+    "SavedRules",
     "SegmentMap",
     "SegmentRule",
     "TagIndex",

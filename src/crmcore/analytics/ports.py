@@ -2,7 +2,8 @@
 
 A store's :meth:`~crmcore.ports.Store.metrics_source` returns a :class:`MetricsSource`.
 :class:`RuleSelector` and :class:`RfmScorer` are optional capabilities a source may add
-(SQL stores do) so that rule members and RFM scores are computed where the data lives;
+(SQL stores do) so that rule members and RFM scores are computed where the data lives, and
+:class:`SavedRules` lets a refresh read the saved segments' rules without a unit of work;
 :class:`~crmcore.services.Analytics` uses them when present, and the contract in
 :mod:`crmcore.testing.contract` checks that they agree with the numpy path.
 """
@@ -18,7 +19,7 @@ from crmcore.analytics._rfm import RfmPolicy, RfmResult
 from crmcore.analytics._rules import Rule
 from crmcore.domain import CrmNumber
 
-__all__ = ["MetricsSource", "RfmScorer", "RuleSelector"]
+__all__ = ["MetricsSource", "RfmScorer", "RuleSelector", "SavedRules"]
 
 
 @runtime_checkable
@@ -87,4 +88,21 @@ class RfmScorer(Protocol):
 
     def score_rfm(self, as_of: dt.datetime, policy: RfmPolicy | None = None) -> RfmResult:
         """Scores, segments and cut points of every customer as of ``as_of``."""
+        ...
+
+
+@runtime_checkable
+class SavedRules(Protocol):
+    """Optional capability of a :class:`MetricsSource`: the saved segments' rules in one read.
+
+    :meth:`~crmcore.services.Analytics.refresh` tests every saved segment on each call; a
+    SQL store answers this with one statement outside a transaction, where reading the
+    segments through a unit of work costs a ``BEGIN`` and a ``ROLLBACK`` round trip more
+    on PostgreSQL. The answer must be what the store's
+    :meth:`~crmcore.ports.SegmentRepository.list` holds: ``(name, rule)`` of every saved
+    segment, in the same order.
+    """
+
+    def saved_rules(self) -> list[tuple[str, str]]:
+        """``(name, rule text)`` of every saved segment, ordered by name."""
         ...

@@ -7,6 +7,7 @@ input. The column schemas are documented in ``docs/importing.md``.
 """
 
 from crmcore.bulk._columns import Verdicts
+from crmcore.bulk._customers import customer_columns
 from crmcore.bulk._history import (
     CUSTOMER_REFERENCE_COLUMNS,
     INTERACTION_COLUMNS,
@@ -16,6 +17,7 @@ from crmcore.bulk._history import (
     transaction_batch,
 )
 from crmcore.bulk._input import record_batches
+from crmcore.bulk._numbers import format_numbers
 from crmcore.bulk._result import ImportResult, RejectedRow
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "ImportResult",
     "RejectedRow",
     "Verdicts",
+    "customer_columns",
+    "format_numbers",
     "interaction_batch",
     "record_batches",
     "transaction_batch",

@@ -71,6 +71,12 @@ class Verdicts:
             self.rejected.append(RejectedRow(self.offset + i, field, _shown(value), reason))
         self.ok[hits] = False
 
+    def reject_row(self, row: int, field: str, value: object, reason: str) -> None:
+        """Reject one row (its position in the batch) unless it is rejected already."""
+        if self.ok[row]:
+            self.rejected.append(RejectedRow(self.offset + row, field, _shown(value), reason))
+            self.ok[row] = False
+
     def in_input_order(self) -> list[RejectedRow]:
         """The rejected rows sorted by position."""
         return sorted(self.rejected, key=lambda r: r.row)

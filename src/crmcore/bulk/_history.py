@@ -83,7 +83,7 @@ class CustomerLookup:
 
     Args:
         scheme: the store's CRM number scheme (to parse ``crm_number``).
-        existing: which of some numbers are registered customers.
+        existing: which of some canonical number texts are numbers of existing customers.
         by_external_id: ``external_id -> number`` for one source.
         default_source: the ``customer_source`` of rows without one.
     """
@@ -91,7 +91,7 @@ class CustomerLookup:
     def __init__(
         self,
         scheme: CrmNumberScheme,
-        existing: Callable[[Collection[CrmNumber]], set[CrmNumber]],
+        existing: Callable[[Collection[str]], set[str]],
         by_external_id: Callable[[str, Iterable[str]], Mapping[str, CrmNumber]],
         default_source: str | None,
     ) -> None:
@@ -146,7 +146,7 @@ class CustomerLookup:
         encoded = pc.dictionary_encode(pa.array(numbers[positions], pa.large_string()))
         inverse = np.asarray(encoded.indices, dtype=np.int64)
         canonical, reasons = parse_numbers(self.scheme, encoded.dictionary)
-        known = {n.value for n in self.existing([CrmNumber(c) for c in canonical if c is not None])}
+        known = self.existing([c for c in canonical if c is not None])
         resolved = np.array(
             [c if c is not None and c in known else None for c in canonical] + [None],
             dtype=object,

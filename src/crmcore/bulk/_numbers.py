@@ -10,6 +10,7 @@ a person may type and says what is wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -21,7 +22,9 @@ from crmcore.domain import CheckAlgorithm, CrmNumberScheme
 from crmcore.domain.numbers import _DAMM
 from crmcore.errors import ValidationError
 
-__all__ = ["parse_numbers"]
+__all__ = ["format_numbers", "parse_numbers"]
+
+ObjectArray = npt.NDArray[np.object_]
 
 _DAMM_TABLE: Final = np.array(_DAMM, dtype=np.int8)
 
@@ -63,6 +66,33 @@ def parse_numbers(
         except ValidationError as exc:
             reasons[i] = exc.reason
     return canonical, reasons
+
+
+def format_numbers(scheme: CrmNumberScheme, sequences: Sequence[int]) -> ObjectArray:
+    """Canonical number text of many sequences at once, as :meth:`CrmNumberScheme.format`
+    gives it one by one (check digits computed column-wise).
+
+    Raises:
+        ConfigurationError, ValidationError: as ``scheme.format`` for the largest or smallest
+            sequence (an exhausted scheme, a sequence below 1).
+    """
+    values = np.asarray(sequences, dtype=np.int64)
+    out = np.empty(len(values), dtype=object)
+    if not len(values):
+        return out
+    for extreme in (int(values.min()), int(values.max())):
+        scheme.format(extreme)  # raises exactly as formatting that number would
+    width = scheme.width
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = ((values[:, None] // powers) % 10).astype(np.int8)
+    check = _check_digits(digits, scheme.algorithm)
+    prefix = np.frombuffer(scheme.prefix.encode("ascii"), dtype=np.uint8)
+    raw = np.empty((len(values), len(prefix) + width + 1), dtype=np.uint8)
+    raw[:, : len(prefix)] = prefix
+    raw[:, len(prefix) : -1] = digits + 48
+    raw[:, -1] = check + 48
+    out[:] = raw.view(f"S{raw.shape[1]}").ravel().astype(f"U{raw.shape[1]}").tolist()
+    return out
 
 
 def _digit_matrix(texts: pa.Array, scheme: CrmNumberScheme) -> npt.NDArray[np.int8]:

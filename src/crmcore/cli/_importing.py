@@ -4,10 +4,10 @@ A file is read row by row (strict CSV, UTF-8, the header checked against :data:`
 handed to the import use cases a batch at a time. Transactions and interactions go through
 the columnar path (:meth:`crmcore.Crm.import_transactions`, ``import_interactions``): the
 batch becomes text columns, validated column by column, and each rejected row comes back as
-a :class:`RowError` (line, field, value, reason). Customers are built with
-:meth:`crmcore.Crm.new_customer` and registered with ``register_many``; if a batch fails as a
-whole (another writer registered the same keys meanwhile) its rows are retried one by one,
-so one bad row never costs the good ones.
+a :class:`RowError` (line, field, value, reason). Customers go the same
+way through :meth:`crmcore.Crm.import_customers` (the ``email`` and ``phone`` columns are its
+``emails`` and ``phones``); if a batch fails as a whole because another writer registered
+the same keys meanwhile, it is imported again, which recognises those keys.
 
 Re-running the same file adds nothing twice: customers are recognised by
 ``(source, external_id)``, transactions and interactions by ``(source, external_ref)``. Rows
@@ -17,7 +17,6 @@ without those keys cannot be recognised and are added again.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,12 +25,7 @@ from typing import IO, Any, Final, Protocol
 import attrs
 
 from crmcore.cli._common import EXIT_USAGE, CliError
-from crmcore.domain import (
-    Customer,
-    LifecycleStage,
-    PersonName,
-)
-from crmcore.errors import CrmError, DuplicateError, ValidationError
+from crmcore.errors import DuplicateError
 from crmcore.services import Crm
 
 __all__ = [
@@ -180,35 +174,9 @@ def _cell(row: dict[str, str | None], name: str) -> str | None:
     return value or None
 
 
-def _need(row: dict[str, str | None], name: str) -> str:
-    value = _cell(row, name)
-    if value is None:
-        raise _Rejected(name, None, "is required")
-    return value
-
-
-def _instant(row: dict[str, str | None], name: str) -> dt.datetime:
-    text = _need(row, name)
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise _Rejected(name, text, "is not an ISO 8601 date-time") from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise _Rejected(name, text, "has no UTC offset (e.g. +00:00 or Z)")
-    return value
-
-
 def _field_of(domain_field: str, aliases: dict[str, str]) -> str:
     head = re.split(r"[.\[]", domain_field, maxsplit=1)[0]
     return aliases.get(head, head)
-
-
-def _rejection(
-    exc: ValidationError, row: dict[str, str | None], aliases: dict[str, str]
-) -> _Rejected:
-    field = _field_of(exc.field, aliases)
-    raw = _cell(row, field)
-    return _Rejected(field, raw if raw is not None else str(exc.value), exc.reason)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -312,63 +280,60 @@ _CUSTOMER_ALIASES: Final = {
 }
 
 
+# The import's columns under the CLI's names (one address and one number per cell).
+_CUSTOMER_COLUMNS: Final = {"email": "emails", "phone": "phones"}
+
+
 @attrs.define
 class _Customers:
+    """Customers: rows go to the columnar customer import a batch at a time (as text
+    columns under the import's names), and its rejected rows come back as row errors named
+    by the file's columns."""
+
     crm: Crm
     source: str
     phone_region: str | None
 
-    def prepare(self, row: dict[str, str | None]) -> Customer:
-        given, family = _cell(row, "given_name"), _cell(row, "family_name")
-        if given is None and family is None:
-            raise _Rejected("given_name", None, "a customer needs a given_name or family_name")
+    def prepare(self, row: dict[str, str | None]) -> dict[str, str | None]:
         birth = _cell(row, "birth_date")
-        birth_date = None
-        if birth is not None:
-            if not _DATE.fullmatch(birth):
-                raise _Rejected("birth_date", birth, "must be a date as YYYY-MM-DD")
-            try:
-                birth_date = dt.date.fromisoformat(birth)
-            except ValueError:
-                raise _Rejected("birth_date", birth, "is not a valid date") from None
-        phone = _cell(row, "phone")
-        email = _cell(row, "email")
-        tags = _cell(row, "tags")
-        try:
-            return self.crm.new_customer(
-                PersonName(given=given, family=family),
-                emails=(email,) if email else (),
-                phones=(phone,) if phone else (),
-                phone_region=self.phone_region,
-                birth_date=birth_date,
-                tags=frozenset(t for t in (tags or "").split(";") if t.strip()),
-                stage=LifecycleStage.LEAD,
-                source=_cell(row, "source") or self.source,
-                external_id=_cell(row, "external_id"),
+        if birth is not None and not _DATE.fullmatch(birth):
+            # Python also reads compact ISO dates (19800203); the file format does not.
+            raise _Rejected("birth_date", birth, "must be a date as YYYY-MM-DD")
+        return row
+
+    def write(
+        self, items: Sequence[tuple[int, dict[str, str | None]]], report: _Sink
+    ) -> tuple[int, int]:
+        import pyarrow as pa
+
+        names = [n for n in COLUMNS["customers"] if any(n in row for _, row in items)]
+        columns = {
+            _CUSTOMER_COLUMNS.get(name, name): pa.array(
+                [_cell(row, name) for _, row in items], pa.string()
             )
-        except ValidationError as exc:
-            raise _rejection(exc, row, _CUSTOMER_ALIASES) from None
-
-    def write(self, items: Sequence[tuple[int, Customer]], report: _Sink) -> tuple[int, int]:
-        try:
-            return self._write_batch([c for _, c in items])
-        except DuplicateError:
-            pass  # another writer registered some of them meanwhile: go row by row
-        created = present = 0
-        for line, customer in items:
+            for name in names
+        }
+        if self.phone_region is not None:
+            columns["phone_region"] = pa.array([self.phone_region] * len(items), pa.string())
+        table = pa.table(columns)
+        for attempt in range(2):
             try:
-                c, p = self._write_batch([customer])
-            except CrmError as exc:
-                report.append(RowError(line, _ROW, "", str(exc)))
-                continue
-            created, present = created + c, present + p
-        return created, present
-
-    def _write_batch(self, customers: Sequence[Customer]) -> tuple[int, int]:
-        # A concurrent importer may add the same keys meanwhile: register_many then raises
-        # DuplicateError and write() retries row by row.
-        done = self.crm.register_many(customers)
-        return done.created, done.already_registered
+                result = self.crm.import_customers(
+                    table, batch_size=max(len(items), 1), source=self.source
+                )
+                break
+            except DuplicateError:
+                # Another writer registered some of the keys meanwhile: the second run
+                # recognises them as already present.
+                if attempt:
+                    raise
+        for rejected in result.rejected:
+            line, row = items[rejected.row]
+            field = _field_of(rejected.field, _CUSTOMER_ALIASES)
+            raw = _cell(row, field)
+            shown = raw if raw is not None else (rejected.value or "")
+            report.append(RowError(line, field, shown, rejected.reason))
+        return result.created, result.duplicates
 
 
 @attrs.define

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     # Annotation only: ports sit above analytics, and importing it here would load numpy.
     from crmcore.analytics.ports import MetricsSource
     from crmcore.ports.batches import InteractionBatch, TransactionBatch
+    from crmcore.ports.customer_batch import CustomerBatch
 
 __all__ = [
     "AggregateRepository",
@@ -126,6 +127,17 @@ class CustomerRepository(Protocol):
         """
         ...
 
+    def add_batch(self, batch: CustomerBatch) -> None:
+        """Store a validated, numbered column batch of new customers (the customer import's
+        path), as :meth:`add_many` stores the same customers, without validating each row
+        again where the store can avoid it.
+
+        Raises:
+            DuplicateError: as :meth:`add_many` (nothing of the batch stays after the unit of
+                work rolls back).
+        """
+        ...
+
     def get(self, number: CrmNumber) -> Customer:
         """Return the customer with this number.
 
@@ -197,6 +209,12 @@ class CustomerRepository(Protocol):
 
     def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
         """Those of ``numbers`` that belong to existing (registered, not erased) customers."""
+        ...
+
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
+        """Those of ``texts`` (canonical CRM number text) that are numbers of existing
+        customers: :meth:`existing` for the bulk import, which resolves whole columns of
+        numbers and builds no number object per row."""
         ...
 
     def external_ids(self) -> Mapping[CrmNumber, str]:

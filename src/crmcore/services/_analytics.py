@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 import numpy as np
@@ -30,7 +30,7 @@ from crmcore.analytics import (
     parse_rule,
     score_rfm,
 )
-from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector
+from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector, SavedRules
 from crmcore.domain import (
     CrmNumber,
     Customer,
@@ -420,13 +420,18 @@ class Analytics:
         """
         key = self.context.number(number)
         when = self._as_of(as_of)
-        with self.context.reading() as uow:
-            saved = (
-                list(uow.segments.list())
-                if segments is None
-                else [uow.segments.get(n) for n in segments]
-            )
-        needed, predicates = _refresh_plan(tuple((s.name, s.rule) for s in saved), when)
+        source = self.source
+        if segments is None and _reads_saved_rules(type(source)):
+            rules = tuple(cast(SavedRules, source).saved_rules())  # one read, no unit of work
+        else:
+            with self.context.reading() as uow:
+                saved = (
+                    list(uow.segments.list())
+                    if segments is None
+                    else [uow.segments.get(n) for n in segments]
+                )
+            rules = tuple((s.name, s.rule) for s in saved)
+        needed, predicates = _refresh_plan(rules, when)
         values = self.source.customer_row(key, when, needed)
         score = None
         if self.last_rfm is not None:
@@ -444,6 +449,12 @@ class Analytics:
             with self.context.unit() as uow:
                 changes = self._apply_policy(uow, key, policy, when, now, values)
         return CustomerRefresh(key, when, values, score, matches, changes)
+
+
+@functools.cache
+def _reads_saved_rules(kind: type) -> bool:
+    # Once per source class: a runtime-checkable isinstance() costs microseconds per call.
+    return issubclass(kind, SavedRules)
 
 
 @functools.lru_cache(maxsize=64)

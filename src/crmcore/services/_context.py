@@ -9,8 +9,9 @@ other's members.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from types import TracebackType
 
 import attrs
 
@@ -64,18 +65,13 @@ class ServiceContext:
         """A unit of work for reads only (nothing is committed, no events are published)."""
         return self.store.unit_of_work()
 
-    @contextmanager
-    def unit(self) -> Iterator[UnitOfWork]:
+    def unit(self) -> AbstractContextManager[UnitOfWork]:
         """A use case's unit of work: commit on success, then publish its events.
 
         Events are published after the unit is closed, so a handler may call the services
         again (look the customer up) and a failing handler cannot undo or hide the commit.
         """
-        with self.store.unit_of_work() as uow:
-            yield uow
-            uow.commit()
-            events = uow.collect_events()
-        self.publish(events)
+        return _Unit(self)
 
     def with_reporting_total(self, transaction: Transaction) -> Transaction:
         """Return ``transaction`` with ``reporting_total`` in the store's reporting currency.
@@ -134,6 +130,42 @@ class ServiceContext:
                     failures.append(exc)
         if failures:
             raise EventDeliveryError(len(failures)) from failures[0]
+
+
+class _Unit:
+    """The context manager of :meth:`ServiceContext.unit` (a class rather than a generator:
+    entering and leaving it is part of every recorded event's cost)."""
+
+    __slots__ = ("_context", "_uow")
+
+    def __init__(self, context: ServiceContext) -> None:
+        self._context = context
+        self._uow: UnitOfWork | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        uow = self._context.store.unit_of_work()
+        self._uow = uow.__enter__()
+        return self._uow
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        uow = self._uow
+        assert uow is not None  # entered
+        if exc_type is not None:
+            uow.__exit__(exc_type, exc, tb)  # rolls back; the exception propagates
+            return
+        try:
+            uow.commit()
+            events = uow.collect_events()
+        except BaseException as error:
+            uow.__exit__(type(error), error, error.__traceback__)
+            raise
+        uow.__exit__(None, None, None)
+        self._context.publish(events)
 
 
 def stage_changed(number: CrmNumber, change: StageChange, at: dt.datetime) -> StageChanged:

@@ -9,24 +9,25 @@ duplicates (rows are idempotent on their import keys).
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from crmcore._epoch import to_us
 from crmcore.domain import (
     CrmNumber,
     CustomersImported,
     InteractionsImported,
-    PersonName,
     TransactionsImported,
 )
 from crmcore.errors import ConfigurationError, NotFound, ValidationError
 
 if TYPE_CHECKING:
     from crmcore.bulk import ImportResult
+from crmcore.ports import UnitOfWork
 from crmcore.services._context import ServiceContext
-from crmcore.services._results import register_drafts
 
 __all__ = ["CUSTOMER_COLUMNS", "DEFAULT_BATCH_SIZE", "BulkImports", "ImportProgress"]
 
@@ -35,6 +36,24 @@ DEFAULT_BATCH_SIZE: Final = 262_144
 
 ImportProgress = Callable[[int], None]
 """Called after each committed batch with the number of input rows handled so far."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one batch.
+
+    A batch allocates hundreds of thousands of short-lived, acyclic objects (number texts,
+    look-up keys, customers); each allocation burst triggers collector passes that walk every
+    object the process holds, and a store of a million customers holds tens of millions.
+    Reference counting frees the batch's garbage either way; the collector resumes after.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _bulk() -> Any:
@@ -72,26 +91,10 @@ def import_history(
     rejected: list[Any] = []
     for batch in bulk.record_batches(data, batch_size, frozenset(columns)):
         _check_columns(batch.schema.names, columns)
-        for _attempt in range(2):
-            verdicts = bulk.Verdicts(offset, batch.num_rows)
-            if what == "transactions":
-                valid = bulk.transaction_batch(
-                    batch,
-                    verdicts,
-                    lookup,
-                    reporting_currency=context.store.reporting_currency,
-                    converter=context.converter,
-                    default_source=source,
-                )
-            else:
-                valid = bulk.interaction_batch(batch, verdicts, lookup, default_source=source)
-            try:
-                stored = _store(context, what, valid, len(verdicts.rejected))
-                break
-            except NotFound:
-                # A customer was erased between the lookup and the write: look again, once.
-                if _attempt:
-                    raise
+        with _collector_paused():
+            stored, valid, verdicts = _history_batch(
+                context, what, batch, offset, lookup, source, bulk
+            )
         created += stored
         duplicates += len(valid) - stored
         rejected.extend(verdicts.in_input_order())
@@ -102,6 +105,41 @@ def import_history(
     return bulk.ImportResult(
         created, duplicates, tuple(rejected), time.perf_counter() - started, batches
     )
+
+
+def _history_batch(
+    context: ServiceContext,
+    what: str,
+    batch: Any,
+    offset: int,
+    lookup: Any,
+    source: str | None,
+    bulk: Any,
+) -> tuple[int, Any, Any]:
+    """Validate and store one batch of history; (stored, valid rows, verdicts)."""
+    erased_meanwhile = False
+    while True:
+        verdicts = bulk.Verdicts(offset, batch.num_rows)
+        if what == "transactions":
+            valid = bulk.transaction_batch(
+                batch,
+                verdicts,
+                lookup,
+                reporting_currency=context.store.reporting_currency,
+                converter=context.converter,
+                default_source=source,
+            )
+        else:
+            valid = bulk.interaction_batch(batch, verdicts, lookup, default_source=source)
+        try:
+            stored = _store(context, what, valid, len(verdicts.rejected))
+        except NotFound:
+            # A customer was erased between the lookup and the write: look again, once.
+            if erased_meanwhile:
+                raise
+            erased_meanwhile = True
+            continue
+        return stored, valid, verdicts
 
 
 def _store(context: ServiceContext, what: str, valid: Any, rejected: int) -> int:
@@ -121,11 +159,11 @@ def _store(context: ServiceContext, what: str, valid: Any, rejected: int) -> int
     return stored
 
 
-def _existing(context: ServiceContext, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
-    if not numbers:
+def _existing(context: ServiceContext, texts: Collection[str]) -> set[str]:
+    if not texts:
         return set()
     with context.reading() as uow:
-        return set(uow.customers.existing(numbers))
+        return set(uow.customers.existing_texts(texts))
 
 
 def _by_external_id(
@@ -168,12 +206,9 @@ CUSTOMER_COLUMNS: Final = (
 )
 """The columns :meth:`crmcore.Crm.import_customers` reads (see docs/importing.md)."""
 
-_LIST_COLUMNS: Final = ("emails", "phones", "tags")
-
 
 def import_customers(
     context: ServiceContext,
-    new_customer: Callable[..., Any],
     data: object,
     *,
     batch_size: int,
@@ -182,10 +217,12 @@ def import_customers(
 ) -> Any:
     """Import customers; see :meth:`crmcore.Crm.import_customers`.
 
-    Customers are few beside their histories, so each row is validated by building the
-    customer exactly as :meth:`~crmcore.Crm.new_customer` does (the per-row rules by
-    construction); the batch is then registered set-wise in one unit of work.
+    Each batch is validated column by column with :meth:`~crmcore.Crm.new_customer`'s rules
+    (:func:`crmcore.bulk.customer_columns`); in one unit of work the rows whose import key is
+    new are numbered with one allocator call and stored with the repository's ``add_batch``.
     """
+    from crmcore.ports.customer_batch import CustomerBatch
+
     bulk = _bulk()
     _check_batch_size(batch_size)
     started = time.perf_counter()
@@ -194,28 +231,30 @@ def import_customers(
     text = frozenset(CUSTOMER_COLUMNS) - {"birth_date", "registered_at"}
     for batch in bulk.record_batches(data, batch_size, text):
         _check_columns(batch.schema.names, CUSTOMER_COLUMNS)
-        drafts: list[Any] = []
-        refused: list[Any] = []
-        for position, row in enumerate(batch.to_pylist()):
-            try:
-                drafts.append(_draft(new_customer, row, source))
-            except ValidationError as exc:
-                value = None if exc.value is None else str(exc.value)
-                refused.append(bulk.RejectedRow(offset + position, exc.field, value, exc.reason))
+        verdicts = bulk.Verdicts(offset, batch.num_rows)
         now = context.now()
-        with context.unit() as uow:
-            done = register_drafts(context.store, uow, drafts)
+        with _collector_paused():
+            columns = bulk.customer_columns(
+                batch, verdicts, now_us=to_us(now), default_source=source
+            )
+        with _collector_paused(), context.unit() as uow:
+            fresh = _new_keys(uow, columns["source"], columns["external_id"], verdicts.ok)
+            count = int(fresh.sum())
+            if count:
+                store = context.store
+                numbers = bulk.format_numbers(store.scheme, store.allocator.allocate_many(count))
+                uow.customers.add_batch(
+                    CustomerBatch(number=numbers, **{k: v[fresh] for k, v in columns.items()})
+                )
+            repeated = int(verdicts.ok.sum()) - count
             uow.add_event(
                 CustomersImported(
-                    at=now,
-                    created=done.created,
-                    duplicates=done.already_registered,
-                    rejected=len(refused),
+                    at=now, created=count, duplicates=repeated, rejected=len(verdicts.rejected)
                 )
             )
-        created += done.created
-        duplicates += done.already_registered
-        rejected.extend(refused)
+        created += count
+        duplicates += repeated
+        rejected.extend(verdicts.in_input_order())
         batches += 1
         offset += batch.num_rows
         if on_progress is not None:
@@ -225,51 +264,42 @@ def import_customers(
     )
 
 
+def _new_keys(uow: UnitOfWork, sources: Any, external_ids: Any, ok: Any) -> Any:
+    """Which accepted rows to register: those without an import key, and the first row of
+    each ``(source, external_id)`` not registered yet (``register_many``'s rule)."""
+    import numpy as np
+
+    fresh = ok.copy()
+    keyed = np.flatnonzero(ok & (external_ids != None))  # noqa: E711 - element-wise
+    if not keyed.size:
+        return fresh
+    pairs = list(zip(sources[keyed].tolist(), external_ids[keyed].tolist(), strict=True))
+    wanted: dict[str, set[str]] = {}
+    for src, external_id in pairs:
+        wanted.setdefault(src, set()).add(external_id)
+    known = {
+        (src, external_id)
+        for src, ids in wanted.items()
+        for external_id in uow.customers.numbers_by_external_id(src, ids)
+    }
+    for row, key in zip(keyed.tolist(), pairs, strict=True):
+        if key in known:
+            fresh[row] = False
+        else:
+            known.add(key)  # a repeat within the batch: the first wins
+    return fresh
+
+
 def _check_batch_size(batch_size: object) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("batch_size", batch_size, "must be a positive integer")
 
 
-def _draft(new_customer: Callable[..., Any], row: Mapping[str, Any], source: str | None) -> Any:
-    values = {k: v for k, v in row.items() if v is not None}
-    given = values.pop("given_name", None)
-    family = values.pop("family_name", None)
-    display = values.pop("display_name", None)
-    if given is None and family is None and display is None:
-        raise ValidationError(
-            "given_name", None, "a customer needs a given_name, family_name or display_name"
-        )
-    parts = {"given": given, "family": family, "display": display}
-    name = PersonName(**{k: v for k, v in parts.items() if v is not None})
-    for column in _LIST_COLUMNS:
-        if isinstance(values.get(column), str):
-            # Text cells hold several values separated by ";" (a CSV file's way).
-            values[column] = [part for part in values[column].split(";") if part.strip()]
-    birth = values.get("birth_date")
-    if isinstance(birth, str):
-        try:
-            values["birth_date"] = dt.date.fromisoformat(birth.strip())
-        except ValueError:
-            raise ValidationError("birth_date", birth, "must be a date as YYYY-MM-DD") from None
-    when = values.pop("registered_at", None)
-    if isinstance(when, str):
-        try:
-            when = dt.datetime.fromisoformat(when.strip())
-        except ValueError:
-            raise ValidationError(
-                "registered_at", when, "must be a timezone-aware ISO 8601 instant"
-            ) from None
-    if source is not None:
-        values.setdefault("source", source)
-    return new_customer(name, registered_at=when, **values)
-
-
 class BulkImports:
     """The columnar import use cases of :class:`~crmcore.Crm` (a mixin: ``Crm`` inherits
-    them; they need its :attr:`context` and :meth:`new_customer`)."""
+    them; they need its :attr:`context`)."""
 
     context: ServiceContext
-    new_customer: Callable[..., Any]
 
     def import_transactions(
         self,
@@ -370,7 +400,6 @@ class BulkImports:
         """
         result: ImportResult = import_customers(
             self.context,
-            self.new_customer,
             data,
             batch_size=batch_size,
             source=source,

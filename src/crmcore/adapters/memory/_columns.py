@@ -63,6 +63,8 @@ class ColumnTable:
         self.columns: dict[str, Int64Array] = {
             name: self._fresh(name, self._capacity) for name in names
         }
+        # The arrays in ``names`` order, for appending one row without a lookup by name.
+        self._arrays = [self.columns[name] for name in names]
 
     def _fresh(self, name: str, capacity: int) -> Int64Array:
         default = self.defaults[name]
@@ -81,6 +83,7 @@ class ColumnTable:
             grown = self._fresh(name, capacity)
             grown[: self.size] = self.columns[name][: self.size]
             self.columns[name] = grown
+        self._arrays = [self.columns[name] for name in self.names]
         self._capacity = capacity
 
     def append(self, values: Mapping[str, int]) -> int:
@@ -91,6 +94,17 @@ class ColumnTable:
         for name, value in values.items():
             columns[name][row] = value
         self.size += 1
+        return row
+
+    def append_row(self, values: tuple[int, ...]) -> int:
+        """Append one row given as a value for every column, in :attr:`names` order; return
+        its index (the per-record path: no dict and no lookup by name)."""
+        row = self.size
+        if row == self._capacity:
+            self._reserve(1)
+        for column, value in zip(self._arrays, values, strict=True):
+            column[row] = value
+        self.size = row + 1
         return row
 
     def append_many(self, values: Mapping[str, Int64Array]) -> range:

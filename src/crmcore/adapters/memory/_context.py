@@ -9,17 +9,31 @@ and the store: they reach nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
+from typing import Final
 
 import numpy as np
 
-from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._columns import ColumnTable, Int64Array
 from crmcore.adapters.memory._history import Undo
 from crmcore.adapters.memory._state import MemoryState
 from crmcore.domain import CrmNumber, DomainEvent
 from crmcore.errors import ConfigurationError, ErasedError, NotFound
 
 __all__ = ["TransactionContext"]
+
+_PURCHASE: Final = ("purchase_count", "purchase_minor", "first_purchase_us", "last_purchase_us")
+_REFUND: Final = ("refund_count", "refund_minor")
+_INTERACTION: Final = ("interaction_count", "complaint_count", "last_interaction_us")
+
+
+def _restore(aggregates: ColumnTable, row: int, names: tuple[str, ...], old: list[int]) -> None:
+    # The arrays are looked up when undoing: a later write of the unit (a new customer) may
+    # have grown the table and replaced them.
+    columns = aggregates.columns
+    for name, value in zip(names, old, strict=True):
+        columns[name][row] = value
 
 
 class TransactionContext:
@@ -76,6 +90,45 @@ class TransactionContext:
         for name, value in changes.items():
             columns[name][row] = value
         self.undo.append(lambda: aggregates.set_row(row, old))
+
+    def add_purchase(self, row: int, occurred_us: int, minor: int) -> None:
+        """Fold one purchase into a customer's aggregates (undoably)."""
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, total = c["purchase_count"], c["purchase_minor"]
+        first, last = c["first_purchase_us"], c["last_purchase_us"]
+        old = [count.item(row), total.item(row), first.item(row), last.item(row)]
+        count[row] = old[0] + 1
+        total[row] = old[1] + minor
+        if occurred_us < old[2]:
+            first[row] = occurred_us
+        if occurred_us > old[3]:
+            last[row] = occurred_us
+        self.undo.append(functools.partial(_restore, aggregates, row, _PURCHASE, old))
+
+    def add_refund(self, row: int, minor: int) -> None:
+        """Fold one refund into a customer's aggregates (undoably)."""
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, total = c["refund_count"], c["refund_minor"]
+        old = [count.item(row), total.item(row)]
+        count[row] = old[0] + 1
+        total[row] = old[1] + minor
+        self.undo.append(functools.partial(_restore, aggregates, row, _REFUND, old))
+
+    def add_interaction(self, row: int, occurred_us: int, complaint: bool) -> None:
+        """Fold one interaction into a customer's aggregates (undoably)."""
+        aggregates = self.state.aggregates
+        c = aggregates.columns
+        count, complaints = c["interaction_count"], c["complaint_count"]
+        last = c["last_interaction_us"]
+        old = [count.item(row), complaints.item(row), last.item(row)]
+        count[row] = old[0] + 1
+        if complaint:
+            complaints[row] = old[1] + 1
+        if occurred_us > old[2]:
+            last[row] = occurred_us
+        self.undo.append(functools.partial(_restore, aggregates, row, _INTERACTION, old))
 
     def update_aggregates(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Final
 
 import attrs
+import numpy as np
 
 from crmcore._epoch import to_us
 from crmcore.adapters.memory._columns import ALIVE
@@ -14,7 +15,9 @@ from crmcore.adapters.memory._context import TransactionContext
 from crmcore.analytics.columns import STAGE_CODES
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain.contact import email_lookup_key
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ConcurrencyError, DuplicateError, ValidationError
+from crmcore.ports.customer_batch import CustomerBatch
 
 __all__ = ["Customers", "check_number"]
 
@@ -113,6 +116,7 @@ class Customers:
             {"stage": _STAGE[stored.stage], "created_us": to_us(stored.created_at), ALIVE: 1}
         )
         state.row_of[number] = row
+        state.row_by_text[number.value] = row
         state.row_numbers.append(number)
         self._index(stored)
 
@@ -120,6 +124,7 @@ class Customers:
             self._unindex(stored)
             del state.customers[number]
             del state.row_of[number]
+            del state.row_by_text[number.value]
             state.row_numbers.pop()
             state.aggregates.truncate(row)
 
@@ -128,6 +133,91 @@ class Customers:
     def add_many(self, customers: Sequence[Customer]) -> None:
         for customer in customers:
             self.add(customer)
+
+    def add_batch(self, batch: CustomerBatch) -> None:
+        """A validated column batch: checked for taken keys as :meth:`add_many` checks its
+        customers, then stored with the aggregate rows appended column-wise and one undo
+        entry for the whole batch (the customers are built without re-validation)."""
+        self._context.check_active()
+        if not isinstance(batch, CustomerBatch):
+            raise ValidationError("batch", batch, "must be a CustomerBatch")
+        if not len(batch):
+            return
+        state = self._state
+        fresh = batch.customers()
+        numbers = [customer.number for customer in fresh]
+        self._check_batch_keys(numbers, batch)
+        keyed = [
+            (i, (source, external_id))
+            for i, (source, external_id) in enumerate(
+                zip(batch.source.tolist(), batch.external_id.tolist(), strict=True)
+            )
+            if external_id is not None
+        ]
+        customers = state.customers
+        customers.update(zip(numbers, fresh, strict=True))
+        stages = np.fromiter(map(_STAGE.__getitem__, batch.stage.tolist()), np.int64, len(fresh))
+        rows = state.aggregates.append_many(
+            {
+                "stage": stages,
+                "created_us": batch.created_us,
+                ALIVE: np.ones(len(fresh), dtype=np.int64),
+            }
+        )
+        state.row_of.update(zip(numbers, rows, strict=True))
+        state.row_by_text.update(zip(batch.number.tolist(), rows, strict=True))
+        state.row_numbers.extend(numbers)
+        state.by_external_id.update((key, numbers[i]) for i, key in keyed)
+        # Rows sharing one tag set are indexed together (an import has few distinct sets).
+        by_tags: dict[frozenset[str], list[int]] = {}
+        for row, tags in zip(rows, batch.tags.tolist(), strict=True):
+            if tags:
+                by_tags.setdefault(tags, []).append(row)
+        for tags, tagged in by_tags.items():
+            for tag in tags:
+                state.by_tag.setdefault(tag, set()).update(tagged)
+        contacts = [customer for customer in fresh if customer.emails or customer.phones]
+        for customer in contacts:
+            for email in customer.emails:
+                _index_add(state.by_email, email.lookup_key, customer.number)
+            for phone in customer.phones:
+                _index_add(state.by_phone, phone.e164, customer.number)
+        start = rows.start
+
+        def undo() -> None:
+            for customer in fresh:
+                self._unindex(customer)
+            for number in numbers:
+                del customers[number]
+                del state.row_of[number]
+                del state.row_by_text[number.value]
+            del state.row_numbers[start:]
+            state.aggregates.truncate(start)
+
+        self._context.undo.append(undo)
+
+    def _check_batch_keys(self, numbers: list[CrmNumber], batch: CustomerBatch) -> None:
+        state = self._state
+        if len(set(numbers)) != len(numbers):
+            seen: set[CrmNumber] = set()
+            for number in numbers:
+                if number in seen:
+                    raise DuplicateError("crm number", number)
+                seen.add(number)
+        for number in numbers:
+            if number in state.customers or number in state.tombstones:
+                raise DuplicateError("crm number", number)
+        keys: set[tuple[str, str]] = set()
+        taken = state.by_external_id
+        for source, external_id in zip(
+            batch.source.tolist(), batch.external_id.tolist(), strict=True
+        ):
+            if external_id is None:
+                continue
+            key = (source, external_id)
+            if key in keys or key in taken:
+                raise DuplicateError("external id", f"{source}/{external_id}")
+            keys.add(key)
 
     def get(self, number: CrmNumber) -> Customer:
         self._context.check_active()
@@ -249,6 +339,21 @@ class Customers:
         self._context.check_active()
         customers = self._state.customers
         return {n for n in numbers if n in customers}
+
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
+        self._context.check_active()
+        state = self._state
+        items = list(texts)
+        get = state.row_by_text.get
+        rows = np.fromiter((get(text, -1) for text in items), np.int64, len(items))
+        for i in np.flatnonzero(rows < 0).tolist():
+            # Not in the text index: ask the number index (a customer stored by a path that
+            # does not fill the text index, or no such customer).
+            rows[i] = state.row_of.get(trusted_numbers([items[i]])[0], -1)
+        known = rows >= 0
+        # Erased customers keep their row, with "alive" 0.
+        known[known] = self._state.aggregates.columns[ALIVE][rows[known]] == 1
+        return {text for text, hit in zip(items, known.tolist(), strict=True) if hit}
 
     def external_ids(self) -> dict[CrmNumber, str]:
         self._context.check_active()

@@ -11,7 +11,9 @@ back, it builds the domain objects of some rows from their columns.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 import attrs
@@ -26,7 +28,8 @@ from crmcore.analytics.columns import (
     TRANSACTION_KIND_CODES,
 )
 from crmcore.domain import Interaction, Money, Transaction, TransactionKind
-from crmcore.domain._checks import trusted
+from crmcore.domain._checks import trusted_factory
+from crmcore.domain.money import CURRENCY_EXPONENTS
 from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Encoded",
     "InteractionEncoder",
     "TransactionEncoder",
+    "uuid_of",
 ]
 
 # Plain dicts of the shared codes: looked up once per record written.
@@ -89,10 +93,57 @@ class Common:
     extras: list[Any]
 
 
+_new_money: Final = trusted_factory(Money, ("amount", "currency"))
+_new_transaction: Final = trusted_factory(
+    Transaction,
+    (
+        "customer",
+        "occurred_at",
+        "kind",
+        "total",
+        "channel",
+        "lines",
+        "source",
+        "external_ref",
+        "reporting_total",
+        "id",
+    ),
+)
+_new_interaction: Final = trusted_factory(
+    Interaction,
+    (
+        "customer",
+        "occurred_at",
+        "channel",
+        "direction",
+        "kind",
+        "subject",
+        "notes",
+        "outcome",
+        "agent",
+        "follow_up_due",
+        "source",
+        "external_ref",
+        "id",
+    ),
+)
+
+
 @functools.lru_cache(maxsize=8192)
 def _money(minor: int, currency: str) -> Money:
-    # Money is immutable: equal amounts read back may share one object.
-    return Money.from_minor_units(minor, currency)
+    # Money is immutable: equal amounts read back may share one object. The amount is built
+    # as Money's validation would leave it (exactly the currency's places), without it: the
+    # store wrote these minor units from a validated Money.
+    return _new_money(Decimal(minor).scaleb(-CURRENCY_EXPONENTS[currency]), currency)
+
+
+def uuid_of(value: int) -> uuid.UUID:
+    """The UUID of a 128-bit integer read from the log, as unpickling builds one (the
+    constructor's argument checks are most of its cost, and the value came from a UUID)."""
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def _ids(records: Sequence[Transaction] | Sequence[Interaction]) -> tuple[Any, Any]:
@@ -114,19 +165,23 @@ class TransactionEncoder:
     dtypes: Final = {"kind": np.int8, "channel": np.int8, "currency": np.int16}
     texts: Final = ()
 
-    def encode(self, record: Transaction, codes: Any) -> dict[str, int]:
-        """One record's numeric values (``codes`` is the history, for its dictionaries)."""
+    def encode(self, record: Transaction, codes: Any) -> tuple[int, ...]:
+        """One record's ``occurred_us`` and numeric values in :attr:`columns` order (``codes``
+        is the history, for its dictionaries)."""
         reporting = record.reporting_total
         assert reporting is not None  # checked by the repository
         total = record.total
-        return {
-            "occurred_us": to_us(record.occurred_at),
-            "kind": _TRANSACTION_KIND[record.kind],
-            "reporting_minor": reporting.minor_units,
-            "channel": _SALES_CHANNEL[record.channel],
-            "total_minor": total.minor_units,
-            "currency": codes.dictionary("currency").code(total.currency),
-        }
+        minor = total.minor_units
+        return (
+            to_us(record.occurred_at),
+            _TRANSACTION_KIND[record.kind],
+            # The services set the reporting total to the total itself when the currencies
+            # agree: converting the same Decimal twice is a measurable share of a write.
+            minor if reporting is total else reporting.minor_units,
+            _SALES_CHANNEL[record.channel],
+            minor,
+            codes.dictionary("currency").code(total.currency),
+        )
 
     def text_values(self, record: Transaction) -> tuple[str | None, ...]:
         return ()
@@ -188,20 +243,19 @@ class TransactionEncoder:
             minor, reporting_minor = columns["total_minor"][i], columns["reporting_minor"][i]
             total = _money(minor, currency)
             out.append(
-                trusted(
-                    Transaction,
-                    customer=customer,
-                    occurred_at=from_us(common.occurred_us[i]),
-                    kind=_TRANSACTION_KIND_OF[columns["kind"][i]],
-                    total=total,
-                    channel=_SALES_CHANNEL_OF[columns["channel"][i]],
-                    lines=common.extras[i] or (),
-                    source=common.source[i],
-                    external_ref=common.external_ref[i],
-                    reporting_total=total
+                _new_transaction(
+                    customer,
+                    from_us(common.occurred_us[i]),
+                    _TRANSACTION_KIND_OF[columns["kind"][i]],
+                    total,
+                    _SALES_CHANNEL_OF[columns["channel"][i]],
+                    common.extras[i] or (),
+                    common.source[i],
+                    common.external_ref[i],
+                    total
                     if currency == reporting and minor == reporting_minor
                     else _money(reporting_minor, reporting),
-                    id=common.id[i],
+                    common.id[i],
                 )
             )
         return out
@@ -218,15 +272,16 @@ class InteractionEncoder:
     dtypes: Final = {"kind": np.int8, "channel": np.int8, "direction": np.int8}
     texts: Final = _INTERACTION_TEXTS
 
-    def encode(self, record: Interaction, codes: Any) -> dict[str, int]:
+    def encode(self, record: Interaction, codes: Any) -> tuple[int, ...]:
+        """One record's ``occurred_us`` and numeric values in :attr:`columns` order."""
         follow = record.follow_up_due
-        return {
-            "occurred_us": to_us(record.occurred_at),
-            "kind": _INTERACTION_KIND[record.kind],
-            "channel": _CHANNEL[record.channel],
-            "direction": _DIRECTION[record.direction],
-            "follow_up_us": NONE_MIN if follow is None else to_us(follow),
-        }
+        return (
+            to_us(record.occurred_at),
+            _INTERACTION_KIND[record.kind],
+            _CHANNEL[record.channel],
+            _DIRECTION[record.direction],
+            NONE_MIN if follow is None else to_us(follow),
+        )
 
     def text_values(self, record: Interaction) -> tuple[str | None, ...]:
         return (record.subject, record.notes, record.outcome, record.agent)
@@ -280,21 +335,20 @@ class InteractionEncoder:
         for i, customer in enumerate(common.customer):
             follow = columns["follow_up_us"][i]
             out.append(
-                trusted(
-                    Interaction,
-                    customer=customer,
-                    occurred_at=from_us(common.occurred_us[i]),
-                    channel=_CHANNEL_OF[columns["channel"][i]],
-                    direction=_DIRECTION_OF[columns["direction"][i]],
-                    kind=_INTERACTION_KIND_OF[columns["kind"][i]],
-                    subject=texts["subject"][i],
-                    notes=texts["notes"][i],
-                    outcome=texts["outcome"][i],
-                    agent=texts["agent"][i],
-                    follow_up_due=None if follow == NONE_MIN else from_us(follow),
-                    source=common.source[i],
-                    external_ref=common.external_ref[i],
-                    id=common.id[i],
+                _new_interaction(
+                    customer,
+                    from_us(common.occurred_us[i]),
+                    _CHANNEL_OF[columns["channel"][i]],
+                    _DIRECTION_OF[columns["direction"][i]],
+                    _INTERACTION_KIND_OF[columns["kind"][i]],
+                    texts["subject"][i],
+                    texts["notes"][i],
+                    texts["outcome"][i],
+                    texts["agent"][i],
+                    None if follow == NONE_MIN else from_us(follow),
+                    common.source[i],
+                    common.external_ref[i],
+                    common.id[i],
                 )
             )
         return out

@@ -241,22 +241,23 @@ class HashIndex:
         mask = len(slots) - 1
         pos = h & mask
         while True:
-            held = int(slots[pos])
+            held = slots.item(pos)
             if held == _EMPTY:
                 return -1
-            if held > 0 and (kept is None or int(kept[pos]) == h) and same(held - 1):
+            if held > 0 and (kept is None or kept.item(pos) == h) and same(held - 1):
                 return held - 1
             pos = (pos + 1) & mask
 
     def insert_one(self, h: int, row: int) -> None:
         """Add one entry whose key is not held."""
-        self._reserve(1)
+        if self.live + self.dead + 1 > len(self.slots) * _MAX_LOAD:
+            self._reserve(1)
         slots = self.slots
         mask = len(slots) - 1
         pos = h & mask
-        while slots[pos] > 0:
+        while (held := slots.item(pos)) > 0:
             pos = (pos + 1) & mask
-        if slots[pos] == _DELETED:
+        if held == _DELETED:
             self.dead -= 1
         slots[pos] = row + 1
         if self.hashes is not None:

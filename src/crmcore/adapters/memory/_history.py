@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from crmcore._epoch import to_us
 from crmcore.adapters.memory._columns import ColumnTable, Int64Array
-from crmcore.adapters.memory._encoders import Common, Encoded
+from crmcore.adapters.memory._encoders import Common, Encoded, uuid_of
 from crmcore.adapters.memory._hashing import (
     MASK,
     HashIndex,
@@ -62,7 +62,7 @@ class ColumnEncoder(Protocol[R]):
     def dtypes(self) -> Mapping[str, Any]: ...
     @property
     def texts(self) -> tuple[str, ...]: ...
-    def encode(self, record: R, codes: Any) -> dict[str, int]: ...
+    def encode(self, record: R, codes: Any) -> tuple[int, ...]: ...
     def text_values(self, record: R) -> tuple[str | None, ...]: ...
     def extras_of(self, record: R) -> object | None: ...
     def encode_many(self, records: Sequence[R], codes: Any) -> Encoded: ...
@@ -160,49 +160,60 @@ class HistoryTable(Generic[R]):
         h = id_hash(high, low)
         cols = self.log.columns
         his, los = cols["id_high"], cols["id_low"]
-        row = self.ids.find_one(h, lambda r: int(his[r]) == high and int(los[r]) == low)
+        row = self.ids.find_one(h, lambda r: his.item(r) == high and los.item(r) == low)
         return row, h
 
     # -- writes --------------------------------------------------------------------------------
 
-    def add(self, record: R, row: int, undo: list[Undo]) -> dict[str, int] | None:
+    def add(self, record: R, row: int, undo: list[Undo]) -> tuple[int, ...] | None:
         """Store ``record`` (its customer's aggregate row is ``row``).
 
         Returns:
-            Its encoded numeric values, or ``None`` if its ``(source, external_ref)`` is
-            already stored ("already recorded" wins over "id taken": retrying the very same
-            record is the idempotent no-op, not a duplicate).
+            Its ``occurred_us`` and the encoder's numeric values in the encoder's column
+            order, or ``None`` if its ``(source, external_ref)`` is already stored ("already
+            recorded" wins over "id taken": retrying the very same record is the idempotent
+            no-op, not a duplicate).
 
         Raises:
             DuplicateError: another record has the same id.
         """
         rec: _Record = record  # type: ignore[assignment]
         ref_text = rec.external_ref
-        ref = None if ref_text is None else ref_text.encode()
-        if ref is not None and self._find_ref(rec.source, ref)[0] >= 0:
-            return None
+        ref = None
+        if ref_text is not None:
+            ref = ref_text.encode()
+            if self._find_ref(rec.source, ref)[0] >= 0:
+                return None
         record_id = rec.id.int
-        taken, id_h = self._find_id(record_id)
-        if taken >= 0:
+        high, low = record_id >> 64, record_id & MASK
+        id_h = id_hash(high, low)
+        cols = self.log.columns
+        his, los = cols["id_high"], cols["id_low"]
+        if self.ids.find_one(id_h, lambda r: his.item(r) == high and los.item(r) == low) >= 0:
             raise DuplicateError(f"{self.kind} id", rec.id)
         encoder = self.encoder
         values = encoder.encode(record, self)
         text = self.text
         used = text.size
-        values["row"] = row
-        values["id_high"] = record_id >> 64
-        values["id_low"] = record_id & MASK
-        values["source"] = self.dictionaries["source"].code(rec.source)
-        for name, value in zip(self.texts, (ref_text, *encoder.text_values(record)), strict=True):
-            data = None if value is None else (ref if name == REF else value.encode())
-            values[f"{name}_start"] = text.append(data or b"")
-            values[f"{name}_len"] = -1 if data is None else len(data)
+        source = self.dictionaries["source"].code(rec.source)
+        # Text columns as (start, length) pairs, in the order of the log's text columns.
+        spans_of: list[int] = []
+        if ref is None:
+            spans_of += (used, -1)
+        else:
+            spans_of += (text.append(ref), len(ref))
+        for value in encoder.text_values(record):
+            if value is None:
+                spans_of += (text.size, -1)
+            else:
+                data = value.encode()
+                spans_of += (text.append(data), len(data))
         log = self.log
-        at = log.append(values)
+        at = log.append_row((row, *values, high, low, source, *spans_of))
         self.ids.insert_one(id_h, at)
         ref_h = -1
         if ref is not None:
-            ref_h = ref_hash(values["source"], fnv1a(ref))
+            ref_h = ref_hash(source, fnv1a(ref))
             self.refs.insert_one(ref_h, at)
         extra = encoder.extras_of(record)
         extras = self.extras
@@ -369,7 +380,7 @@ class HistoryTable(Generic[R]):
             occurred_us=cols["occurred_us"][rows].tolist(),
             source=[sources[c] for c in cols["source"][rows].tolist()],
             external_ref=[],
-            id=[uuid.UUID(int=(h << 64) | lo) for h, lo in zip(high, low, strict=True)],
+            id=[uuid_of((h << 64) | lo) for h, lo in zip(high, low, strict=True)],
             texts={
                 name: text.texts(
                     cols[f"{name}_start"][rows].astype(np.int64),

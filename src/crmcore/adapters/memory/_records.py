@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic
 
 import numpy as np
 
-from crmcore.adapters.memory._columns import Int64Array
+from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._encoders import (
     INTERACTION_ENCODER,
@@ -33,6 +33,9 @@ __all__ = ["Interactions", "Transactions"]
 
 _INTERACTION_COLUMNS: Final = frozenset(INTERACTION_COLUMNS)
 _TRANSACTION_COLUMNS: Final = frozenset(TRANSACTION_COLUMNS)
+SMALL_BATCH: Final = 48
+"""Batches shorter than this are stored record by record: the column-wise path's fixed cost
+(a few dozen numpy calls) is more than the per-record path costs for so few rows."""
 
 
 class _Records(Generic[R]):
@@ -80,19 +83,39 @@ class _Records(Generic[R]):
             context.undo,
         )
 
+    def _add_each(self, batch: list[R], add: Callable[[R], bool]) -> int:
+        """Store a checked batch with the per-record ``add``, as ``add_many`` would (the first
+        of a repeated reference wins, an error leaves nothing of the batch)."""
+        undo = self._context.undo
+        mark = len(undo)
+        try:
+            return sum(map(add, batch))
+        except BaseException:
+            while len(undo) > mark:
+                undo.pop()()
+            raise
+
     def _rows(self, customers: Any) -> Int64Array:
-        """Aggregate rows of a batch's customer numbers (text), checked as
-        :meth:`TransactionContext.require_customer` checks them, one lookup per distinct
-        number."""
+        """Aggregate rows of a batch's customer numbers (canonical text), checked as
+        :meth:`TransactionContext.require_customer` checks them: one dictionary look-up per
+        distinct number, then one column-wise "alive" test (erased customers keep their
+        row)."""
         context = self._context
-        row_of = context.state.row_of
+        state = context.state
+        get = state.row_by_text.get
         items = customers.tolist()
-        lookup: dict[str, int] = {}
-        for text in dict.fromkeys(items):
-            number = CrmNumber(text)
-            context.require_customer(number)
-            lookup[text] = row_of[number]
-        return np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        lookup = {text: get(text, -1) for text in dict.fromkeys(items)}
+        if -1 in lookup.values():
+            for text in [text for text, row in lookup.items() if row < 0]:
+                number = CrmNumber(text)
+                context.require_customer(number)  # raises NotFound
+                # A customer stored by a path that does not fill the text index.
+                lookup[text] = state.row_by_text[text] = state.row_of[number]
+        rows = np.fromiter(map(lookup.__getitem__, items), np.int64, len(items))
+        dead = np.flatnonzero(context.state.aggregates.columns[ALIVE][rows] == 0)
+        if dead.size:
+            context.require_customer(CrmNumber(items[int(dead[0])]))  # raises ErasedError
+        return rows
 
 
 class Interactions(_Records[Interaction]):
@@ -117,17 +140,8 @@ class Interactions(_Records[Interaction]):
         values = self._history.add(interaction, row, context.undo)
         if values is None:
             return False
-        cols = state.aggregates.columns
-        occurred = values["occurred_us"]
-        context.update_aggregate(
-            row,
-            {
-                "interaction_count": int(cols["interaction_count"][row]) + 1,
-                "complaint_count": int(cols["complaint_count"][row])
-                + (values["kind"] == COMPLAINT_CODE),
-                "last_interaction_us": max(int(cols["last_interaction_us"][row]), occurred),
-            },
-        )
+        occurred, kind = values[0], values[1]
+        context.add_interaction(row, occurred, kind == COMPLAINT_CODE)
         context.bump_latest(occurred)
         return True
 
@@ -137,6 +151,8 @@ class Interactions(_Records[Interaction]):
         for interaction in batch:
             if not isinstance(interaction, Interaction):
                 raise ValidationError("interaction", interaction, "must be an Interaction")
+        if len(batch) < SMALL_BATCH:
+            return self._add_each(batch, self.add)
         return self._fold(self._store_all(batch, [record.customer for record in batch]))
 
     def _fold(self, values: dict[str, Int64Array] | None) -> int:
@@ -197,6 +213,9 @@ class Transactions(_Records[Transaction]):
 
     def add(self, transaction: Transaction) -> bool:
         self._check(transaction)
+        return self._add_checked(transaction)
+
+    def _add_checked(self, transaction: Transaction) -> bool:
         context = self._context
         context.check_active()
         number = transaction.customer
@@ -212,32 +231,19 @@ class Transactions(_Records[Transaction]):
         values = self._history.add(transaction, row, context.undo)
         if values is None:
             return False
-        occurred = values["occurred_us"]
-        minor = values["reporting_minor"]
-        if values["kind"] == PURCHASE_CODE:
-            context.update_aggregate(
-                row,
-                {
-                    "purchase_count": int(cols["purchase_count"][row]) + 1,
-                    "purchase_minor": int(cols["purchase_minor"][row]) + minor,
-                    "first_purchase_us": min(int(cols["first_purchase_us"][row]), occurred),
-                    "last_purchase_us": max(int(cols["last_purchase_us"][row]), occurred),
-                },
-            )
+        occurred, kind, minor = values[0], values[1], values[2]
+        if kind == PURCHASE_CODE:
+            context.add_purchase(row, occurred, minor)
         else:
-            context.update_aggregate(
-                row,
-                {
-                    "refund_count": int(cols["refund_count"][row]) + 1,
-                    "refund_minor": int(cols["refund_minor"][row]) + minor,
-                },
-            )
+            context.add_refund(row, minor)
         context.bump_latest(occurred)
         return True
 
     def add_many(self, transactions: Sequence[Transaction]) -> int:
         """Like :meth:`add` for each, with the aggregates and the log updated column-wise."""
         batch = [self._check(transaction) for transaction in transactions]
+        if len(batch) < SMALL_BATCH:
+            return self._add_each(batch, self._add_checked)
         mark = len(self._context.undo)
         return self._fold(self._store_all(batch, [record.customer for record in batch]), mark)
 

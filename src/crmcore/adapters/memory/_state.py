@@ -58,6 +58,8 @@ class MemoryState:
         aggregates: one row of running aggregates per customer ever added (erased rows stay,
             with ``alive`` 0); see :mod:`._columns`.
         row_of: aggregate row by number; ``row_numbers`` is the inverse.
+        row_by_text: aggregate row by number text (the bulk import resolves columns of
+            number text through it without building number objects).
         row_numbers: number by aggregate row.
         segments: saved segments by name.
         memberships: each segment's saved runs, ordered by ``as_of``.
@@ -76,6 +78,7 @@ class MemoryState:
     interactions: HistoryTable[Interaction] = attrs.Factory(_interactions)
     aggregates: ColumnTable = attrs.Factory(new_aggregate_table)
     row_of: dict[CrmNumber, int] = attrs.Factory(dict)
+    row_by_text: dict[str, int] = attrs.Factory(dict)
     row_numbers: list[CrmNumber] = attrs.Factory(list)
     segments: dict[str, Segment] = attrs.Factory(dict)
     memberships: dict[str, list[SegmentMembership]] = attrs.Factory(dict)

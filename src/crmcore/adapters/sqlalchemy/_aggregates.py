@@ -30,7 +30,13 @@ from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overfl
 from crmcore.domain import CrmNumber, CustomerAggregate, InteractionKind, TransactionKind
 from crmcore.errors import ConcurrencyError
 
-__all__ = ["SqlAggregates", "fold_interactions", "fold_transactions", "zero_aggregate"]
+__all__ = [
+    "SqlAggregates",
+    "fold_interactions",
+    "fold_transactions",
+    "refuse_fold",
+    "zero_aggregate",
+]
 
 _INSTANT_MIRRORS: Final = {
     "first_purchase_us": "first_purchase_at",
@@ -264,7 +270,7 @@ def _fold(
 
     # A running total must stay below INT64_MAX: SQLite would turn the sum into a REAL,
     # PostgreSQL and MariaDB fail with an anonymous range error. Rows whose sum would not fit
-    # are not updated (``fits``) and reported by ``_refuse``; the deltas are non-negative.
+    # are not updated (``fits``) and reported by ``refuse_fold``; the deltas are non-negative.
     totals = [c for c in add if c.endswith("_minor")]
 
     def fits(value: Any) -> list[Any]:
@@ -285,7 +291,7 @@ def _fold(
             .values(folded(lambda c: source.c[c]))
         )
         if conn.execute(stmt).rowcount != len(deltas):
-            _refuse(context, conn, deltas, totals)
+            refuse_fold(context, conn, deltas, totals)
         return
     if name in ("mysql", "mariadb"):
         # Lock the aggregate rows first (a locking read sees the latest committed state and
@@ -322,10 +328,10 @@ def _fold(
     params = [{f"b_{k}": v for k, v in d.items()} for d in deltas]
     result = conn.execute(stmt, params)
     if result.rowcount != len(params):
-        _refuse(context, conn, deltas, totals)
+        refuse_fold(context, conn, deltas, totals)
 
 
-def _refuse(
+def refuse_fold(
     context: TransactionContext, conn: Connection, deltas: list[dict[str, Any]], totals: list[str]
 ) -> None:
     """Raise the reason why some of ``deltas`` updated no aggregate row: a running total

@@ -19,8 +19,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
-from crmcore.adapters.sqlalchemy._engine import dialect_name, is_configured, is_memory_sqlite
-from crmcore.adapters.sqlalchemy._errors import raise_translated, translated
+from crmcore.adapters.sqlalchemy._engine import (
+    LAZY_BEGIN,
+    dialect_name,
+    is_configured,
+    is_memory_sqlite,
+)
+from crmcore.adapters.sqlalchemy._errors import raise_translated, translate, translated
 from crmcore.errors import ConfigurationError
 
 __all__ = ["ActiveUnit", "Binding"]
@@ -149,6 +154,34 @@ class Binding:
                 if self.name != "sqlite":
                     conn.execution_options(isolation_level="REPEATABLE READ")
                 with translated("customer"), conn.begin():
+                    yield conn
+
+    @contextlib.contextmanager
+    def single_read(self, what: str = "customer") -> Iterator[Connection]:
+        """A connection for a read of one statement (the host's, if bound to one).
+
+        One statement reads one consistent state by itself, so no transaction is opened
+        around it: on PostgreSQL the connection is in autocommit (no ``BEGIN`` and
+        ``ROLLBACK`` round trips), on SQLite no ``BEGIN`` is sent. MariaDB/MySQL read in
+        a transaction as :meth:`reading` does (switching their autocommit is a round trip
+        each way).
+        """
+        if self.host_connection is not None or self.name not in ("postgresql", "sqlite"):
+            with self.reading() as conn, translated(what):
+                yield conn
+            return
+        assert self.engine is not None
+        with self.serialized():
+            try:
+                conn = self.engine.connect()
+            except sa_exc.SQLAlchemyError as exc:
+                raise translate(exc) from exc
+            with conn:
+                if self.name == "sqlite":
+                    conn.execution_options(**{LAZY_BEGIN: True})
+                else:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                with translated(what):
                     yield conn
 
     # -- the unit of work in progress on this thread -----------------------------------------

@@ -28,6 +28,7 @@ from crmcore.errors import (
     NotFound,
     ValidationError,
 )
+from crmcore.ports.customer_batch import CustomerBatch
 
 __all__ = ["SqlCustomers"]
 
@@ -98,6 +99,13 @@ class SqlCustomers:
             self._ctx.inserts.insert_rows(
                 conn, t.aggregates, [zero_aggregate(r["number"]) for r in rows]
             )
+
+    def add_batch(self, batch: CustomerBatch) -> None:
+        """A validated column batch, stored as :meth:`add_many` stores the same customers
+        (one multi-row insert per table); the objects are built without re-validation."""
+        if not isinstance(batch, CustomerBatch):
+            raise ValidationError("batch", batch, "must be a CustomerBatch")
+        self.add_many(batch.customers())
 
     def _insert_children(
         self,
@@ -307,13 +315,16 @@ class SqlCustomers:
         return out
 
     def existing(self, numbers: Collection[CrmNumber]) -> set[CrmNumber]:
+        return {CrmNumber(text) for text in self.existing_texts([n.value for n in numbers])}
+
+    def existing_texts(self, texts: Collection[str]) -> set[str]:
         conn = self._ctx.read()
         c = self._t.customers.c
-        out: set[CrmNumber] = set()
+        out: set[str] = set()
         with translated("customer"):
-            for part in chunks(sorted(n.value for n in numbers)):
+            for part in chunks(sorted(set(texts))):
                 query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
-                out.update(CrmNumber(number) for (number,) in conn.execute(query))
+                out.update(number for (number,) in conn.execute(query))
         return out
 
     def external_ids(self) -> dict[CrmNumber, str]:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Table, exists, false, select
 from crmcore.adapters.sqlalchemy._aggregates import (
     fold_interactions,
     fold_transactions,
+    refuse_fold,
 )
 from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
@@ -29,9 +30,18 @@ from crmcore.adapters.sqlalchemy._mapping import (
     transaction_from_row,
     transaction_row,
 )
+from crmcore.adapters.sqlalchemy._row_writes import (
+    ERASED_WHILE_RECORDING,
+    combined_insert,
+    interaction_deltas,
+    row_fold,
+    row_totals,
+    transaction_deltas,
+)
 from crmcore.adapters.sqlalchemy._staging import (
     fold_staged_interactions,
     fold_staged_transactions,
+    refuse_batch_overflow,
     store_staged,
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
@@ -117,28 +127,93 @@ class _History(abc.ABC):
 
     def _store_one(self, conn: Connection, table: Table, row: dict[str, Any]) -> int:
         """One row, with the checks of :meth:`_store` in as few statements as the dialect
-        allows (recording one record is the common case of the services).
+        allows (recording one record is the common case of the services), each compiled
+        once per store (``_prepared``).
 
-        PostgreSQL and SQLite: one guarded INSERT (:func:`guarded_insert`) that stores the
-        row only if its customer is alive and neither its reference nor its id is taken;
-        only when it stored nothing is the reason looked up (:meth:`_recorded`).
-        MariaDB/MySQL: :meth:`_recorded` first, then :meth:`_store`'s INSERT.
+        PostgreSQL: one statement, the guarded INSERT (:func:`guarded_insert`: stores the
+        row only if its customer is alive and neither its reference nor its id is taken)
+        and the fold of the row into its customer's aggregates (``_row_writes``). SQLite:
+        the guarded INSERT, then the fold. Only when the INSERT stored nothing is the reason
+        looked up (:meth:`_recorded`). MariaDB/MySQL: :meth:`_recorded` first, then
+        :meth:`_store`'s INSERT and the fold.
         """
         ctx = self._ctx
+        statements = ctx.inserts.prepared
+        fold, deltas = self._deltas(row)
+        columns = tuple(row)
+        params = {f"v_{k}": v for k, v in row.items()}
+        if ctx.dialect == "postgresql":
+            a, customers = self._t.aggregates, self._t.customers
+            combined = statements.get(
+                conn,
+                ("record", table.name, columns, fold),
+                lambda: combined_insert(ctx.dialect, table, customers, a, columns, fold),
+            )
+            if combined is not None:
+                counts = combined.execute(conn, params | deltas).one()
+                inserted, folded = counts[0], counts[1]
+                if inserted == 1:
+                    if folded != 1:
+                        self._refuse_fold(conn, row["customer"], fold, deltas)
+                    return 1
+                return self._not_stored(conn, table, row)
         if ctx.dialect in ("postgresql", "sqlite"):
-            stmt = ctx.inserts.guarded(table, self._t.customers, list(row))
-            if conn.execute(stmt, {f"v_{k}": v for k, v in row.items()}).rowcount == 1:
-                self._fold(conn, [row])
+            guarded = ctx.inserts.guarded(table, self._t.customers, columns)
+            prepared = statements.get(conn, ("guarded", table.name, columns), lambda: guarded)
+            result = (
+                conn.execute(guarded, params)
+                if prepared is None
+                else prepared.execute(conn, params)
+            )
+            if result.rowcount == 1:
+                self._fold_one(conn, row["customer"], fold, deltas)
                 return 1
-            if self._recorded(conn, table, row):
-                return 0
-            raise ConcurrencyError(f"the {self.kind} was not stored (a concurrent change); retry")
+            return self._not_stored(conn, table, row)
         if self._recorded(conn, table, row):
             return 0
         new = self._insert(conn, table, [row])
         if new:
-            self._fold(conn, new)
+            self._fold_one(conn, row["customer"], fold, deltas)
         return len(new)
+
+    def _not_stored(self, conn: Connection, table: Table, row: dict[str, Any]) -> int:
+        """The guarded INSERT stored nothing: 0 if the reference is recorded, else the
+        reason (:meth:`_recorded` raises it) or a concurrent change."""
+        if self._recorded(conn, table, row):
+            return 0
+        raise ConcurrencyError(f"the {self.kind} was not stored (a concurrent change); retry")
+
+    def _fold_one(self, conn: Connection, customer: str, fold: str, deltas: dict[str, Any]) -> None:
+        """Fold one stored row into its customer's aggregate row (one UPDATE)."""
+        a = self._t.aggregates
+        values = deltas | {"d_customer": customer}
+        prepared = self._ctx.inserts.prepared.get(conn, ("fold", fold), lambda: row_fold(a, fold))
+        result = (
+            conn.execute(row_fold(a, fold), values)
+            if prepared is None
+            else prepared.execute(conn, values)
+        )
+        if result.rowcount != 1:
+            self._refuse_fold(conn, customer, fold, deltas)
+
+    def _refuse_fold(
+        self, conn: Connection, customer: str, fold: str, deltas: dict[str, Any]
+    ) -> None:
+        """Raise why one row's fold updated nothing: a running total that would overflow
+        (a ``ValidationError`` naming it), else a concurrent erase."""
+        totals = row_totals(fold)
+        if not totals:
+            raise ConcurrencyError(ERASED_WHILE_RECORDING)
+        refuse_fold(
+            self._ctx,
+            conn,
+            [{"customer": customer} | {c: deltas[f"d_{c}"] for c in totals}],
+            totals,
+        )
+
+    @abc.abstractmethod
+    def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Overridden by both subclasses (``_row_writes``)."""
 
     def _recorded(self, conn: Connection, table: Table, row: dict[str, Any]) -> bool:
         """Whether ``row``'s reference is stored, in one SELECT; its checks come in the
@@ -276,6 +351,9 @@ class SqlInteractions(_History):
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_interactions(self._ctx, conn, rows)
 
+    def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return interaction_deltas(row)
+
     def get(self, interaction_id: uuid.UUID) -> Interaction:
         result: Interaction = self._get(interaction_id)
         return result
@@ -323,6 +401,7 @@ class SqlTransactions(_History):
         return self._store([transaction_row(t) for t in items])
 
     def add_batch(self, batch: TransactionBatch) -> int:
+        refuse_batch_overflow(batch)
         data, has_refs = transaction_columns(batch)
         return store_staged(
             self._ctx, self.kind, self._table(), data, fold_staged_transactions, has_refs=has_refs
@@ -330,6 +409,9 @@ class SqlTransactions(_History):
 
     def _fold(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         fold_transactions(self._ctx, conn, rows)
+
+    def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return transaction_deltas(row)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         result: Transaction = self._get(transaction_id)

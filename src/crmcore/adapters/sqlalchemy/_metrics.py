@@ -23,12 +23,19 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, case, func, null, select
 
 from crmcore._epoch import to_us
 from crmcore.adapters.sqlalchemy._binding import Binding
-from crmcore.adapters.sqlalchemy._frame import Frame, number_order
+from crmcore.adapters.sqlalchemy._frame import (
+    INTERACTION_RAW,
+    TRANSACTION_RAW,
+    Frame,
+    build_frame,
+    number_order,
+)
 from crmcore.adapters.sqlalchemy._pgpack import NUMBER_WIDTH, decode_numbers, fetch_packed
+from crmcore.adapters.sqlalchemy._prepared import PreparedCache
 from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.adapters.sqlalchemy._scoring import score_in_database
@@ -79,12 +86,20 @@ class SqlMetrics:
         binding: how to reach the store's database.
         tables: the store's tables.
         owner: the store, for ``repr``.
+        statements: the store's compiled per-event statements (``_prepared``).
     """
 
-    def __init__(self, binding: Binding, tables: CrmTables, owner: object) -> None:
+    def __init__(
+        self,
+        binding: Binding,
+        tables: CrmTables,
+        owner: object,
+        statements: PreparedCache | None = None,
+    ) -> None:
         self._binding = binding
         self._tables = tables
         self._owner = owner
+        self._statements = statements if statements is not None else PreparedCache()
         # Set once a packed fetch met CRM numbers of several lengths: later fetches pad them
         # from the start instead of finding out again (each finding costs a whole query).
         self._pad_numbers = False
@@ -128,16 +143,7 @@ class SqlMetrics:
         texts = [n for n in _TEXT_PROFILE if n in chosen]
         with_birth = "birth_year" in chosen
         frame = self.frame(conn, as_of_us, raw)
-        int_columns: list[ColumnElement[Any]] = []
-        for name in raw:
-            column = frame.column(name)
-            if name == "stage":
-                int_columns.append(_stage_code(column))
-            else:
-                int_columns.append(func.coalesce(column, 0))
-        if with_birth:
-            int_columns.append(func.coalesce(frame.column("birth_year"), 0))
-            int_columns.append(case((frame.column("birth_year").is_(None), 1), else_=0))
+        int_columns = _int_columns(frame, raw, with_birth)
         if only is None and not texts and self._binding.name == "postgresql":
             fast = self._packed_snapshot(conn, when, chosen, frame, raw, int_columns)
             if fast is not None:
@@ -329,6 +335,10 @@ class SqlMetrics:
         chosen = resolve_fields(fields)
         if not isinstance(number, CrmNumber):
             raise NotFound("customer", number)
+        with self._binding.single_read() as conn:
+            fast = self._row_now(conn, when, chosen, number.value)
+        if fast is not None:
+            return fast
         c = self._tables.customers
         with self.reading() as conn:
             erased = conn.execute(select(c.c.erased).where(c.c.number == number.value)).first()
@@ -339,6 +349,99 @@ class SqlMetrics:
             metrics = self._snapshot(conn, when, chosen, number.value)
         row = metrics.row(0)
         return {name: value for name, value in row.items() if name in chosen}
+
+    def saved_rules(self) -> list[tuple[str, str]]:
+        """See :class:`crmcore.analytics.ports.SavedRules`: one SELECT, no transaction."""
+        s = self._tables.segments
+        query = select(s.c.name, s.c.rule).order_by(s.c.name)
+        with self._binding.single_read("segment") as conn:
+            prepared = self._statements.get(conn, "saved_rules", lambda: query)
+            rows = (conn.execute(query) if prepared is None else prepared.execute(conn, {})).all()
+        return [(str(name), str(rule)) for name, rule in rows]
+
+    def _row_now(
+        self, conn: Connection, when: dt.datetime, chosen: frozenset[str], number: str
+    ) -> dict[str, Any] | None:
+        """One customer's row in one statement when the maintained aggregates are current
+        for ``when`` (the common case: refreshing a customer after recording an event);
+        ``None`` when they are not, for a missing or erased customer and for channel
+        fields (then :meth:`customer_row` reads the frame as of ``when``).
+
+        The statement reads the customer's flags, profile and aggregate row, its tags
+        (one comma-joined text: tags contain no commas) and the latest instants of both
+        histories (index look-ups), compiled once per field set (``_prepared``).
+        """
+        if chosen & CHANNEL_FIELDS:
+            return None
+        prepared = self._statements.get(
+            conn, ("customer_row", chosen), lambda: self._row_query(chosen)
+        )
+        if prepared is None:
+            return None
+        found = prepared.execute(conn, {"n": number}).first()
+        if found is None or found[0]:
+            return None
+        latest_tx, latest_ix, tags = found[1], found[2], found[3]
+        raw = _raw_for_snapshot(chosen)
+        as_of_us = to_us(when)
+        if (set(raw) & TRANSACTION_RAW and latest_tx is not None and as_of_us < latest_tx) or (
+            set(raw) & INTERACTION_RAW and latest_ix is not None and as_of_us < latest_ix
+        ):
+            return None
+        texts = [n for n in _TEXT_PROFILE if n in chosen]
+        ints = [np.array([value], dtype=np.int64) for value in found[4 : len(found) - len(texts)]]
+        values = {name: ints[position] for position, name in enumerate(raw)}
+        profile = None
+        if chosen & (PROFILE_FIELDS - {"crm_number"}):
+            birth, birth_missing = np.zeros(1, np.int64), np.ones(1, np.bool_)
+            if "birth_year" in chosen:
+                birth, birth_missing = ints[len(raw)], ints[len(raw) + 1].astype(np.bool_)
+            text_values = found[len(found) - len(texts) :]
+            categorical = {
+                name: Categorical.from_values([text_values[i]]) for i, name in enumerate(texts)
+            }
+            empty = Categorical(np.full(1, -1, dtype=np.int64), ())
+            profile = ProfileColumns(
+                gender=categorical.get("gender", empty),
+                owner=categorical.get("owner", empty),
+                country=categorical.get("country", empty),
+                birth_year=birth,
+                birth_year_missing=birth_missing,
+                tags=TagIndex(
+                    {tag: np.zeros(1, np.int64) for tag in tags.split(",")} if tags else {}, 1
+                ),
+            )
+        metrics = _assemble(when, chosen, 1, values, profile, lambda: crm_numbers([number]))
+        return {name: value for name, value in metrics.row(0).items() if name in chosen}
+
+    def _row_query(self, chosen: frozenset[str]) -> Select[Any]:
+        """The statement of :meth:`_row_now` for the fields ``chosen`` (bind ``n``)."""
+        t = self._tables
+        c, tags = t.customers, t.customer_tags
+        raw = _raw_for_snapshot(chosen)
+        frame = build_frame(t, self._binding.name, 0, raw, current_tx=True, current_ix=True)
+        number = bindparam("n", type_=c.c.number.type)
+        joined: Any = null()
+        if "tags" in chosen:
+            if self._binding.name == "postgresql":
+                joined = func.string_agg(tags.c.tag, ",")
+            elif self._binding.name == "sqlite":
+                joined = func.group_concat(tags.c.tag, ",")
+            else:
+                joined = func.group_concat(tags.c.tag)  # MariaDB/MySQL: "," by default
+            joined = select(joined).where(tags.c.customer == number).scalar_subquery()
+        return (
+            select(
+                c.c.erased,
+                select(func.max(t.transactions.c.occurred_us)).scalar_subquery(),
+                select(func.max(t.interactions.c.occurred_us)).scalar_subquery(),
+                joined,
+                *_int_columns(frame, raw, "birth_year" in chosen),
+                *(frame.column(n) for n in _TEXT_PROFILE if n in chosen),
+            )
+            .select_from(frame.source)
+            .where(c.c.number == number)
+        )
 
     # -- pushdown ----------------------------------------------------------------------------
 
@@ -429,6 +532,19 @@ def _assemble(
         profile=profile,
         numbers=numbers,
     )
+
+
+def _int_columns(frame: Frame, raw: list[str], with_birth: bool) -> list[ColumnElement[Any]]:
+    """The integer columns a snapshot fetches: each raw column (the stage as its code,
+    NULL as 0), then, with ``with_birth``, the birth year and whether it is missing."""
+    out: list[ColumnElement[Any]] = []
+    for name in raw:
+        column = frame.column(name)
+        out.append(_stage_code(column) if name == "stage" else func.coalesce(column, 0))
+    if with_birth:
+        out.append(func.coalesce(frame.column("birth_year"), 0))
+        out.append(case((frame.column("birth_year").is_(None), 1), else_=0))
+    return out
 
 
 def _stage_code(column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -64,9 +64,15 @@ class SqlSegments:
     def list(self) -> Sequence[Segment]:
         conn = self._ctx.read()
         s = self._t.segments
+        query = select(s.c.name, s.c.rule, s.c.description).order_by(s.c.name)
+        # Read on every Analytics.refresh: compiled once (``_prepared``).
+        prepared = self._ctx.inserts.prepared.get(conn, "segments", lambda: query)
         with translated("segment"):
-            rows = conn.execute(select(s).order_by(s.c.name)).mappings().all()
-        return [Segment(name=r["name"], rule=r["rule"], description=r["description"]) for r in rows]
+            rows = (conn.execute(query) if prepared is None else prepared.execute(conn, {})).all()
+        return [
+            Segment(name=name, rule=rule, description=description)
+            for name, rule, description in rows
+        ]
 
     def delete(self, name: str) -> None:
         conn = self._ctx.write()

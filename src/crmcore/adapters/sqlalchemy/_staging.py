@@ -43,6 +43,8 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    not_,
     or_,
     select,
     update,
@@ -55,10 +57,13 @@ from crmcore.adapters.sqlalchemy._aggregates import _earlier, _later
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._fastload import load_columns, qualified_name
+from crmcore.analytics.columns import TRANSACTION_KIND_CODES
+from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overflow
 from crmcore.domain import CrmNumber, InteractionKind, TransactionKind
 from crmcore.errors import ConcurrencyError, ErasedError, NotFound
+from crmcore.ports.batches import TransactionBatch
 
-__all__ = ["StageFold", "store_staged"]
+__all__ = ["StageFold", "refuse_batch_overflow", "store_staged"]
 
 StageFold = Callable[[TransactionContext, Connection, Table], int]
 """Folds a staging table into the aggregates; returns the number of customers it updated."""
@@ -274,9 +279,13 @@ def fold_staged_transactions(context: TransactionContext, conn: Connection, stag
     )
     a = context.tables.aggregates
     d = delta.c
+    # A running total must stay below INT64_MAX (the batch's own sums were checked in
+    # numpy before staging, ``refuse_batch_overflow``): a customer whose stored total plus
+    # the batch's would not fit is not updated, and is named below.
+    fits = [a.c[c] <= literal(INT64_MAX) - d[c] for c in _TOTALS]
     stmt = (
         update(a)
-        .where(a.c.customer == d.customer)
+        .where(a.c.customer == d.customer, *fits)
         .values(
             {
                 a.c.purchase_count: a.c.purchase_count + d.purchase_count,
@@ -290,7 +299,36 @@ def fold_staged_transactions(context: TransactionContext, conn: Connection, stag
             }
         )
     )
-    return int(conn.execute(stmt).rowcount)
+    updated = int(conn.execute(stmt).rowcount)
+    over = conn.execute(
+        select(d.customer, *(a.c[c] for c in _TOTALS), *(d[c] for c in _TOTALS))
+        .join(a, a.c.customer == d.customer)
+        .where(or_(*(not_(f) for f in fits)))
+        .limit(1)
+    ).first()
+    if over is not None:
+        for i, column in enumerate(_TOTALS):
+            if int(over[1 + i]) + int(over[1 + len(_TOTALS) + i]) > INT64_MAX:
+                raise total_overflow(column, over[0], int(over[1 + len(_TOTALS) + i]))
+    return updated
+
+
+_TOTALS: Final = ("purchase_minor", "refund_minor")
+
+
+def refuse_batch_overflow(batch: TransactionBatch) -> None:
+    """Raise if one customer's purchases or refunds within ``batch`` alone sum past
+    ``INT64_MAX`` (checked in numpy before anything is staged: SQLite's SUM would fail
+    with an anonymous error)."""
+    if len(batch) == 0:
+        return
+    names, group = np.unique(batch.customer.astype(str), return_inverse=True)
+    refund = batch.kind == TRANSACTION_KIND_CODES[TransactionKind.REFUND]
+    for column, mask in (("purchase_minor", ~refund), ("refund_minor", refund)):
+        over = overflowing_groups(group[mask], batch.reporting_minor[mask], len(names))
+        if over.size:
+            adding = sum(int(v) for v in batch.reporting_minor[mask][group[mask] == over[0]])
+            raise total_overflow(column, str(names[int(over[0])]), adding)
 
 
 def fold_staged_interactions(context: TransactionContext, conn: Connection, stage: Table) -> int:

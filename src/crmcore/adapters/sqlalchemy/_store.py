@@ -172,7 +172,7 @@ class SqlStore:
         over the history for a past ``as_of``); it also selects segment members with WHERE
         clauses and scores RFM with window functions (see ``docs/analytics.md``).
         """
-        return SqlMetrics(self._binding, self._tables, self)
+        return SqlMetrics(self._binding, self._tables, self, self._inserts.prepared)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         """Start a new unit of work (enter it with ``with``)."""

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
 from crmcore.adapters.sqlalchemy._bulk import BulkInsert
+from crmcore.adapters.sqlalchemy._prepared import PreparedCache
 
 __all__ = ["InsertCache", "guarded_insert", "insert_ignoring_refs"]
 
@@ -47,6 +48,8 @@ class InsertCache:
         self.dialect = dialect
         self._compiled: dict[tuple[str, bool, tuple[str, ...]], BulkInsert | None] = {}
         self._guarded: dict[tuple[str, tuple[str, ...]], Insert] = {}
+        self.prepared = PreparedCache()
+        """The per-event statements compiled once (``_prepared``)."""
 
     def guarded(self, table: Table, customers: Table, columns: Sequence[str]) -> Insert:
         """:func:`guarded_insert` of ``table`` for ``columns``, built once."""

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from crmcore.domain import (
     Customer,
@@ -25,6 +26,7 @@ from crmcore.errors import (
     ValidationError,
 )
 from crmcore.ports import Store, UnitOfWork
+from crmcore.ports.customer_batch import CustomerBatch
 from crmcore.testing import strategies as cst
 from crmcore.testing.contract._support import (
     ONE_DAY,
@@ -133,6 +135,96 @@ class CustomerRepositoryContract(StoreFixture):
         with pytest.raises(DuplicateError):
             write(store, lambda uow: uow.customers.add_many([again, attrs.evolve(again)]))
         assert read(store, lambda uow: uow.customers.count()) == 0
+
+    @PROPERTY_SETTINGS
+    @given(drawn=st.lists(cst.customers(), max_size=5))
+    def test_add_batch_stores_customers_as_add_many_would(
+        self, store: Store, drawn: list[Customer]
+    ) -> None:
+        batch = []
+        for customer in drawn:
+            number = store.scheme.format(store.allocator.allocate())
+            external_id = customer.external_id
+            batch.append(
+                attrs.evolve(
+                    customer,
+                    number=number,
+                    updated_at=customer.created_at,
+                    addresses=(),
+                    attributes={},
+                    consents=(),
+                    stage_history=(),
+                    external_id=None if external_id is None else f"{external_id}-{number.value}",
+                )
+            )
+        before = read(store, lambda uow: uow.customers.count())
+        write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of(batch)))
+        assert read(store, lambda uow: uow.customers.count()) == before + len(batch)
+
+        def check(uow: UnitOfWork) -> None:
+            repository = uow.customers
+            for customer in batch:
+                assert repository.get(customer.number) == customer
+                for phone in customer.phones[:1]:
+                    assert customer.number in [
+                        c.number for c in repository.find_by_phone(phone.e164)
+                    ]
+                for email in customer.emails[:1]:
+                    assert customer.number in [
+                        c.number for c in repository.find_by_email(email.address)
+                    ]
+                if customer.source is not None and customer.external_id is not None:
+                    found = repository.find_by_external_id(customer.source, customer.external_id)
+                    assert found == customer
+
+        read(store, check)
+
+    def test_existing_texts_answers_as_existing_does(self, store: Store) -> None:
+        kept, erased = register(store), register(store)
+        batch = make_customer(store)
+        write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([batch])))
+        write(store, lambda uow: uow.customers.erase(erased.number))
+        never = make_customer(store).number.value
+        asked = [kept.number.value, erased.number.value, batch.number.value, never, "junk"]
+        found = read(store, lambda uow: uow.customers.existing_texts(asked))
+        assert found == {kept.number.value, batch.number.value}
+        assert read(store, lambda uow: uow.customers.existing_texts([])) == set()
+
+    def test_add_batch_refuses_taken_keys_and_stores_nothing(self, store: Store) -> None:
+        first = register(store, source="crm", external_id="K1")
+        taken = make_customer(store, source="crm", external_id="K1")
+        fresh = make_customer(store, source="crm", external_id="K2")
+        with pytest.raises(DuplicateError):
+            write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([fresh, taken])))
+        repeated = make_customer(store, source="crm", external_id="K3")
+        twice = attrs.evolve(repeated, number=store.scheme.format(store.allocator.allocate()))
+        with pytest.raises(DuplicateError):
+            write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([repeated, twice])))
+        reused = attrs.evolve(fresh, number=first.number, external_id="K4")
+        with pytest.raises(DuplicateError):
+            write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([reused])))
+        assert read(store, lambda uow: uow.customers.numbers()) == [first.number]
+        write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of([])))
+        with pytest.raises(ValidationError):
+            write(store, lambda uow: uow.customers.add_batch([fresh]))  # type: ignore[arg-type]
+
+    def test_a_rolled_back_add_batch_leaves_no_trace(self, store: Store) -> None:
+        batch = [
+            make_customer(store, source="crm", external_id="R1", tags=frozenset({"vip"})),
+            make_customer(store, emails=(EmailAddress("ro@example.com"),)),
+        ]
+
+        def fail(uow: UnitOfWork) -> None:
+            uow.customers.add_batch(CustomerBatch.of(batch))
+            raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            write(store, fail)
+        assert read(store, lambda uow: uow.customers.count()) == 0
+        assert read(store, lambda uow: uow.customers.find_by_external_id("crm", "R1")) is None
+        assert read(store, lambda uow: uow.customers.find_by_email("ro@example.com")) == []
+        write(store, lambda uow: uow.customers.add_batch(CustomerBatch.of(batch)))
+        assert read(store, lambda uow: uow.customers.count()) == 2
 
     # -- customers: update -------------------------------------------------------------------
 
