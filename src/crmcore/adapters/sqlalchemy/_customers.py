@@ -6,11 +6,12 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._keysets import key_sets
 from crmcore.adapters.sqlalchemy._lookups import (
     alive,
     chunks,
@@ -77,16 +78,19 @@ class SqlCustomers:
             for item in batch:
                 if item.number.value in taken:
                     raise DuplicateError("crm number", item.number)
-            ext = sorted(seen_ext)
             c = t.customers
-            for chunk in chunks(ext):
-                hit = conn.execute(
-                    select(c.c.source, c.c.external_id)
-                    .where(tuple_(c.c.source, c.c.external_id).in_(chunk))
-                    .limit(1)
-                ).first()
-                if hit is not None:
-                    raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
+            by_source: dict[str, list[str]] = defaultdict(list)
+            for source, external_id in seen_ext:
+                by_source[source].append(external_id)
+            for source in sorted(by_source):
+                for where in key_sets(self._ctx.dialect, c.c.external_id, by_source[source]):
+                    hit = conn.execute(
+                        select(c.c.source, c.c.external_id)
+                        .where(c.c.source == source, where)
+                        .limit(1)
+                    ).first()
+                    if hit is not None:
+                        raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
             for item in batch:
                 row, e, p, tg = customer_rows(item)
@@ -306,9 +310,9 @@ class SqlCustomers:
         c = self._t.customers.c
         out: dict[str, CrmNumber] = {}
         with translated("customer"):
-            for part in chunks(sorted(external_ids)):
+            for where in key_sets(self._ctx.dialect, c.external_id, external_ids):
                 query = select(c.external_id, c.number).where(
-                    and_(c.source == source, c.external_id.in_(part), c.erased.is_(False))
+                    and_(c.source == source, where, c.erased.is_(False))
                 )
                 for external_id, number in conn.execute(query):
                     out[external_id] = CrmNumber(number)
@@ -322,8 +326,8 @@ class SqlCustomers:
         c = self._t.customers.c
         out: set[str] = set()
         with translated("customer"):
-            for part in chunks(sorted(set(texts))):
-                query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
+            for where in key_sets(self._ctx.dialect, c.number, texts):
+                query = select(c.number).where(and_(where, c.erased.is_(False)))
                 out.update(number for (number,) in conn.execute(query))
         return out
 

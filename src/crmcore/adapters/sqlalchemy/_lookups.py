@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, and_, any_, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from crmcore.adapters.sqlalchemy._keysets import key_sets
 from crmcore.domain import CrmNumber
 from crmcore.errors import ErasedError, NotFound, ValidationError
 
@@ -93,7 +94,10 @@ def alive(
     c = customers
     out: dict[str, bool] = {}
     keys = sorted(set(numbers))
-    for where in where_in(dialect, c.c.number, keys):
+    # A plain read asks set-wise; a locking read keeps its plain IN lists (or array), whose
+    # row locks each database documents.
+    wheres = where_in(dialect, c.c.number, keys) if share else key_sets(dialect, c.c.number, keys)
+    for where in wheres:
         query = select(c.c.number, c.c.erased).where(where)
         if share:
             query = query.order_by(c.c.number).with_for_update(read=True, key_share=True)
