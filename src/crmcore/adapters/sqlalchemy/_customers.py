@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, delete, func, select, update
 from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
-from crmcore.adapters.sqlalchemy._keysets import key_sets
+from crmcore.adapters.sqlalchemy._keysets import keyed
 from crmcore.adapters.sqlalchemy._lookups import (
     alive,
     chunks,
@@ -83,12 +83,9 @@ class SqlCustomers:
             for source, external_id in seen_ext:
                 by_source[source].append(external_id)
             for source in sorted(by_source):
-                for where in key_sets(self._ctx.dialect, c.c.external_id, by_source[source]):
-                    hit = conn.execute(
-                        select(c.c.source, c.c.external_id)
-                        .where(c.c.source == source, where)
-                        .limit(1)
-                    ).first()
+                query = select(c.c.source, c.c.external_id).where(c.c.source == source).limit(1)
+                for part in keyed(self._ctx.dialect, query, c.c.external_id, by_source[source]):
+                    hit = conn.execute(part).first()
                     if hit is not None:
                         raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
@@ -310,11 +307,11 @@ class SqlCustomers:
         c = self._t.customers.c
         out: dict[str, CrmNumber] = {}
         with translated("customer"):
-            for where in key_sets(self._ctx.dialect, c.external_id, external_ids):
-                query = select(c.external_id, c.number).where(
-                    and_(c.source == source, where, c.erased.is_(False))
-                )
-                for external_id, number in conn.execute(query):
+            query = select(c.external_id, c.number).where(
+                and_(c.source == source, c.erased.is_(False))
+            )
+            for part in keyed(self._ctx.dialect, query, c.external_id, external_ids):
+                for external_id, number in conn.execute(part).all():
                     out[external_id] = CrmNumber(number)
         return out
 
@@ -326,9 +323,9 @@ class SqlCustomers:
         c = self._t.customers.c
         out: set[str] = set()
         with translated("customer"):
-            for where in key_sets(self._ctx.dialect, c.number, texts):
-                query = select(c.number).where(and_(where, c.erased.is_(False)))
-                out.update(number for (number,) in conn.execute(query))
+            query = select(c.number).where(c.erased.is_(False))
+            for part in keyed(self._ctx.dialect, query, c.number, texts):
+                out.update(conn.execute(part).scalars().all())
         return out
 
     def external_ids(self) -> dict[CrmNumber, str]:
