@@ -381,6 +381,13 @@ class CustomerRepositoryContract(StoreFixture):
         wrong = [t.lower() for t in texts] + [t[:-1] for t in texts] + [t + "0" for t in texts]
         wanted = [*texts, *wrong, 'x"', "\\"]
         assert read(store, lambda uow: uow.customers.existing_texts(wanted)) == set(texts)
+        # Asked alone, a key longer than any stored one must not find the stored key it
+        # begins with (a database that cut keys to the column's width would).
+        cut = register(store, source="cut", external_id="M" * 200)
+        over = read(store, lambda uow: uow.customers.numbers_by_external_id("cut", ["M" * 201]))
+        assert dict(over) == {}
+        too_long = cut.number.value + "0" * 40
+        assert read(store, lambda uow: uow.customers.existing_texts([too_long])) == set()
         again = make_customer(store, source="erp", external_id="Kä4")
         with pytest.raises(DuplicateError), store.unit_of_work() as uow:
             uow.customers.add_many([make_customer(store, source="erp", external_id="new"), again])
