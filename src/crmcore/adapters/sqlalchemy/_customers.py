@@ -6,11 +6,12 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._keysets import keyed
 from crmcore.adapters.sqlalchemy._lookups import (
     alive,
     chunks,
@@ -77,16 +78,16 @@ class SqlCustomers:
             for item in batch:
                 if item.number.value in taken:
                     raise DuplicateError("crm number", item.number)
-            ext = sorted(seen_ext)
             c = t.customers
-            for chunk in chunks(ext):
-                hit = conn.execute(
-                    select(c.c.source, c.c.external_id)
-                    .where(tuple_(c.c.source, c.c.external_id).in_(chunk))
-                    .limit(1)
-                ).first()
-                if hit is not None:
-                    raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
+            by_source: dict[str, list[str]] = defaultdict(list)
+            for source, external_id in seen_ext:
+                by_source[source].append(external_id)
+            for source in sorted(by_source):
+                query = select(c.c.source, c.c.external_id).where(c.c.source == source).limit(1)
+                for part in keyed(self._ctx.dialect, query, c.c.external_id, by_source[source]):
+                    hit = conn.execute(part).first()
+                    if hit is not None:
+                        raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
             for item in batch:
                 row, e, p, tg = customer_rows(item)
@@ -306,11 +307,11 @@ class SqlCustomers:
         c = self._t.customers.c
         out: dict[str, CrmNumber] = {}
         with translated("customer"):
-            for part in chunks(sorted(external_ids)):
-                query = select(c.external_id, c.number).where(
-                    and_(c.source == source, c.external_id.in_(part), c.erased.is_(False))
-                )
-                for external_id, number in conn.execute(query):
+            query = select(c.external_id, c.number).where(
+                and_(c.source == source, c.erased.is_(False))
+            )
+            for part in keyed(self._ctx.dialect, query, c.external_id, external_ids):
+                for external_id, number in conn.execute(part).all():
                     out[external_id] = CrmNumber(number)
         return out
 
@@ -322,9 +323,9 @@ class SqlCustomers:
         c = self._t.customers.c
         out: set[str] = set()
         with translated("customer"):
-            for part in chunks(sorted(set(texts))):
-                query = select(c.number).where(and_(c.number.in_(part), c.erased.is_(False)))
-                out.update(number for (number,) in conn.execute(query))
+            query = select(c.number).where(c.erased.is_(False))
+            for part in keyed(self._ctx.dialect, query, c.number, texts):
+                out.update(conn.execute(part).scalars().all())
         return out
 
     def external_ids(self) -> dict[CrmNumber, str]:

@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, and_, any_, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from crmcore.adapters.sqlalchemy._keysets import keyed
 from crmcore.domain import CrmNumber
 from crmcore.errors import ErasedError, NotFound, ValidationError
 
@@ -93,10 +94,16 @@ def alive(
     c = customers
     out: dict[str, bool] = {}
     keys = sorted(set(numbers))
+    if not share:
+        query = select(c.c.number, c.c.erased)
+        for part in keyed(dialect, query, c.c.number, keys):
+            out.update((number, bool(erased)) for number, erased in conn.execute(part).all())
+        return out
+    # A locking read keeps its plain IN lists (or array), whose row locks each database
+    # documents.
     for where in where_in(dialect, c.c.number, keys):
         query = select(c.c.number, c.c.erased).where(where)
-        if share:
-            query = query.order_by(c.c.number).with_for_update(read=True, key_share=True)
+        query = query.order_by(c.c.number).with_for_update(read=True, key_share=True)
         for number, erased in conn.execute(query):
             out[number] = bool(erased)
     return out

@@ -366,6 +366,32 @@ class CustomerRepositoryContract(StoreFixture):
             other.number: "K-1",
         }
 
+    def test_bulk_lookups_compare_keys_exactly(self, store: Store) -> None:
+        # Keys a set-wise look-up must carry unchanged (quotes, backslashes, JSON and SQL
+        # syntax, accents, a character outside the BMP) and near misses it must not match
+        # (case, a prefix, a stored key followed by more: the longest key is stored whole).
+        longest = "L" * 200
+        keys = ['K"1', "K\\2", "K'3", "Kä4", "K\U0001f600 5", "[6]", "%7", longest]
+        stored = {key: register(store, source="erp", external_id=key).number for key in keys}
+        near = ['k"1', "K", 'K"', longest + "X", longest[:-1], "Ka4", "", "\t"]
+        asked = [*keys, *near, *keys]  # repeated keys are answered once
+        found = read(store, lambda uow: uow.customers.numbers_by_external_id("erp", asked))
+        assert dict(found) == stored
+        texts = [n.value for n in stored.values()]
+        wrong = [t.lower() for t in texts] + [t[:-1] for t in texts] + [t + "0" for t in texts]
+        wanted = [*texts, *wrong, 'x"', "\\"]
+        assert read(store, lambda uow: uow.customers.existing_texts(wanted)) == set(texts)
+        # Asked alone, a key longer than any stored one must not find the stored key it
+        # begins with (a database that cut keys to the column's width would).
+        cut = register(store, source="cut", external_id="M" * 200)
+        over = read(store, lambda uow: uow.customers.numbers_by_external_id("cut", ["M" * 201]))
+        assert dict(over) == {}
+        too_long = cut.number.value + "0" * 40
+        assert read(store, lambda uow: uow.customers.existing_texts([too_long])) == set()
+        again = make_customer(store, source="erp", external_id="Kä4")
+        with pytest.raises(DuplicateError), store.unit_of_work() as uow:
+            uow.customers.add_many([make_customer(store, source="erp", external_id="new"), again])
+
     def test_count_numbers_and_iter_all_exclude_erased_and_ascend(self, store: Store) -> None:
         sequences = list(store.allocator.allocate_many(7))
         customers = [make_customer(store, number=store.scheme.format(s)) for s in sequences]
