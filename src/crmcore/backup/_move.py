@@ -31,7 +31,7 @@ __all__ = [
     "transfer_unit",
 ]
 
-CUSTOMER_BATCH: Final = 2000
+CUSTOMER_BATCH: Final = 10_000
 HISTORY_BATCH: Final = 100_000
 _RUN_BATCH: Final = 200
 
@@ -67,14 +67,9 @@ def transfer_unit(store: Store) -> TransferUnitOfWork:
 def read_store(uow: TransferUnitOfWork, sink: Sink) -> int:
     """Hand every part of the store of ``uow`` (entered) to ``sink``; return the allocator's
     position."""
-    batch: list[Customer] = []
-    for customer in uow.customers.iter_all(batch_size=CUSTOMER_BATCH):
-        batch.append(customer)
-        if len(batch) == CUSTOMER_BATCH:
-            sink.customers(batch)
-            batch = []
-    sink.customers(batch)
     transfer = uow.transfer
+    for batch in transfer.customer_chunks(CUSTOMER_BATCH):
+        sink.customers(batch)
     sink.tombstones(list(transfer.tombstones()))
     for chunk in transfer.transaction_chunks(HISTORY_BATCH):
         sink.transactions(chunk)
@@ -141,7 +136,8 @@ class Loader:
 
     def customers(self, batch: Sequence[Customer]) -> None:
         if batch:
-            self.uow.customers.add_many(batch)
+            # The batch is the sink's alone (read for this move): the store may keep it.
+            self.uow.transfer.add_customers(batch)
             self._numbers([c.number for c in batch])
 
     def tombstones(self, numbers: Sequence[CrmNumber]) -> None:

@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from crmcore.domain import CrmNumber, SegmentMembership, TransactionLine
+from crmcore.domain import CrmNumber, Customer, SegmentMembership, TransactionLine
 from crmcore.ports import UnitOfWork
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
@@ -86,6 +86,26 @@ class TransferRepository(Protocol):
 
         Raises:
             ValidationError: ``position`` is not a non-negative integer.
+        """
+        ...
+
+    def customer_chunks(self, size: int) -> Iterator[Sequence[Customer]]:
+        """Every live customer, ascending by number, in chunks of at most ``size``.
+
+        The objects are the caller's own (changing them changes nothing stored). A store
+        may build them without running the domain's validators again: they are what the
+        store itself validated when it stored them.
+        """
+        ...
+
+    def add_customers(self, customers: Sequence[Customer]) -> None:
+        """Store ``customers``, which the caller hands over for good (it keeps no reference:
+        a store may keep the objects as they are). Checked as
+        :meth:`~crmcore.ports.CustomerRepository.add_many` checks customers.
+
+        Raises:
+            ValidationError: an item is not a customer, or breaks a cross-field rule.
+            DuplicateError: a number or external id is taken, or repeats in ``customers``.
         """
         ...
 

@@ -10,10 +10,10 @@ import attrs
 import numpy as np
 
 from crmcore._epoch import to_us
-from crmcore.adapters.memory._columns import ALIVE
+from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.analytics.columns import STAGE_CODES
-from crmcore.domain import CrmNumber, Customer
+from crmcore.domain import CrmNumber, Customer, LifecycleStage
 from crmcore.domain.contact import email_lookup_key
 from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ConcurrencyError, DuplicateError, ValidationError
@@ -143,36 +143,65 @@ class Customers:
             raise ValidationError("batch", batch, "must be a CustomerBatch")
         if not len(batch):
             return
-        state = self._state
         fresh = batch.customers()
         numbers = [customer.number for customer in fresh]
         self._check_batch_keys(numbers, batch)
-        keyed = [
-            (i, (source, external_id))
-            for i, (source, external_id) in enumerate(
-                zip(batch.source.tolist(), batch.external_id.tolist(), strict=True)
-            )
-            if external_id is not None
-        ]
+        self._insert(fresh, numbers, batch.stage.tolist(), batch.created_us)
+
+    def add_owned(self, customers: Sequence[Customer]) -> None:
+        """Store ``customers`` that nobody else holds (a copy's or a restore's freshly built
+        objects): checked for taken keys and cross-field rules as :meth:`add_many` checks
+        them, but stored as they are (no defensive copy) with one undo entry for all.
+
+        Raises:
+            ValidationError: an item is not a customer, or breaks a cross-field rule.
+            DuplicateError: a number or external id is taken, or repeats in ``customers``.
+        """
+        self._context.check_active()
+        fresh = list(customers)
+        for index, customer in enumerate(fresh):
+            if not isinstance(customer, Customer):
+                raise ValidationError(f"customers[{index}]", customer, "must be a Customer")
+            customer.validate()
+        if not fresh:
+            return
+        numbers = [customer.number for customer in fresh]
+        self._check_keys(numbers, [(c.source, c.external_id) for c in fresh])
+        created = np.fromiter((to_us(c.created_at) for c in fresh), np.int64, len(fresh))
+        self._insert(fresh, numbers, [c.stage for c in fresh], created)
+
+    def _insert(
+        self,
+        fresh: list[Customer],
+        numbers: list[CrmNumber],
+        stage: list[LifecycleStage],
+        created_us: Int64Array,
+    ) -> None:
+        """Store checked customers column-wise, with one undo entry for all of them."""
+        state = self._state
         customers = state.customers
         customers.update(zip(numbers, fresh, strict=True))
-        stages = np.fromiter(map(_STAGE.__getitem__, batch.stage.tolist()), np.int64, len(fresh))
+        stages = np.fromiter(map(_STAGE.__getitem__, stage), np.int64, len(fresh))
         rows = state.aggregates.append_many(
             {
                 "stage": stages,
-                "created_us": batch.created_us,
+                "created_us": created_us,
                 ALIVE: np.ones(len(fresh), dtype=np.int64),
             }
         )
         state.row_of.update(zip(numbers, rows, strict=True))
-        state.row_by_text.update(zip(batch.number.tolist(), rows, strict=True))
+        state.row_by_text.update(zip((n.value for n in numbers), rows, strict=True))
         state.row_numbers.extend(numbers)
-        state.by_external_id.update((key, numbers[i]) for i, key in keyed)
+        state.by_external_id.update(
+            ((c.source, c.external_id), c.number)  # type: ignore[misc]  # source set with id
+            for c in fresh
+            if c.external_id is not None
+        )
         # Rows sharing one tag set are indexed together (an import has few distinct sets).
         by_tags: dict[frozenset[str], list[int]] = {}
-        for row, tags in zip(rows, batch.tags.tolist(), strict=True):
-            if tags:
-                by_tags.setdefault(tags, []).append(row)
+        for row, customer in zip(rows, fresh, strict=True):
+            if customer.tags:
+                by_tags.setdefault(customer.tags, []).append(row)
         for tags, tagged in by_tags.items():
             for tag in tags:
                 state.by_tag.setdefault(tag, set()).update(tagged)
@@ -197,6 +226,12 @@ class Customers:
         self._context.undo.append(undo)
 
     def _check_batch_keys(self, numbers: list[CrmNumber], batch: CustomerBatch) -> None:
+        keys = zip(batch.source.tolist(), batch.external_id.tolist(), strict=True)
+        self._check_keys(numbers, list(keys))
+
+    def _check_keys(
+        self, numbers: list[CrmNumber], external: list[tuple[str | None, str | None]]
+    ) -> None:
         state = self._state
         if len(set(numbers)) != len(numbers):
             seen: set[CrmNumber] = set()
@@ -207,11 +242,9 @@ class Customers:
         for number in numbers:
             if number in state.customers or number in state.tombstones:
                 raise DuplicateError("crm number", number)
-        keys: set[tuple[str, str]] = set()
+        keys: set[tuple[str | None, str]] = set()
         taken = state.by_external_id
-        for source, external_id in zip(
-            batch.source.tolist(), batch.external_id.tolist(), strict=True
-        ):
+        for source, external_id in external:
             if external_id is None:
                 continue
             key = (source, external_id)

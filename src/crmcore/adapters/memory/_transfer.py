@@ -7,6 +7,7 @@ row): codes, amounts and instants are copied, dictionary codes and text spans de
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -14,10 +15,10 @@ import numpy as np
 
 from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
-from crmcore.adapters.memory._customers import check_number
+from crmcore.adapters.memory._customers import Customers, check_number
 from crmcore.adapters.memory._history import REF, HistoryTable
 from crmcore.analytics.columns import INTERACTION_COLUMNS, TRANSACTION_COLUMNS
-from crmcore.domain import CrmNumber, SegmentMembership, TransactionLine
+from crmcore.domain import CrmNumber, Customer, SegmentMembership, TransactionLine
 from crmcore.errors import DuplicateError, ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 from crmcore.ports.transfer import AggregateColumns, TransactionChunk
@@ -83,6 +84,18 @@ class MemoryTransfer:
             raise ValidationError("position", position, "must be a non-negative integer")
         # Not undone on rollback: a raised counter only leaves a gap, which is allowed.
         self._allocator.raise_to(position)
+
+    def customer_chunks(self, size: int) -> Iterator[Sequence[Customer]]:
+        self._context.check_active()
+        check_size(size)
+        customers = self._state.customers
+        numbers = sorted(customers)
+        for start in range(0, len(numbers), size):
+            # Copies: the stored objects are mutable and must not leak to the caller.
+            yield [copy.copy(customers[n]) for n in numbers[start : start + size]]
+
+    def add_customers(self, customers: Sequence[Customer]) -> None:
+        Customers(self._context).add_owned(customers)
 
     def tombstones(self) -> Sequence[CrmNumber]:
         self._context.check_active()

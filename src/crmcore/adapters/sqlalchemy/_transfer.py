@@ -22,6 +22,8 @@ from sqlalchemy import exc as sa_exc
 from crmcore._epoch import NONE_MIN, to_us
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
 from crmcore.adapters.sqlalchemy._context import TransactionContext
+from crmcore.adapters.sqlalchemy._customer_read import read_customer_chunks
+from crmcore.adapters.sqlalchemy._customers import SqlCustomers
 from crmcore.adapters.sqlalchemy._errors import translate, translated
 from crmcore.adapters.sqlalchemy._lookups import chunks
 from crmcore.adapters.sqlalchemy._settings import COUNTER_NAME
@@ -34,7 +36,7 @@ from crmcore.analytics.columns import (
     TRANSACTION_COLUMNS,
     TRANSACTION_KIND_CODES,
 )
-from crmcore.domain import CrmNumber, Money, SegmentMembership, TransactionLine
+from crmcore.domain import CrmNumber, Customer, Money, SegmentMembership, TransactionLine
 from crmcore.errors import DuplicateError, ValidationError
 from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch
 from crmcore.ports.transfer import AggregateColumns, TransactionChunk
@@ -55,8 +57,18 @@ def _objects(values: Sequence[Any]) -> Any:
     return out
 
 
-def _codes(mapping: dict[str, int], values: Sequence[str]) -> Any:
-    return np.fromiter(map(mapping.__getitem__, values), dtype=np.int8, count=len(values))
+def _coded(column: Any, mapping: dict[str, int]) -> Any:
+    """``column``'s stored text as its integer code, mapped by the database (-1: unknown)."""
+    return case(mapping, value=column, else_=-1)
+
+
+def _codes(field: str, values: Sequence[int]) -> Any:
+    # The database maps text to codes (_coded): the driver returns small ints, and one numpy
+    # conversion replaces a dictionary look-up per row.
+    codes = np.array(values, dtype=np.int8)
+    if codes.size and codes.min() < 0:
+        raise ValidationError(field, "(stored)", "holds a value crmcore does not know")
+    return codes
 
 
 def _id_halves(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -133,6 +145,15 @@ class SqlTransfer:
             if done.rowcount == 0:
                 conn.execute(insert(c).values(name=COUNTER_NAME, value=position))
 
+    def customer_chunks(self, size: int) -> Iterator[Sequence[Customer]]:
+        conn = self._ctx.read()
+        with translated("customer"):
+            yield from read_customer_chunks(conn, self._t, _size(size))
+
+    def add_customers(self, customers: Sequence[Customer]) -> None:
+        # Rows are written set-wise by add_many already; nothing is kept in memory here.
+        SqlCustomers(self._ctx).add_many(customers)
+
     def tombstones(self) -> Sequence[CrmNumber]:
         conn = self._ctx.read()
         c = self._t.customers
@@ -196,8 +217,8 @@ class SqlTransfer:
         query = select(
             t.c.customer,
             t.c.occurred_us,
-            t.c.kind,
-            t.c.channel,
+            _coded(t.c.kind, _TX_KIND),
+            _coded(t.c.channel, _SALES),
             t.c.currency,
             t.c.amount_minor,
             t.c.reporting_minor,
@@ -215,8 +236,8 @@ class SqlTransfer:
                 batch=TransactionBatch(
                     customer=_objects(cust),
                     occurred_us=np.array(occurred, dtype=np.int64),
-                    kind=_codes(_TX_KIND, kind),
-                    channel=_codes(_SALES, channel),
+                    kind=_codes("transaction kind", kind),
+                    channel=_codes("sales channel", channel),
                     currency=_objects(cur),
                     total_minor=np.array(total, dtype=np.int64),
                     reporting_minor=np.array(reporting, dtype=np.int64),
@@ -235,9 +256,9 @@ class SqlTransfer:
         query = select(
             t.c.customer,
             t.c.occurred_us,
-            t.c.channel,
-            t.c.direction,
-            t.c.kind,
+            _coded(t.c.channel, _CHANNEL),
+            _coded(t.c.direction, _DIRECTION),
+            _coded(t.c.kind, _IX_KIND),
             t.c.subject,
             t.c.notes,
             t.c.outcome,
@@ -267,9 +288,9 @@ class SqlTransfer:
             yield InteractionBatch(
                 customer=_objects(cust),
                 occurred_us=np.array(occurred, dtype=np.int64),
-                channel=_codes(_CHANNEL, channel),
-                direction=_codes(_DIRECTION, direction),
-                kind=_codes(_IX_KIND, kind),
+                channel=_codes("interaction channel", channel),
+                direction=_codes("direction", direction),
+                kind=_codes("interaction kind", kind),
                 subject=_objects(subj),
                 notes=_objects(notes),
                 outcome=_objects(outcome),

@@ -6,8 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmcore.domain import (
     CustomerAggregate,
@@ -16,13 +19,16 @@ from crmcore.domain import (
     SegmentMembership,
     TransactionLine,
 )
-from crmcore.errors import DuplicateError, ErasedError
+from crmcore.errors import DuplicateError, ErasedError, ValidationError
 from crmcore.ports import Store
 from crmcore.ports.transfer import TransferRepository, TransferUnitOfWork
+from crmcore.testing import strategies as cst
 from crmcore.testing.contract._support import (
+    PROPERTY_SETTINGS,
     T0,
     Boom,
     StoreFixture,
+    make_customer,
     make_interaction,
     make_transaction,
     record,
@@ -84,6 +90,60 @@ class TransferContract(StoreFixture):
         assert store.allocator.allocate() == taken + 101
         write(store, lambda uow: _transfer(uow).raise_allocator(5))  # lower: no change
         assert store.allocator.allocate() == taken + 102
+
+    @PROPERTY_SETTINGS
+    @given(data=st.data())
+    def test_added_customers_read_back_in_chunks_as_the_repository_reads_them(
+        self, store: Store, data: st.DataObject
+    ) -> None:
+        drawn = data.draw(st.lists(cst.customers(), min_size=1, max_size=6))
+        # Fresh numbers and import keys: examples share the store.
+        mine = []
+        for customer in drawn:
+            number = store.scheme.format(store.allocator.allocate())
+            key = None if customer.external_id is None else f"x{number.value}"
+            mine.append(attrs.evolve(customer, number=number, external_id=key))
+        expected = {c.number: attrs.evolve(c) for c in mine}
+        write(store, lambda uow: _transfer(uow).add_customers(mine))
+        with store.unit_of_work() as uow:
+            chunks = [list(chunk) for chunk in _transfer(uow).customer_chunks(2)]
+            read = [customer for chunk in chunks for customer in chunk]
+            assert all(1 <= len(chunk) <= 2 for chunk in chunks)
+            assert [c.number for c in read] == sorted(c.number for c in read)
+            ours = {c.number: c for c in read if c.number in expected}
+            assert ours == {n: uow.customers.get(n) for n in expected}
+            assert ours == expected
+
+    def test_customer_chunks_skip_the_erased_and_hand_out_copies(self, store: Store) -> None:
+        keep, gone = register(store, tags=frozenset({"vip"})), register(store)
+        write(store, lambda uow: uow.customers.erase(gone.number))
+        with store.unit_of_work() as uow:
+            (only,) = [c for chunk in _transfer(uow).customer_chunks(10) for c in chunk]
+            assert only == keep
+            only.title = "changed"
+            assert uow.customers.get(keep.number) == keep
+
+    def test_added_customers_are_checked_and_roll_back_with_the_unit(self, store: Store) -> None:
+        taken = register(store, source="crm", external_id="e1")
+        fresh = make_customer(store, source="crm", external_id="e2")
+        twin = make_customer(store, source="crm", external_id="e2")
+        with store.unit_of_work() as uow, pytest.raises(DuplicateError):
+            _transfer(uow).add_customers([make_customer(store, number=taken.number)])
+        with store.unit_of_work() as uow, pytest.raises(DuplicateError):
+            _transfer(uow).add_customers([fresh, twin])
+        with store.unit_of_work() as uow, pytest.raises(ValidationError):
+            _transfer(uow).add_customers([fresh, "not a customer"])  # type: ignore[list-item]
+
+        def fail() -> None:
+            with store.unit_of_work() as uow:
+                _transfer(uow).add_customers([fresh])
+                raise Boom
+
+        with pytest.raises(Boom):
+            fail()
+        with store.unit_of_work() as uow:
+            assert uow.customers.find(fresh.number) is None
+            assert uow.customers.count() == 1
 
     def test_tombstones_are_listed_and_added_tombstones_retire_numbers(self, store: Store) -> None:
         erased = register(store)
