@@ -16,6 +16,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_sql_errors.py": ("pymysql",),
     "test_analytics_sql.py": ("sqlalchemy",),
     "test_cli*.py": ("click", "rich", "sqlalchemy", "alembic", "psycopg"),
+    "test_error_privacy.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
+    "test_edge_inputs.py": ("click", "rich", "sqlalchemy", "alembic"),
 }
 
 
