@@ -213,3 +213,42 @@ def test_a_column_of_the_wrong_type_stores_nothing() -> None:
         crm.import_customers(pa.table({"given_name": pa.array([1], pa.int64())}))
     with crm.store.unit_of_work() as uow:
         assert uow.customers.count() == 0
+
+
+def test_view_typed_text_columns_import_like_plain_text() -> None:
+    """Recent polars hands its text to Arrow as ``string_view``, for which Arrow has no
+    ``take`` kernel: every import accepts such columns as it accepts plain text."""
+    pa = pytest.importorskip("pyarrow")
+
+    def viewed(columns: dict[str, list[Any]]) -> Any:
+        table = pa.table(columns)
+        return table.cast(
+            pa.schema(
+                pa.field(f.name, pa.string_view()) if pa.types.is_string(f.type) else f
+                for f in table.schema
+            )
+        )
+
+    crm = Crm(InMemoryStore(reporting_currency="EUR"))
+    customers = viewed(
+        {
+            "external_id": ["A-1", "A-2"],
+            "given_name": ["Ann", "Bob"],
+            "family_name": ["Lee", "Stone"],
+            "emails": ["ann@example.com", "bob@example.com;bob.stone@example.com"],
+        }
+    )
+    assert str(customers.schema.field("emails").type) == "string_view"
+    assert crm.import_customers(customers, source="shop").created == 2
+    orders = viewed(
+        {
+            "customer_external_id": ["A-1", "A-2", "A-9"],
+            "occurred_at": [dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC)] * 3,
+            "kind": ["purchase", "purchase", "purchase"],
+            "amount": ["120.00", "35.5", "10.00"],
+            "currency": ["EUR"] * 3,
+            "external_ref": ["o-1", "o-2", "o-3"],
+        }
+    )
+    result = crm.import_transactions(orders, source="shop", customer_source="shop")
+    assert (result.created, [r.value for r in result.rejected]) == (2, ["A-9"])

@@ -36,6 +36,25 @@ def record_batches(
     Raises:
         ValidationError: ``data`` is none of the accepted kinds, or a file cannot be read.
     """
+    for batch in _batches(data, batch_size, text_columns):
+        yield _without_views(batch)
+
+
+def _without_views(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with its view columns (``string_view``, ``binary_view``: what recent polars
+    exports through ``__arrow_c_stream__``) cast to the large offset types, which every
+    Arrow compute kernel the checks use accepts (``take`` has no view kernel)."""
+    views = {"string_view": pa.large_string(), "binary_view": pa.large_binary()}
+    if not any(str(field.type) in views for field in batch.schema):
+        return batch
+    columns = [
+        column.cast(views[str(column.type)]) if str(column.type) in views else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _batches(data: Any, batch_size: int, text_columns: frozenset[str]) -> Iterator[pa.RecordBatch]:
     if isinstance(data, str | os.PathLike):
         yield from _rechunk(_file_batches(Path(data), batch_size, text_columns), batch_size)
         return
