@@ -166,9 +166,13 @@ def _schema(engine: object, prefix: str) -> dict[str, object]:
     ],
 )
 def test_keyed_baseline_tables_mirror_crmcore(
-    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sqlalchemy as sa
+
+    # `benchmarks` is a top-level folder, not an installed package: importable in-process
+    # only with the repository root on the path (plain `pytest` does not add it).
+    monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks.sqlkeyed import PREFIX, keyed_ddl
 
     from crmcore.adapters.sqlalchemy import SqlStore
