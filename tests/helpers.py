@@ -73,3 +73,30 @@ def delete_rows(store: Any) -> None:
 def rows_by_number(metrics: CustomerMetrics) -> dict[str, dict[str, Any]]:
     """A snapshot as ``{crm number: row}``."""
     return {n.value: metrics.row(i) for i, n in enumerate(metrics.numbers())}
+
+
+def empty_store_pairs(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[Any]:
+    """For a fixture parametrised by backend: yields a function returning two empty stores
+    of that backend per call (one fed row by row, one by a bulk path). SQL tables are
+    emptied between hypothesis examples instead of created anew (numbers are never reused,
+    so both stores' counters move on together)."""
+    if request.param == "memory":
+        from crmcore import InMemoryStore
+
+        yield lambda: (
+            InMemoryStore(reporting_currency="EUR"),
+            InMemoryStore(reporting_currency="EUR"),
+        )
+        return
+    url = backend_url(request, request.param, tmp_path)
+    with (
+        sql_store(url, unique_prefix(f"{prefix}a")) as one,
+        sql_store(url, unique_prefix(f"{prefix}b")) as two,
+    ):
+
+        def empty() -> tuple[Any, Any]:
+            delete_rows(one)
+            delete_rows(two)
+            return one, two
+
+        yield empty

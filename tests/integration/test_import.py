@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.helpers import backend_url, sql_store, unique_prefix
+from tests.helpers import empty_store_pairs
 
 from crmcore import Crm, FixedClock, InMemoryStore, Interaction, Money, Transaction
 from crmcore.domain import CheckAlgorithm, CrmNumberScheme
@@ -40,23 +40,7 @@ def fresh_pair(
 
     SQL tables are emptied between hypothesis examples instead of created anew (numbers
     are never reused, so both stores' counters move on together)."""
-    if request.param == "memory":
-        yield lambda: (
-            InMemoryStore(reporting_currency="EUR"),
-            InMemoryStore(reporting_currency="EUR"),
-        )
-        return
-    from tests.helpers import delete_rows
-
-    url = backend_url(request, request.param, tmp_path)
-    with sql_store(url, unique_prefix("ia")) as one, sql_store(url, unique_prefix("ib")) as two:
-
-        def empty() -> tuple[Store, Store]:
-            delete_rows(one)
-            delete_rows(two)
-            return one, two
-
-        yield empty
+    yield from empty_store_pairs(request, tmp_path, "i")
 
 
 def _pair(stores: tuple[Store, Store], people: int) -> tuple[Crm, Crm, list[str]]:

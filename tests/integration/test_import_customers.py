@@ -13,7 +13,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.helpers import backend_url, sql_store, unique_prefix
+from tests.helpers import empty_store_pairs
 
 from crmcore import Crm, FixedClock, InMemoryStore, PersonName
 from crmcore.errors import ValidationError
@@ -36,23 +36,7 @@ def fresh_pair(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[], tuple[Store, Store]]]:
     """Two empty stores of one backend per call: one fed row by row, one by the import."""
-    if request.param == "memory":
-        yield lambda: (
-            InMemoryStore(reporting_currency="EUR"),
-            InMemoryStore(reporting_currency="EUR"),
-        )
-        return
-    from tests.helpers import delete_rows
-
-    url = backend_url(request, request.param, tmp_path)
-    with sql_store(url, unique_prefix("ca")) as one, sql_store(url, unique_prefix("cb")) as two:
-
-        def empty() -> tuple[Store, Store]:
-            delete_rows(one)
-            delete_rows(two)
-            return one, two
-
-        yield empty
+    yield from empty_store_pairs(request, tmp_path, "c")
 
 
 # Cells chosen to reach every rule: blanks to strip, text too long, non-ASCII, control
