@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from crmcore.domain import TRANSITIONS as TRANSITIONS
     from crmcore.domain import CheckAlgorithm as CheckAlgorithm
     from crmcore.domain import Consent as Consent
+    from crmcore.domain import ConsentDecision as ConsentDecision
     from crmcore.domain import ConsentPurpose as ConsentPurpose
+    from crmcore.domain import ConsentRecord as ConsentRecord
+    from crmcore.domain import ConsentState as ConsentState
     from crmcore.domain import ContactLabel as ContactLabel
     from crmcore.domain import CrmNumber as CrmNumber
     from crmcore.domain import CrmNumberScheme as CrmNumberScheme
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from crmcore.domain import Interaction as Interaction
     from crmcore.domain import InteractionChannel as InteractionChannel
     from crmcore.domain import InteractionKind as InteractionKind
+    from crmcore.domain import LawfulBasis as LawfulBasis
     from crmcore.domain import LifecycleStage as LifecycleStage
     from crmcore.domain import Money as Money
     from crmcore.domain import PersonName as PersonName
@@ -80,7 +84,10 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "Consent",
+    "ConsentDecision",
     "ConsentPurpose",
+    "ConsentRecord",
+    "ConsentState",
     "ContactLabel",
     "Crm",
     "CrmError",
@@ -102,6 +109,7 @@ __all__ = [
     "InteractionChannel",
     "InteractionKind",
     "InvalidTransition",
+    "LawfulBasis",
     "LifecycleStage",
     "Money",
     "NotFound",
@@ -134,7 +142,10 @@ _LAZY: dict[str, str] = {
     "TRANSITIONS": "crmcore.domain",
     "CheckAlgorithm": "crmcore.domain",
     "Consent": "crmcore.domain",
+    "ConsentDecision": "crmcore.domain",
     "ConsentPurpose": "crmcore.domain",
+    "ConsentRecord": "crmcore.domain",
+    "ConsentState": "crmcore.domain",
     "ContactLabel": "crmcore.domain",
     "CrmNumber": "crmcore.domain",
     "CrmNumberScheme": "crmcore.domain",
@@ -146,6 +157,7 @@ _LAZY: dict[str, str] = {
     "Interaction": "crmcore.domain",
     "InteractionChannel": "crmcore.domain",
     "InteractionKind": "crmcore.domain",
+    "LawfulBasis": "crmcore.domain",
     "LifecycleStage": "crmcore.domain",
     "Money": "crmcore.domain",
     "PersonName": "crmcore.domain",

@@ -15,6 +15,7 @@ The old top-level names (``crmcore.CustomerRegistered``, ...) still work but are
 """
 
 from crmcore.domain.events import (
+    ConsentChanged,
     CustomerErased,
     CustomerRegistered,
     CustomersImported,
@@ -31,6 +32,7 @@ from crmcore.domain.events import (
 )
 
 __all__ = [
+    "ConsentChanged",
     "CustomerErased",
     "CustomerRegistered",
     "CustomerUpdated",

@@ -2,15 +2,24 @@
 
 from crmcore.domain.aggregates import CustomerAggregate
 from crmcore.domain.contact import ContactLabel, EmailAddress, PhoneNumber, PostalAddress
+from crmcore.domain.consent import (
+    Consent,
+    ConsentDecision,
+    ConsentPurpose,
+    ConsentRecord,
+    ConsentState,
+    LawfulBasis,
+    consent_state,
+    is_granted,
+)
 from crmcore.domain.customer import (
     AttributeValue,
-    Consent,
-    ConsentPurpose,
     Customer,
     Gender,
     PersonName,
 )
 from crmcore.domain.events import (
+    ConsentChanged,
     CustomerErased,
     CustomerRegistered,
     CustomersImported,
@@ -39,7 +48,11 @@ __all__ = [
     "AttributeValue",
     "CheckAlgorithm",
     "Consent",
+    "ConsentChanged",
+    "ConsentDecision",
     "ConsentPurpose",
+    "ConsentRecord",
+    "ConsentState",
     "ContactLabel",
     "CrmNumber",
     "CrmNumberScheme",
@@ -59,6 +72,7 @@ __all__ = [
     "InteractionKind",
     "InteractionRecorded",
     "InteractionsImported",
+    "LawfulBasis",
     "LifecycleStage",
     "Money",
     "PersonName",
@@ -77,5 +91,7 @@ __all__ = [
     "TransactionRecorded",
     "TransactionsImported",
     "check_transition",
+    "consent_state",
     "currency_exponent",
+    "is_granted",
 ]

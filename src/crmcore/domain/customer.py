@@ -1,4 +1,4 @@
-"""The customer entity, its name, consents and custom attributes."""
+"""The customer entity, its name and custom attributes (consents: ``domain.consent``)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,6 @@ from crmcore.errors import ValidationError
 
 __all__ = [
     "AttributeValue",
-    "Consent",
-    "ConsentPurpose",
     "Customer",
     "Gender",
     "PersonName",
@@ -49,16 +47,6 @@ class Gender(enum.Enum):
     NON_BINARY = "non_binary"
     OTHER = "other"
     UNDISCLOSED = "undisclosed"
-
-
-class ConsentPurpose(enum.Enum):
-    """What a consent is for."""
-
-    MARKETING = "marketing"
-    PROFILING = "profiling"
-    NEWSLETTER = "newsletter"
-    THIRD_PARTY_SHARING = "third_party_sharing"
-    SERVICE_MESSAGES = "service_messages"
 
 
 @attrs.frozen(field_transformer=_checks.install_converters)
@@ -92,26 +80,6 @@ class PersonName:
 
     def __str__(self) -> str:
         return self.display
-
-
-@attrs.frozen(field_transformer=_checks.install_converters)
-class Consent:
-    """A consent decision: granted or withdrawn, for a purpose on a channel, at a time."""
-
-    purpose: ConsentPurpose = attrs.field(
-        metadata=_checks.converts(lambda f, v: _checks.member(f, ConsentPurpose, v))
-    )
-    channel: InteractionChannel | None = attrs.field(
-        metadata=_checks.converts(lambda f, v: _checks.optional_member(f, InteractionChannel, v))
-    )
-    granted: bool = attrs.field(
-        metadata=_checks.converts(lambda f, v: _checks.instance_of(f, bool, v))
-    )
-    at: dt.datetime = attrs.field(metadata=_checks.converts(_checks.aware_utc))
-    source: str | None = attrs.field(
-        default=None,
-        metadata=_checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=200)),
-    )
 
 
 def _tags(field: str, value: object) -> frozenset[str]:
@@ -169,10 +137,6 @@ def _addresses(field: str, value: object) -> tuple[PostalAddress, ...]:
     return _checks.tuple_of(field, value, lambda f, v: _checks.instance_of(f, PostalAddress, v))
 
 
-def _consents(field: str, value: object) -> tuple[Consent, ...]:
-    return _checks.tuple_of(field, value, lambda f, v: _checks.instance_of(f, Consent, v))
-
-
 def _history(field: str, value: object) -> tuple[StageChange, ...]:
     return _checks.tuple_of(field, value, lambda f, v: _checks.instance_of(f, StageChange, v))
 
@@ -205,6 +169,9 @@ class Customer:
     assigning a new value, which is validated like the constructor's arguments, so an invalid
     customer cannot exist. Repositories hand out copies: changing an object changes storage
     only through ``customers.update()``.
+
+    Consents are not part of the customer: they live in the append-only consent ledger
+    (``uow.consents``, :meth:`~crmcore.Crm.grant_consent`), so no update can rewrite them.
 
     ``version`` counts stored updates; ``update()`` refuses a customer whose version is not
     the stored one (optimistic concurrency).
@@ -242,7 +209,6 @@ class Customer:
     attributes: Mapping[str, AttributeValue] = attrs.field(
         factory=dict, metadata=_checks.converts(_attributes)
     )
-    consents: tuple[Consent, ...] = attrs.field(default=(), metadata=_checks.converts(_consents))
     # The stage moves only through change_stage(), which enforces the transition table and
     # records the change; plain assignment would bypass both.
     stage: LifecycleStage = attrs.field(
@@ -304,28 +270,6 @@ class Customer:
         object.__setattr__(self, "stage", target)
         object.__setattr__(self, "stage_history", (*self.stage_history, change))
         return change
-
-    def record_consent(self, consent: Consent) -> None:
-        """Append a consent decision; the latest decision per (purpose, channel) wins."""
-        self.consents = (*self.consents, _checks.instance_of("consent", Consent, consent))
-
-    def has_consent(
-        self, purpose: ConsentPurpose, channel: InteractionChannel | None = None
-    ) -> bool:
-        """True if the latest decision for ``purpose`` on ``channel`` is a grant.
-
-        A decision recorded without a channel applies to every channel; a channel-specific
-        decision made later overrides it for that channel, and vice versa.
-        """
-        latest: Consent | None = None
-        for consent in self.consents:
-            if consent.purpose is not purpose:
-                continue
-            if consent.channel is not None and consent.channel is not channel:
-                continue
-            if latest is None or consent.at >= latest.at:
-                latest = consent
-        return latest is not None and latest.granted
 
     @property
     def primary_email(self) -> EmailAddress | None:

@@ -21,6 +21,7 @@ from crmcore.domain.numbers import CrmNumber
 from crmcore.domain.transaction import TransactionKind
 
 __all__ = [
+    "ConsentChanged",
     "CustomerErased",
     "CustomerRegistered",
     "CustomerUpdated",
@@ -53,7 +54,7 @@ class CustomerRegistered(DomainEvent):
 
 @attrs.frozen
 class CustomerUpdated(DomainEvent):
-    """A customer's record changed (``update``, a consent); ``version`` is the new version."""
+    """A customer's record changed (``update``); ``version`` is the new version."""
 
     customer: CrmNumber
     version: int
@@ -108,6 +109,18 @@ class CustomersMerged(DomainEvent):
 
     survivor: CrmNumber
     merged: CrmNumber
+
+
+@attrs.frozen
+class ConsentChanged(DomainEvent):
+    """A consent decision was appended to ``customer``'s ledger (``record_id``): ``granted``
+    or withdrawn, for ``purpose`` on ``channel`` (``None``: every channel)."""
+
+    customer: CrmNumber
+    record_id: uuid.UUID
+    purpose: str
+    channel: str | None
+    granted: bool
 
 
 @attrs.frozen

@@ -29,6 +29,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 from crmcore.domain import (
+    ConsentRecord,
+    ConsentState,
     CrmNumber,
     CrmNumberScheme,
     Customer,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AggregateRepository",
     "Clock",
+    "ConsentLedger",
     "CurrencyConverter",
     "CustomerRepository",
     "HistoryRepository",
@@ -407,6 +410,45 @@ class SegmentRepository(Protocol):
         ...
 
 
+class ConsentLedger(Protocol):
+    """Every customer's consent decisions: an append-only ledger.
+
+    Entries are never changed; the only way one leaves the ledger is the erasure of its
+    customer (:meth:`CustomerRepository.erase` deletes them with the rest of the personal
+    data). A merge reads the duplicate's entries before erasing it and appends them, with the
+    same ids and instants, to the survivor.
+    """
+
+    def append(self, record: ConsentRecord) -> None:
+        """Append one decision to its customer's ledger (after every earlier entry).
+
+        Raises:
+            NotFound: the customer does not exist (``ErasedError``: it was erased).
+            DuplicateError: an entry with this id exists.
+        """
+        ...
+
+    def append_many(self, records: Sequence[ConsentRecord]) -> None:
+        """Append ``records`` in the order given (a merge, a restore, a registration).
+
+        Raises:
+            NotFound: a customer does not exist (nothing of the batch stays once the unit of
+                work rolls back).
+            DuplicateError: an id exists, or repeats in ``records``.
+        """
+        ...
+
+    def history(self, number: CrmNumber) -> Sequence[ConsentRecord]:
+        """The customer's entries oldest first: by ``at``, entries at the same instant in the
+        order they were appended (an erased or unknown customer has none)."""
+        ...
+
+    def state(self, number: CrmNumber, as_of: dt.datetime) -> ConsentState:
+        """The decisions in force at ``as_of``: :func:`~crmcore.domain.consent_state` of
+        :meth:`history`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One atomic group of writes: everything or nothing.
 
@@ -428,6 +470,9 @@ class UnitOfWork(Protocol):
 
     @property
     def segments(self) -> SegmentRepository: ...
+
+    @property
+    def consents(self) -> ConsentLedger: ...
 
     def __enter__(self) -> Self: ...
 

@@ -80,7 +80,7 @@ class CustomerBatch:
     @classmethod
     def of(cls, customers: Sequence[Customer]) -> CustomerBatch:
         """The batch of new customers given as objects (their ``updated_at`` must equal
-        ``created_at``, and they have no addresses, attributes, consents or stage history:
+        ``created_at``, and they have no addresses, attributes or stage history:
         what an import creates). For tests and hosts holding objects already.
 
         Raises:
@@ -93,7 +93,6 @@ class CustomerBatch:
             if (
                 customer.addresses
                 or customer.attributes
-                or customer.consents
                 or customer.stage_history
                 or customer.version
                 or customer.updated_at != customer.created_at
@@ -101,7 +100,7 @@ class CustomerBatch:
                 raise ValidationError(
                     f"customers[{index}]",
                     customer.number,
-                    "a new imported customer has no addresses, attributes, consents, stage "
+                    "a new imported customer has no addresses, attributes, stage "
                     "history or updates",
                 )
             columns["number"].append(customer.number.value)
@@ -201,7 +200,6 @@ class CustomerBatch:
             put(customer, "preferred_channel", channel)
             put(customer, "tags", tags)
             put(customer, "attributes", _NO_ATTRIBUTES)
-            put(customer, "consents", empty)
             put(customer, "stage", stage)
             put(customer, "stage_history", empty)
             put(customer, "owner", owner)

@@ -44,6 +44,7 @@ from crmcore.errors import (
     ValidationError,
 )
 from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
+from crmcore.services._consents import Consents, record_of
 from crmcore.services._context import EventHandler, ServiceContext, stage_changed
 from crmcore.services._imports import BulkImports
 from crmcore.services._results import (
@@ -83,6 +84,17 @@ class CustomerFields(TypedDict, total=False):
     external_id: str | None
 
 
+def _consents(value: object) -> list[Consent]:
+    if not _iterable(value):
+        raise ValidationError("consents", value, "must be a collection of Consent")
+    out = []
+    for index, item in enumerate(value):  # type: ignore[attr-defined]
+        if not isinstance(item, Consent):
+            raise ValidationError(f"consents[{index}]", item, "must be a Consent")
+        out.append(item)
+    return out
+
+
 def _iterable(value: object) -> bool:
     return isinstance(value, Iterable) and not isinstance(value, str | bytes)
 
@@ -110,7 +122,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm(BulkImports):
+class Crm(Consents, BulkImports):
     """The crmcore application facade.
 
     Example::
@@ -189,10 +201,12 @@ class Crm(BulkImports):
 
         Takes the arguments of :meth:`register` plus ``registered_at`` (default now: an
         import from an older system keeps its registration dates). Its CRM number is a
-        placeholder (all zeros); registering replaces it. Nothing is stored.
+        placeholder (all zeros); registering replaces it. Nothing is stored. Consents are
+        not part of a customer: pass ``consents`` to :meth:`register`, or grant them after
+        :meth:`register_many`.
 
         Raises:
-            ValidationError: any invalid argument.
+            ValidationError: any invalid argument, or ``consents`` given.
         """
         when = self.context.now() if registered_at is None else registered_at
         person = name if isinstance(name, PersonName) else PersonName(display=name)
@@ -200,6 +214,13 @@ class Crm(BulkImports):
         # The raw arguments go to the Customer's own converters, which reject a bare string
         # for a collection and report the field, instead of being coerced here first.
         values: dict[str, Any] = dict(fields)
+        if "consents" in values:
+            raise ValidationError(
+                "consents",
+                "...",
+                "new_customer() builds no ledger entries; pass consents to register(), or "
+                "grant them after register_many()",
+            )
         phones = values.pop("phones", ())
         region = values.pop("phone_region", None)
         values["phones"] = phone_numbers(phones, region) if _iterable(phones) else phones
@@ -221,14 +242,18 @@ class Crm(BulkImports):
         ``phone_region``, ``addresses``, ``gender``, ``birth_date``, ``title``,
         ``job_title``, ``organisation``, ``preferred_channel``, ``tags``, ``attributes``,
         ``consents``, ``owner``, ``stage``, ``source``, ``external_id``. Phone numbers
-        without a ``+`` are read as national numbers of ``phone_region``.
+        without a ``+`` are read as national numbers of ``phone_region``. Each of
+        ``consents`` (:class:`~crmcore.Consent` decisions) becomes an entry of the new
+        customer's consent ledger, in the order given, in the same unit of work.
 
         Raises:
             ValidationError: any invalid argument (nothing is stored, no number is used).
             DuplicateError: ``(source, external_id)`` is already registered.
         """
+        values = dict(fields)
+        consents = _consents(values.pop("consents", ()))
         # Validate everything with a placeholder number first, so bad input uses no number.
-        draft = self.new_customer(name, **fields)
+        draft = self.new_customer(name, **values)
         now = draft.created_at
         with self.context.unit() as uow:
             if draft.source is not None and draft.external_id is not None:
@@ -239,6 +264,9 @@ class Crm(BulkImports):
             draft = attrs.evolve(draft, number=scheme.format(self.store.allocator.allocate()))
             uow.customers.add(draft)
             uow.add_event(CustomerRegistered(at=now, customer=draft.number))
+            if consents:
+                actor = self._actor(None)
+                self._append(uow, [record_of(c, draft.number, actor) for c in consents])
         return draft
 
     def register_many(self, customers: Iterable[Customer]) -> Registration:
@@ -334,18 +362,6 @@ class Crm(BulkImports):
             uow.add_event(stage_changed(key, change, now))
         return change
 
-    def record_consent(self, number: CrmNumber | str, consent: Consent) -> Customer:
-        """Append a consent decision (grant or withdrawal) to the customer's record."""
-        key = self.context.number(number)
-        now = self.context.now()
-        with self.context.unit() as uow:
-            customer = uow.customers.get(key)
-            customer.record_consent(consent)
-            customer.updated_at = max(now, customer.created_at)
-            uow.customers.update(customer)
-            uow.add_event(CustomerUpdated(at=now, customer=key, version=customer.version))
-        return customer
-
     def erase(self, number: CrmNumber | str) -> None:
         """Erase a customer (right to erasure): profile, history, aggregates, memberships.
 
@@ -361,8 +377,10 @@ class Crm(BulkImports):
         """Merge ``duplicate`` into ``survivor`` (the same person registered twice).
 
         The survivor keeps its number, name and stage; it gains the duplicate's e-mail
-        addresses, phone numbers, postal addresses, tags, consents and custom attributes it
-        does not have, and all of its interactions and transactions (with their ids and
+        addresses, phone numbers, postal addresses, tags and custom attributes it does not
+        have, its consent ledger entries (same ids and instants, appended after the
+        survivor's own in the duplicate's history order), all of its interactions and
+        transactions (with their ids and
         external references, so re-ingesting them stays a no-op), and its
         ``(source, external_id)`` when the survivor has none (a survivor keeps only one
         import key, so otherwise the duplicate's key is dropped). E-mail addresses are
@@ -386,15 +404,13 @@ class Crm(BulkImports):
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
             transactions = uow.transactions.for_customer(drop)
+            consents = uow.consents.history(drop)
             known = {e.lookup_key for e in target.emails}
             target.emails = target.emails + tuple(
                 e for e in source.emails if e.lookup_key not in known
             )
             target.phones = _union(target.phones, source.phones)
             target.addresses = _union(target.addresses, source.addresses)
-            target.consents = tuple(
-                sorted(_union(target.consents, source.consents), key=lambda c: c.at)
-            )
             target.tags = target.tags | source.tags
             target.attributes = {**source.attributes, **target.attributes}
             target.updated_at = max(now, target.created_at)
@@ -411,6 +427,9 @@ class Crm(BulkImports):
             uow.transactions.add_many(
                 [attrs.evolve(t, customer=keep) for t in reversed(transactions)]
             )
+            # Erasing the duplicate removed its ledger; the entries live on, unchanged but
+            # for their customer, in the survivor's.
+            uow.consents.append_many([attrs.evolve(c, customer=keep) for c in consents])
             uow.add_event(CustomersMerged(at=now, survivor=keep, merged=drop))
         return target
 

@@ -315,6 +315,9 @@ class Customers:
         restore_interactions = state.interactions.remove_customer(number, row)
         old_row = state.aggregates.row(row)
         state.aggregates.set_row(row, state.aggregates.defaults)
+        # Erasure is the one path that removes consent ledger entries.
+        ledger = state.consents.pop(number, [])
+        state.consent_ids.difference_update(record.id for record in ledger)
         # Edit the run lists in place (and restore them in place): undo entries of earlier
         # writes in the same unit of work hold these very list objects.
         old_memberships = {name: list(runs) for name, runs in state.memberships.items()}
@@ -331,6 +334,9 @@ class Customers:
             restore_transactions()
             restore_interactions()
             state.aggregates.set_row(row, old_row)
+            if ledger:
+                state.consents[number] = ledger
+                state.consent_ids.update(record.id for record in ledger)
             for name, runs in old_memberships.items():
                 state.memberships[name][:] = runs
 

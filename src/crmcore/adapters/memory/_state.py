@@ -11,6 +11,7 @@ it. Nothing here is re-exported: the package's public names are ``InMemoryStore`
 from __future__ import annotations
 
 import threading
+import uuid
 from types import TracebackType
 
 import attrs
@@ -20,6 +21,7 @@ from crmcore.adapters.memory._columns import ColumnTable, new_aggregate_table
 from crmcore.adapters.memory._encoders import INTERACTION_ENCODER, TRANSACTION_ENCODER
 from crmcore.adapters.memory._history import HistoryTable
 from crmcore.domain import (
+    ConsentRecord,
     CrmNumber,
     Customer,
     Interaction,
@@ -61,6 +63,8 @@ class MemoryState:
         row_by_text: aggregate row by number text (the bulk import resolves columns of
             number text through it without building number objects).
         row_numbers: number by aggregate row.
+        consents: each customer's consent ledger, in the order entries were appended.
+        consent_ids: the ids of every ledger entry.
         segments: saved segments by name.
         memberships: each segment's saved runs, ordered by ``as_of``.
         latest_event_us: the latest ``occurred_at`` of any stored transaction or interaction
@@ -80,6 +84,8 @@ class MemoryState:
     row_of: dict[CrmNumber, int] = attrs.Factory(dict)
     row_by_text: dict[str, int] = attrs.Factory(dict)
     row_numbers: list[CrmNumber] = attrs.Factory(list)
+    consents: dict[CrmNumber, list[ConsentRecord]] = attrs.Factory(dict)
+    consent_ids: set[uuid.UUID] = attrs.Factory(set)
     segments: dict[str, Segment] = attrs.Factory(dict)
     memberships: dict[str, list[SegmentMembership]] = attrs.Factory(dict)
     latest_event_us: int = NONE_MIN

@@ -17,7 +17,8 @@ The package's modules, one job each:
 - ``_state``: what a store holds (:class:`MemoryState`) and its lock (:class:`StateGuard`);
 - ``_uow``: the unit of work; ``_context``: the transaction context it hands its
   repositories (state, undo log, pending events);
-- ``_customers``, ``_records``, ``_aggregates``, ``_segments``: the repositories;
+- ``_customers``, ``_records``, ``_aggregates``, ``_segments``, ``_consents``: the
+  repositories;
 - ``_history``: one generic history of records (column-wise records); ``_encoders``: how
   transactions and interactions become log rows; ``_columns``: growable numpy columns;
 - ``_metrics``: analytics' columnar view of a store;

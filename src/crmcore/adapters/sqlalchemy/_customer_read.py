@@ -5,7 +5,7 @@ constructors was two fifths of a warm start. Each row was validated when crmcore
 (every write goes through :class:`~crmcore.Customer`, whose fields are checked on
 construction and assignment), so the plain fields are set directly, as
 :func:`crmcore.domain._checks.trusted` does for e-mail addresses on every read. The rare
-customer with addresses, attributes, consents or stage history (JSON columns) is rebuilt by
+customer with addresses, attributes or stage history (JSON columns) is rebuilt by
 :func:`~crmcore.adapters.sqlalchemy._mapping.customer_from_row`, validators and all.
 """
 
@@ -58,7 +58,6 @@ _COLUMNS: Final = (
     "external_id",
     "addresses",
     "attributes",
-    "consents",
     "stage_history",
     "created_at",
     "updated_at",
@@ -154,7 +153,6 @@ def _build(
             external_id,
             addresses,
             attributes,
-            consents,
             history,
             created,
             updated,
@@ -165,7 +163,6 @@ def _build(
         if (
             addresses not in _EMPTY
             or attributes not in _EMPTY
-            or consents not in _EMPTY
             or history not in _EMPTY
         ):
             out.append(
@@ -198,7 +195,6 @@ def _build(
         tagged = tags.get(text)
         put(customer, "tags", frozenset(tagged) if tagged else no_tags)
         put(customer, "attributes", _NO_ATTRIBUTES)
-        put(customer, "consents", empty)
         put(customer, "stage", _STAGE[stage])
         put(customer, "stage_history", empty)
         put(customer, "owner", owner)

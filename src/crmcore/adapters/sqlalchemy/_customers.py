@@ -205,6 +205,7 @@ class SqlCustomers:
                 t.customer_emails,
                 t.customer_phones,
                 t.customer_tags,
+                t.consents,
                 t.transactions,
                 t.interactions,
                 t.aggregates,

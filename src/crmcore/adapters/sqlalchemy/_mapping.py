@@ -12,8 +12,6 @@ from typing import Any, Final
 from crmcore._epoch import to_us
 from crmcore.domain import (
     AttributeValue,
-    Consent,
-    ConsentPurpose,
     ContactLabel,
     CrmNumber,
     Customer,
@@ -117,12 +115,6 @@ def customer_rows(
             ]
         ),
         "attributes": _dumps({k: _attribute_json(v) for k, v in c.attributes.items()}),
-        "consents": _dumps(
-            [
-                [k.purpose.value, _opt_value(k.channel), k.granted, k.at.isoformat(), k.source]
-                for k in c.consents
-            ]
-        ),
         "stage_history": _dumps(
             [
                 [s.from_stage.value, s.to_stage.value, s.at.isoformat(), s.reason]
@@ -188,16 +180,6 @@ def customer_from_row(
         else InteractionChannel(row["preferred_channel"]),
         tags=frozenset(tags),
         attributes={k: _attribute_value(v) for k, v in json.loads(row["attributes"]).items()},
-        consents=tuple(
-            Consent(
-                ConsentPurpose(purpose),
-                None if channel is None else InteractionChannel(channel),
-                granted,
-                dt.datetime.fromisoformat(at),
-                source,
-            )
-            for purpose, channel, granted, at, source in json.loads(row["consents"])
-        ),
         stage=LifecycleStage(row["stage"]),
         stage_history=tuple(
             StageChange(LifecycleStage(a), LifecycleStage(b), dt.datetime.fromisoformat(at), reason)

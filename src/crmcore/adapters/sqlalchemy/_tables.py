@@ -67,6 +67,7 @@ class CrmTables:
     aggregates: Table
     transactions: Table
     interactions: Table
+    consents: Table
     segments: Table
     segment_runs: Table
     segment_members: Table
@@ -84,6 +85,7 @@ class CrmTables:
             self.aggregates,
             self.transactions,
             self.interactions,
+            self.consents,
             self.segments,
             self.segment_runs,
             self.segment_members,
@@ -197,7 +199,6 @@ def build_tables(
         Column("external_id", String(200)),
         Column("addresses", LONG_TEXT),
         Column("attributes", LONG_TEXT),
-        Column("consents", LONG_TEXT),
         Column("stage_history", LONG_TEXT),
         Column("created_at", UtcDateTime),
         Column("updated_at", UtcDateTime),
@@ -304,6 +305,29 @@ def build_tables(
         _ix(ix_t, "customer", "occurred_at"),
         _ix(ix_t, "occurred_us"),
     )
+    consents_t = f"{p}consents"
+    consents = child(
+        "consents",
+        Column("id", RECORD_ID, nullable=False),
+        # Append order within the customer's ledger: breaks ties on "at" (the later wins).
+        Column("seq", Integer, nullable=False),
+        Column("purpose", String(64), nullable=False),
+        Column("channel", _CODE),
+        Column("decision", _CODE, nullable=False),
+        Column("lawful_basis", _CODE, nullable=False),
+        Column("text_hash", String(128)),
+        Column("source", String(200)),
+        Column("evidence", String(500)),
+        Column("actor", String(200), nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("expires_at", UtcDateTime),
+        # The same instants as integer microseconds (the consented() rule compares them).
+        Column("at_us", BigInteger, nullable=False),
+        Column("expires_us", BigInteger),
+        _pk(consents_t, "id"),
+        _uq(consents_t, "customer", "seq"),
+        _ix(consents_t, "customer", "purpose"),
+    )
     seg_t = f"{p}segments"
     segments = table(
         "segments",
@@ -345,6 +369,7 @@ def build_tables(
         aggregates=aggregates,
         transactions=transactions,
         interactions=interactions,
+        consents=consents,
         segments=segments,
         segment_runs=segment_runs,
         segment_members=segment_members,
