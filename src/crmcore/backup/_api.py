@@ -20,7 +20,7 @@ from crmcore.backup._move import (
     read_store,
     transfer_unit,
 )
-from crmcore.domain import CrmNumber, Customer, Segment, SegmentMembership
+from crmcore.domain import ConsentRecord, CrmNumber, Customer, Segment, SegmentMembership
 from crmcore.errors import BackupError, ConfigurationError, CrmError
 from crmcore.ports import Store
 from crmcore.ports.batches import InteractionBatch
@@ -31,6 +31,7 @@ __all__ = ["copy", "dump", "restore"]
 _PARTS = {
     "customers": "customers.parquet",
     "tombstones": "tombstones.parquet",
+    "consents": "consents.parquet",
     "transactions": "transactions.parquet",
     "interactions": "interactions.parquet",
     "aggregates": "aggregates.parquet",
@@ -89,6 +90,9 @@ class _ParquetSink:
 
     def tombstones(self, numbers: Sequence[CrmNumber]) -> None:
         self._write("tombstones", self.arrow.tombstones_table(numbers))
+
+    def consents(self, records: Sequence[ConsentRecord]) -> None:
+        self._write("consents", self.arrow.consents_table(records))
 
     def transactions(self, chunk: TransactionChunk) -> None:
         self._write("transactions", self.arrow.transactions_table(chunk))
@@ -248,6 +252,7 @@ def restore(store: Store, directory: str | os.PathLike[str]) -> Manifest:
         steps: list[tuple[str, Callable[[Any], Any], Callable[[Any], None]]] = [
             ("customers", arrow.customers_from, loader.customers),
             ("tombstones", arrow.tombstones_from, loader.tombstones),
+            ("consents", arrow.consents_from, loader.consents),
             ("transactions", arrow.transactions_from, loader.transactions),
             ("interactions", arrow.interactions_from, loader.interactions),
         ]

@@ -4,8 +4,8 @@ The file format is the dump's own, independent of any store's layout: enumeratio
 text values (dictionary-encoded), instants ``timestamp[us, UTC]``, ids 16 big-endian bytes,
 money integer minor units beside its currency. A customer is one JSON document (crmcore's
 exact serialization, :mod:`crmcore.serialization`) beside its number, because its nested
-parts (addresses, consents, stage history, typed attributes) have no flat shape worth
-fixing in a format.
+parts (addresses, stage history, typed attributes) have no flat shape worth fixing in a
+format. Consent ledger entries are rows of their own (``consents.parquet``).
 
 pyarrow is imported when this module is: callers reach it through :func:`require_pyarrow`.
 """
@@ -13,6 +13,7 @@ pyarrow is imported when this module is: callers reach it through :func:`require
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -30,6 +31,7 @@ from crmcore.analytics.columns import (
     TRANSACTION_KIND_CODES,
 )
 from crmcore.domain import (
+    ConsentRecord,
     CrmNumber,
     Customer,
     Money,
@@ -45,6 +47,8 @@ __all__ = [
     "SCHEMAS",
     "aggregates_from",
     "aggregates_table",
+    "consents_from",
+    "consents_table",
     "customers_from",
     "customers_table",
     "interactions_from",
@@ -86,6 +90,22 @@ SCHEMAS: Final = {
         [("number", pa.string()), ("version", pa.int64()), ("document", pa.string())]
     ),
     "tombstones.parquet": pa.schema([("number", pa.string())]),
+    "consents.parquet": pa.schema(
+        [
+            ("id", _ID),
+            ("customer", pa.string()),
+            ("purpose", pa.string()),
+            ("channel", _ENUM),
+            ("decision", _ENUM),
+            ("lawful_basis", _ENUM),
+            ("text_hash", pa.string()),
+            ("source", pa.string()),
+            ("evidence", pa.string()),
+            ("actor", pa.string()),
+            ("at", _TIME),
+            ("expires_at", _TIME),
+        ]
+    ),
     "transactions.parquet": pa.schema(
         [
             ("id", _ID),
@@ -237,6 +257,58 @@ def tombstones_table(numbers: Sequence[CrmNumber]) -> pa.Table:
 def tombstones_from(table: pa.Table) -> list[CrmNumber]:
     """The retired numbers of rows of ``tombstones.parquet``."""
     return [CrmNumber(v) for v in _required(table["number"], "number")]
+
+
+def _enum_texts(values: list[str | None]) -> pa.Array:
+    return pa.array(values, pa.string()).dictionary_encode().cast(_ENUM)
+
+
+def consents_table(records: Sequence[ConsentRecord]) -> pa.Table:
+    """Consent ledger entries (in history order per customer) as rows of ``consents.parquet``."""
+    return pa.table(
+        {
+            "id": pa.array([r.id.bytes for r in records], _ID),
+            "customer": [r.customer.value for r in records],
+            "purpose": [r.purpose for r in records],
+            "channel": _enum_texts([None if r.channel is None else r.channel.value for r in records]),
+            "decision": _enum_texts([r.decision.value for r in records]),
+            "lawful_basis": _enum_texts([r.lawful_basis.value for r in records]),
+            "text_hash": [r.text_hash for r in records],
+            "source": [r.source for r in records],
+            "evidence": [r.evidence for r in records],
+            "actor": [r.actor for r in records],
+            "at": pa.array([r.at for r in records], _TIME),
+            "expires_at": pa.array([r.expires_at for r in records], _TIME),
+        },
+        schema=SCHEMAS["consents.parquet"],
+    )
+
+
+def consents_from(table: pa.Table) -> list[ConsentRecord]:
+    """The ledger entries of rows of ``consents.parquet`` (validated: a dump is input)."""
+    columns = {name: table[name].to_pylist() for name in table.column_names}
+    out = []
+    for row in range(table.num_rows):
+        raw_id = columns["id"][row]
+        if raw_id is None:
+            raise ValueError("id: nulls")
+        out.append(
+            ConsentRecord(
+                id=uuid.UUID(bytes=raw_id),
+                customer=CrmNumber(columns["customer"][row]),
+                purpose=columns["purpose"][row],
+                channel=columns["channel"][row],
+                decision=columns["decision"][row],
+                lawful_basis=columns["lawful_basis"][row],
+                text_hash=columns["text_hash"][row],
+                source=columns["source"][row],
+                evidence=columns["evidence"][row],
+                actor=columns["actor"][row],
+                at=columns["at"][row],
+                expires_at=columns["expires_at"][row],
+            )
+        )
+    return out
 
 
 def _lines_json(lines: tuple[TransactionLine, ...]) -> str:

@@ -31,13 +31,17 @@ __all__ = [
 ]
 
 FORMAT: Final = "crmcore-dump"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 """The dump format's version. A restore accepts dumps of this version only; a later crmcore
-that changes the format bumps it and keeps reading the older versions it knows."""
+that changes the format bumps it and keeps reading the older versions it knows.
+
+Version 2 added ``consents.parquet`` (the consent ledger) and took the consents out of the
+customer documents."""
 MANIFEST: Final = "manifest.json"
 FILES: Final = (
     "customers.parquet",
     "tombstones.parquet",
+    "consents.parquet",
     "transactions.parquet",
     "interactions.parquet",
     "aggregates.parquet",

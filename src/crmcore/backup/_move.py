@@ -2,7 +2,7 @@
 
 A dump is "store → Parquet sink", a restore "Parquet files → loading sink", a copy "store →
 loading sink": all three move the same parts in the same order (customers and tombstones
-before the history that refers to them, the history before the aggregates it is checked
+before the consent ledger and the history that refer to them, the history before the aggregates it is checked
 against, definitions before their runs) through :class:`Sink`.
 """
 
@@ -14,7 +14,14 @@ from typing import Final, Protocol
 import attrs
 import numpy as np
 
-from crmcore.domain import CrmNumber, CrmNumberScheme, Customer, Segment, SegmentMembership
+from crmcore.domain import (
+    ConsentRecord,
+    CrmNumber,
+    CrmNumberScheme,
+    Customer,
+    Segment,
+    SegmentMembership,
+)
 from crmcore.errors import BackupError, ConfigurationError
 from crmcore.ports import Store, UnitOfWork
 from crmcore.ports.batches import InteractionBatch
@@ -41,6 +48,7 @@ class Sink(Protocol):
 
     def customers(self, batch: Sequence[Customer]) -> None: ...
     def tombstones(self, numbers: Sequence[CrmNumber]) -> None: ...
+    def consents(self, records: Sequence[ConsentRecord]) -> None: ...
     def transactions(self, chunk: TransactionChunk) -> None: ...
     def interactions(self, batch: InteractionBatch) -> None: ...
     def aggregates(self, columns: AggregateColumns) -> None: ...
@@ -71,6 +79,8 @@ def read_store(uow: TransferUnitOfWork, sink: Sink) -> int:
     for batch in transfer.customer_chunks(CUSTOMER_BATCH):
         sink.customers(batch)
     sink.tombstones(list(transfer.tombstones()))
+    for records in transfer.consent_chunks(CUSTOMER_BATCH):
+        sink.consents(records)
     for chunk in transfer.transaction_chunks(HISTORY_BATCH):
         sink.transactions(chunk)
     for interactions in transfer.interaction_chunks(HISTORY_BATCH):
@@ -144,6 +154,11 @@ class Loader:
         if numbers:
             self.uow.transfer.add_tombstones(numbers)
             self._numbers(numbers)
+
+    def consents(self, records: Sequence[ConsentRecord]) -> None:
+        if records:
+            # In history order per customer (as read), so the ledgers come back in order.
+            self.uow.consents.append_many(records)
 
     def _stored(self, part: str, expected: int, stored: int) -> None:
         if stored != expected:

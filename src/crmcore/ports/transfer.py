@@ -2,7 +2,7 @@
 
 A dump, a restore and a copy read or write *everything* a store holds, including what the
 everyday repositories never hand out: the number allocator's position, the tombstones of
-erased and merged-away customers, every saved segment run, the history column-wise and the
+erased and merged-away customers, every consent ledger entry, every saved segment run, the history column-wise and the
 aggregates of every customer. A store that supports this hands out units of work that are
 also :class:`TransferUnitOfWork`: their :attr:`~TransferUnitOfWork.transfer` repository
 reads and writes those parts inside the unit, so a restore commits (or rolls back) them
@@ -26,7 +26,13 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from crmcore.domain import CrmNumber, Customer, SegmentMembership, TransactionLine
+from crmcore.domain import (
+    ConsentRecord,
+    CrmNumber,
+    Customer,
+    SegmentMembership,
+    TransactionLine,
+)
 from crmcore.ports import UnitOfWork
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 
@@ -119,6 +125,13 @@ class TransferRepository(Protocol):
         Raises:
             DuplicateError: a number is taken (by a customer or a tombstone).
         """
+        ...
+
+    def consent_chunks(self, size: int) -> Iterator[Sequence[ConsentRecord]]:
+        """Every consent ledger entry, in chunks of at most ``size``: by customer number,
+        each customer's in history order (:meth:`~crmcore.ports.ConsentLedger.history`), so
+        appending them in this order to an empty store rebuilds the same ledgers. (Loading
+        goes through :meth:`~crmcore.ports.ConsentLedger.append_many`.)"""
         ...
 
     def transaction_chunks(self, size: int) -> Iterator[TransactionChunk]:

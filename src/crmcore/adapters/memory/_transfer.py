@@ -18,7 +18,8 @@ from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._customers import Customers, check_number
 from crmcore.adapters.memory._history import REF, HistoryTable
 from crmcore.analytics.columns import INTERACTION_COLUMNS, TRANSACTION_COLUMNS
-from crmcore.domain import CrmNumber, Customer, SegmentMembership, TransactionLine
+from crmcore.domain import ConsentRecord, CrmNumber, Customer, SegmentMembership, TransactionLine
+from crmcore.domain.consent import history_order
 from crmcore.errors import DuplicateError, ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
 from crmcore.ports.transfer import AggregateColumns, TransactionChunk
@@ -93,6 +94,19 @@ class MemoryTransfer:
         for start in range(0, len(numbers), size):
             # Copies: the stored objects are mutable and must not leak to the caller.
             yield [copy.copy(customers[n]) for n in numbers[start : start + size]]
+
+    def consent_chunks(self, size: int) -> Iterator[Sequence[ConsentRecord]]:
+        self._context.check_active()
+        check_size(size)
+        ledger = self._state.consents
+        chunk: list[ConsentRecord] = []
+        for number in sorted(ledger):
+            chunk.extend(history_order(ledger[number]))
+            while len(chunk) >= size:
+                yield chunk[:size]
+                chunk = chunk[size:]
+        if chunk:
+            yield chunk
 
     def add_customers(self, customers: Sequence[Customer]) -> None:
         Customers(self._context).add_owned(customers)

@@ -21,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from crmcore._epoch import NONE_MIN, to_us
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
+from crmcore.adapters.sqlalchemy._consents import consent_from_row, history_query
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._customer_read import read_customer_chunks
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
@@ -36,7 +37,14 @@ from crmcore.analytics.columns import (
     TRANSACTION_COLUMNS,
     TRANSACTION_KIND_CODES,
 )
-from crmcore.domain import CrmNumber, Customer, Money, SegmentMembership, TransactionLine
+from crmcore.domain import (
+    ConsentRecord,
+    CrmNumber,
+    Customer,
+    Money,
+    SegmentMembership,
+    TransactionLine,
+)
 from crmcore.errors import DuplicateError, ValidationError
 from crmcore.ports.batches import DIRECTION_CODES, InteractionBatch, TransactionBatch
 from crmcore.ports.transfer import AggregateColumns, TransactionChunk
@@ -149,6 +157,13 @@ class SqlTransfer:
         conn = self._ctx.read()
         with translated("customer"):
             yield from read_customer_chunks(conn, self._t, _size(size))
+
+    def consent_chunks(self, size: int) -> Iterator[Sequence[ConsentRecord]]:
+        conn = self._ctx.read()
+        query = history_query(self._t).execution_options(yield_per=_size(size))
+        with translated("consent record"):
+            for part in conn.execute(query).mappings().partitions():
+                yield [consent_from_row(row) for row in part]
 
     def add_customers(self, customers: Sequence[Customer]) -> None:
         # Rows are written set-wise by add_many already; nothing is kept in memory here.
