@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from crmcore.domain import (
-    Consent,
+    ConsentDecision,
     ConsentPurpose,
+    ConsentRecord,
     CrmNumber,
     Customer,
     Direction,
@@ -20,6 +21,7 @@ from crmcore.domain import (
     Interaction,
     InteractionChannel,
     InteractionKind,
+    LawfulBasis,
     LifecycleStage,
     PostalAddress,
     SalesChannel,
@@ -41,18 +43,7 @@ from crmcore.testing._value_strategies import (
     tags,
 )
 
-__all__ = ["customers", "interactions", "transactions"]
-
-
-def _consents(at: st.SearchStrategy[dt.datetime]) -> st.SearchStrategy[Consent]:
-    return st.builds(
-        Consent,
-        purpose=st.sampled_from(ConsentPurpose),
-        channel=st.none() | st.sampled_from(InteractionChannel),
-        granted=st.booleans(),
-        at=at,
-        source=st.none() | st.sampled_from(["web-form", "call-centre", "import"]),
-    )
+__all__ = ["consent_records", "customers", "interactions", "transactions"]
 
 
 @st.composite
@@ -109,13 +100,6 @@ def _customer(
                     aware_datetimes(),
                 ),
                 max_size=3,
-            )
-        ),
-        consents=tuple(
-            draw(
-                st.lists(
-                    _consents(aware_datetimes(min_value=created, max_value=max_created)), max_size=3
-                )
             )
         ),
         stage=draw(st.sampled_from(list(stages))),
@@ -260,6 +244,76 @@ def transactions(
             lines=tuple(lines),
             source=draw(st.sampled_from(list(sources))) if use_ref and sources else None,
             external_ref=draw(refs) if use_ref else None,
+            id=draw(st.uuids()),
+        )
+
+    return build()
+
+
+CONSENT_PURPOSES: tuple[str, ...] = (*(p.value for p in ConsentPurpose), "loyalty.club")
+"""The purposes :func:`consent_records` draws by default: the well-known ones and a slug."""
+
+
+def consent_records(
+    customer: CrmNumber | st.SearchStrategy[CrmNumber] | None = None,
+    *,
+    purposes: Sequence[str] | None = None,
+    channels: Sequence[InteractionChannel | None] | None = None,
+    min_at: dt.datetime = DEFAULT_MIN_TIME,
+    max_at: dt.datetime = DEFAULT_MAX_TIME,
+    instants: st.SearchStrategy[dt.datetime] | None = None,
+    expiring: bool = True,
+) -> st.SearchStrategy[ConsentRecord]:
+    """Valid consent ledger entries: grants (some expiring) and withdrawals.
+
+    Args:
+        customer: a number or a strategy of numbers (default: any number).
+        purposes: purposes to draw from (default: :data:`CONSENT_PURPOSES`); a short list
+            makes decisions on one purpose collide, which is what state tests want.
+        channels: channels to draw from, ``None`` meaning every channel (default: ``None``
+            and every :class:`~crmcore.InteractionChannel`).
+        min_at, max_at: bounds of ``at`` (aware).
+        instants: a strategy for ``at`` instead of the bounds (a small ``sampled_from``
+            provokes ties, which the ledger breaks by append order).
+        expiring: whether grants may carry ``expires_at``.
+    """
+    _check_bounds("at", min_at, max_at)
+    who = (
+        crm_numbers()
+        if customer is None
+        else (st.just(customer) if isinstance(customer, CrmNumber) else customer)
+    )
+    chosen_purposes = list(purposes) if purposes is not None else list(CONSENT_PURPOSES)
+    chosen_channels = (
+        list(channels) if channels is not None else [None, *InteractionChannel]
+    )
+    if not chosen_purposes or not chosen_channels:
+        raise InvalidArgument("purposes and channels must not be empty")
+    when = instants if instants is not None else aware_datetimes(min_value=min_at, max_value=max_at)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> ConsentRecord:
+        at = draw(when)
+        decision = draw(st.sampled_from(ConsentDecision))
+        expires = None
+        if expiring and decision is ConsentDecision.GRANTED and draw(st.booleans()):
+            expires = at + draw(
+                st.sampled_from(
+                    [dt.timedelta(microseconds=1), dt.timedelta(days=1), dt.timedelta(days=400)]
+                )
+            )
+        return ConsentRecord(
+            customer=draw(who),
+            purpose=draw(st.sampled_from(chosen_purposes)),
+            channel=draw(st.sampled_from(chosen_channels)),
+            decision=decision,
+            at=at,
+            lawful_basis=draw(st.sampled_from(LawfulBasis)),
+            text_hash=draw(st.none() | st.from_regex(r"sha256:[0-9a-f]{8}", fullmatch=True)),
+            source=draw(st.none() | st.sampled_from(["web-form", "call-centre", "import"])),
+            evidence=draw(st.none() | st.from_regex(r"EV-[0-9]{1,6}", fullmatch=True)),
+            actor=draw(st.sampled_from(["system", "user:42", "job:nightly-import"])),
+            expires_at=expires,
             id=draw(st.uuids()),
         )
 

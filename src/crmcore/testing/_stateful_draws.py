@@ -11,8 +11,6 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from crmcore.domain import (
-    Consent,
-    ConsentPurpose,
     CrmNumber,
     Customer,
     Direction,
@@ -86,18 +84,18 @@ _CUSTOMERS = st.builds(
         | _TEXT.filter(lambda t: t is not None),
         max_size=2,
     ),
-    consents=st.lists(
-        st.builds(
-            Consent,
-            purpose=st.sampled_from(ConsentPurpose),
-            channel=st.none() | st.sampled_from(InteractionChannel),
-            granted=st.booleans(),
-            at=_TIMES,
-        ),
-        max_size=2,
-    ).map(tuple),
     stage=st.sampled_from(LifecycleStage),
     owner=st.none() | st.sampled_from(("agent-1", "agent-2")),
+)
+
+# Few purposes and instants: decisions collide on (purpose, channel) and tie on "at", which
+# is where the ledgers' order and the state's override rules can diverge.
+_CONSENTS = cst.consent_records(
+    _PLACEHOLDER,
+    purposes=("marketing", "loyalty.club"),
+    channels=(None, InteractionChannel.EMAIL, InteractionChannel.SMS),
+    instants=st.sampled_from((_START - dt.timedelta(days=2), _START - dt.timedelta(hours=1)))
+    | _TIMES,
 )
 
 _INTERACTIONS = st.builds(

@@ -131,6 +131,17 @@ def _read_ports(
             out[f"transactions {n} limit"] = list(
                 uow.transactions.for_customer(n, limit=2, before=_START)
             )
+            out[f"consents {n}"] = list(uow.consents.history(n))
+            for as_of in (mid, now, _START - dt.timedelta(days=2)):
+                state = uow.consents.state(n, as_of)
+                out[f"consent state {n} {as_of}"] = (
+                    dict(state.latest),
+                    [
+                        state.granted(purpose, channel)
+                        for purpose in ("marketing", "loyalty.club")
+                        for channel in (None, "email", "sms", "phone")
+                    ],
+                )
         for item_id in interaction_ids:
             out[f"interaction {item_id}"] = _attempt(
                 functools.partial(uow.interactions.get, item_id)

@@ -58,6 +58,7 @@ from crmcore.domain import (
 from crmcore.ports import Store, UnitOfWork
 from crmcore.testing import strategies as cst
 from crmcore.testing._stateful_draws import (
+    _CONSENTS,
     _CUSTOMERS,
     _INTERACTIONS,
     _SEGMENTS,
@@ -108,6 +109,7 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
         self.ghosts: list[CrmNumber] = []  # numbers handed to writes that failed
         self.interaction_ids: list[uuid.UUID] = []
         self.transaction_ids: list[uuid.UUID] = []
+        self.consent_ids: list[uuid.UUID] = []
         self.now = _START
         # What the current step touched: checked after the step. Everything is checked after
         # every ``FULL_CHECK_EVERY``-th step and at the end of the run.
@@ -338,6 +340,23 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
         [item] = self._retry_safe([item], self.interaction_ids)
         self.interaction_ids.append(item.id)
         self._both(lambda s: _in_unit(s, lambda uow: uow.interactions.add(item)))
+
+    @precondition(lambda self: self.numbers)
+    @rule(
+        pick=st.integers(0, 1000),
+        records=st.lists(_CONSENTS, min_size=1, max_size=3),
+        reuse_id=st.booleans(),
+    )
+    def append_consents(self, pick: int, records: list[Any], reuse_id: bool) -> None:
+        """Append consent decisions to one ledger (reused ids raise DuplicateError in both,
+        an erased customer ErasedError); ties on ``at`` are common."""
+        self.dirty.add("history")
+        number = self._pick(pick)
+        items = [attrs.evolve(r, customer=number) for r in records]
+        if reuse_id and self.consent_ids:
+            items[-1] = attrs.evolve(items[-1], id=self.consent_ids[pick % len(self.consent_ids)])
+        self.consent_ids.extend(item.id for item in items)
+        self._both(lambda s: _in_unit(s, lambda uow: uow.consents.append_many(items)))
 
     @precondition(lambda self: self.numbers)
     @rule(

@@ -43,7 +43,12 @@ from crmcore.analytics import (
     Or,
     Rule,
 )
-from crmcore.testing._record_strategies import customers, interactions, transactions
+from crmcore.testing._record_strategies import (
+    consent_records,
+    customers,
+    interactions,
+    transactions,
+)
 from crmcore.testing._value_strategies import COMMON_CURRENCIES as COMMON_CURRENCIES
 from crmcore.testing._value_strategies import (
     DEFAULT_MAX_TIME,
@@ -61,6 +66,7 @@ from crmcore.testing._value_strategies import (
 
 __all__ = [
     "aware_datetimes",
+    "consent_records",
     "crm_numbers",
     "currencies",
     "customers",

@@ -21,7 +21,8 @@ third-party adapter that passes it behaves like crmcore's own.
 :class:`StoreContract` is composed of one class per port, each usable on its own in the same
 way: :class:`AllocatorContract`, :class:`CustomerRepositoryContract`, :class:`HistoryContract`
 (interactions and transactions), :class:`AggregateContract`,
-:class:`SegmentRepositoryContract` and :class:`UnitOfWorkContract`. Two more contracts are
+:class:`SegmentRepositoryContract`, :class:`ConsentContract` (the consent ledger) and
+:class:`UnitOfWorkContract`. Two more contracts are
 opt-in, because not every store offers what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
@@ -48,6 +49,7 @@ from crmcore.testing.contract._support import PROPERTY_SETTINGS
 from crmcore.testing.contract.aggregates import AggregateContract
 from crmcore.testing.contract.allocator import AllocatorContract
 from crmcore.testing.contract.concurrency import ConcurrencyContract
+from crmcore.testing.contract.consents import ConsentContract
 from crmcore.testing.contract.customers import CustomerRepositoryContract
 from crmcore.testing.contract.history import HistoryContract
 from crmcore.testing.contract.metrics import MetricsSourceContract
@@ -60,6 +62,7 @@ __all__ = [
     "AggregateContract",
     "AllocatorContract",
     "ConcurrencyContract",
+    "ConsentContract",
     "CustomerRepositoryContract",
     "HistoryContract",
     "MetricsSourceContract",
@@ -76,6 +79,7 @@ class StoreContract(
     HistoryContract,
     AggregateContract,
     SegmentRepositoryContract,
+    ConsentContract,
     UnitOfWorkContract,
 ):
     """The behaviour every :class:`~crmcore.ports.Store` must have, as pytest test methods.

@@ -60,7 +60,6 @@ class CustomerRepositoryContract(StoreFixture):
         assert loaded == customer
         assert loaded.version == 0
         assert is_utc(loaded.created_at) and is_utc(loaded.updated_at)
-        assert all(is_utc(c.at) for c in loaded.consents)
 
     def test_get_of_an_unknown_number_raises_not_found(self, store: Store) -> None:
         unknown = store.scheme.format(store.allocator.allocate())
@@ -152,7 +151,6 @@ class CustomerRepositoryContract(StoreFixture):
                     updated_at=customer.created_at,
                     addresses=(),
                     attributes={},
-                    consents=(),
                     stage_history=(),
                     external_id=None if external_id is None else f"{external_id}-{number.value}",
                 )
