@@ -1,7 +1,7 @@
 """Dump → restore and copy are lossless between every pair of backends (a property test).
 
 A random store is built on one backend through the public strategies and the use cases
-(registrations, history with lines, consents, stage changes, erasures, merges, segment
+(registrations, history with lines, consent ledgers, stage changes, erasures, merges, segment
 definitions and runs, allocator gaps), dumped, restored into an empty store of another
 backend and copied into a fresh in-memory store; everything the ports can read must be
 identical, and the restored store must never issue a number it holds or retired.
@@ -28,8 +28,7 @@ from tests.helpers import backend_url, delete_rows, unique_prefix
 from crmcore import InMemoryStore
 from crmcore.clock import FixedClock
 from crmcore.domain import (
-    Consent,
-    ConsentPurpose,
+    ConsentRecord,
     CrmNumber,
     LifecycleStage,
     Money,
@@ -39,7 +38,7 @@ from crmcore.domain import (
 from crmcore.errors import CrmError
 from crmcore.ports import Store
 from crmcore.services import Crm
-from crmcore.testing.strategies import customers, interactions, transactions
+from crmcore.testing.strategies import consent_records, customers, interactions, transactions
 
 pytest.importorskip("pyarrow")
 pytest.importorskip("sqlalchemy")
@@ -120,7 +119,10 @@ def _scenarios(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "stages": draw(st.lists(st.tuples(index, st.sampled_from(LifecycleStage)), max_size=3)),
         "consents": draw(
-            st.lists(st.tuples(index, st.sampled_from(ConsentPurpose), st.booleans()), max_size=3)
+            st.lists(
+                st.tuples(index, consent_records(instants=st.sampled_from((NOW - dt.timedelta(days=1), NOW)))),
+                max_size=4,
+            )
         ),
         "erase": draw(st.lists(index, max_size=2)),
         "merge": draw(st.lists(st.tuples(index, index), max_size=2)),
@@ -155,9 +157,9 @@ def _build(store: Store, scenario: dict[str, Any]) -> None:
         uow.commit()
     for i, stage in scenario["stages"]:
         attempt(lambda i=i, stage=stage: crm.change_stage(numbers[i], stage, "test"))
-    for i, purpose, granted in scenario["consents"]:
-        consent = Consent(purpose=purpose, channel=None, granted=granted, at=NOW)
-        attempt(lambda i=i, c=consent: crm.record_consent(numbers[i], c))
+    for i, drawn in scenario["consents"]:
+        record = attrs.evolve(drawn, customer=numbers[i])
+        attempt(lambda r=record: _append(store, r))
     with store.unit_of_work() as uow:
         uow.segments.save(Segment(name="buyers", rule="frequency > 0", description="d"))
         uow.segments.save(Segment(name="empty", rule="frequency > 100"))
@@ -179,6 +181,12 @@ def _build(store: Store, scenario: dict[str, Any]) -> None:
     store.allocator.allocate_many(scenario["gap"])
 
 
+def _append(store: Store, record: ConsentRecord) -> None:
+    with store.unit_of_work() as uow:
+        uow.consents.append(record)
+        uow.commit()
+
+
 def _everything(store: Store) -> dict[str, Any]:
     """Everything the ports read back."""
     out: dict[str, Any] = {}
@@ -192,6 +200,7 @@ def _everything(store: Store) -> dict[str, Any]:
             out[f"aggregate {n}"] = uow.aggregates.get(n)
             out[f"transactions {n}"] = list(uow.transactions.for_customer(n))
             out[f"interactions {n}"] = list(uow.interactions.for_customer(n))
+            out[f"consents {n}"] = list(uow.consents.history(n))
         out["segments"] = list(uow.segments.list())
         out["runs"] = list(transfer.memberships())
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from crmcore import ConfigurationError, Crm
+from crmcore import DEFAULT_SCHEME, ConfigurationError, Crm
+from crmcore._epoch import to_us
 from crmcore.adapters.sqlalchemy import SqlStore, build_tables, upgrade
 from crmcore.adapters.sqlalchemy._migrate import alembic_config
 
@@ -179,7 +182,92 @@ def test_host_alembic_and_crmcore_migrations_leave_each_other_alone(
     assert f"{prefix}customers" in names
     with engine.connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {prefix}version")).scalars()
-        assert list(versions) == ["crmcore_0001"]
+        assert list(versions) == ["crmcore_0002_consents"]
+
+
+def _legacy_customer(number: str, consents: str | None, *, erased: bool = False) -> dict[str, Any]:
+    at = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    live = {
+        "display_name": "Ann",
+        "stage": "lead",
+        "addresses": "[]",
+        "attributes": "{}",
+        "stage_history": "[]",
+        "created_at": at,
+        "updated_at": at,
+        "created_us": to_us(at),
+    }
+    return {
+        "number": number,
+        "erased": erased,
+        "version": 0,
+        "consents": consents,
+        # An erased row keeps only its number (what erase() leaves).
+        **({name: None for name in live} if erased else live),
+    }
+
+
+def test_0002_moves_the_json_consents_into_the_ledger_and_back(
+    engine: sa.Engine, prefix: str
+) -> None:
+    """The data migration, on a store written by crmcore_0001: every JSON decision becomes
+    a ledger row in its order (ties keep it), the column goes; the downgrade folds back."""
+    version = f"{prefix}version"
+    with engine.begin() as conn:
+        config = alembic_config(conn, table_prefix=prefix, version_table=version)
+        command.upgrade(config, "crmcore_0001")  # type: ignore[arg-type]
+    ann, bob, gone = (DEFAULT_SCHEME.format(i).value for i in (1, 2, 3))
+    decisions = [
+        ["marketing", None, True, "2025-02-01T00:00:00+00:00", "web-form"],
+        ["marketing", "email", False, "2025-03-01T00:00:00+00:00", None],
+        ["marketing", "email", True, "2025-03-01T00:00:00+00:00", "shop"],
+        ["newsletter", "sms", True, "2025-01-15T12:30:00.000001+00:00", None],
+    ]
+    customers = sa.Table(
+        f"{prefix}customers", sa.MetaData(), autoload_with=engine
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(customers),
+            [
+                _legacy_customer(ann, json.dumps(decisions)),
+                _legacy_customer(bob, "[]"),
+                _legacy_customer(gone, None, erased=True),
+            ],
+        )
+    upgrade(engine, table_prefix=prefix, version_table=version)
+    assert schema_diff(engine, prefix) == []
+    store = SqlStore(engine, table_prefix=prefix)
+    crm = Crm(store)
+    history = crm.consent_history(ann)
+    assert [(r.purpose, r.channel and r.channel.value, r.granted, r.at.isoformat(), r.source)
+            for r in history] == [
+        tuple(decisions[3]),
+        tuple(decisions[0]),
+        tuple(decisions[1]),
+        tuple(decisions[2]),
+    ]
+    assert {r.actor for r in history} == {"migration:crmcore_0002"}
+    assert all(r.lawful_basis.value == "consent" for r in history)
+    assert crm.consent_state(ann).granted("marketing", "email")  # the later of the tie
+    assert crm.consent_history(bob) == []
+    crm.grant_consent(bob, "loyalty.club", at=dt.datetime(2025, 5, 1, tzinfo=dt.UTC))
+    with engine.begin() as conn:
+        config = alembic_config(conn, table_prefix=prefix, version_table=version)
+        command.downgrade(config, "crmcore_0001")  # type: ignore[arg-type]
+    with engine.connect() as conn:
+        customers = sa.Table(f"{prefix}customers", sa.MetaData(), autoload_with=conn)
+        folded = dict(
+            conn.execute(sa.select(customers.c.number, customers.c.consents)).all()
+        )
+        assert f"{prefix}consents" not in sa.inspect(conn).get_table_names()
+    assert json.loads(folded[ann]) == [decisions[3], decisions[0], decisions[1], decisions[2]]
+    assert json.loads(folded[bob]) == [
+        ["loyalty.club", None, True, "2025-05-01T00:00:00+00:00", None]
+    ]
+    assert folded[gone] is None
+    upgrade(engine, table_prefix=prefix, version_table=version)
+    assert len(Crm(SqlStore(engine, table_prefix=prefix)).consent_history(ann)) == 4
 
 
 def test_migrations_ship_inside_the_package() -> None:

@@ -1,4 +1,4 @@
-"""The customer entity: validation at construction and on assignment, consents, lifecycle."""
+"""The customer entity: validation at construction and on assignment, lifecycle."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 from crmcore import (
     DEFAULT_SCHEME,
     TRANSITIONS,
-    Consent,
-    ConsentPurpose,
     Customer,
     InteractionChannel,
     LifecycleStage,
@@ -141,17 +139,13 @@ def test_every_stage_can_reach_active_or_is_a_dead_end_by_design() -> None:
     assert reachable == set(LifecycleStage)
 
 
-def test_latest_consent_decision_wins_per_purpose_and_channel() -> None:
+def test_a_customer_holds_no_consents() -> None:
+    # Consents live in the append-only ledger; an attribute here could be overwritten.
     customer = make()
-    email = InteractionChannel.EMAIL
-    customer.record_consent(Consent(ConsentPurpose.MARKETING, None, True, T0))
-    assert customer.has_consent(ConsentPurpose.MARKETING, email)
-    customer.record_consent(
-        Consent(ConsentPurpose.MARKETING, email, False, T0 + dt.timedelta(days=1))
-    )
-    assert not customer.has_consent(ConsentPurpose.MARKETING, email)
-    assert customer.has_consent(ConsentPurpose.MARKETING, InteractionChannel.SMS)
-    assert not customer.has_consent(ConsentPurpose.PROFILING)
+    with pytest.raises(AttributeError):
+        customer.consents = ()  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        make(consents=())
 
 
 @given(customers())

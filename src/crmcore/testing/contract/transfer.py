@@ -3,6 +3,8 @@ restored and copied, see :mod:`crmcore.ports.transfer`)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crmcore.domain import (
+    ConsentRecord,
+    CrmNumber,
     CustomerAggregate,
     Money,
     Segment,
@@ -113,6 +117,40 @@ class TransferContract(StoreFixture):
             ours = {c.number: c for c in read if c.number in expected}
             assert ours == {n: uow.customers.get(n) for n in expected}
             assert ours == expected
+
+    @PROPERTY_SETTINGS
+    @given(
+        records=st.lists(
+            cst.consent_records(
+                CrmNumber("C00"),
+                instants=st.sampled_from((T0, T0 + dt.timedelta(hours=1))),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    def test_consent_chunks_are_every_ledger_by_number_in_history_order(
+        self, store: Store, records: list[ConsentRecord]
+    ) -> None:
+        a, b, gone = register(store).number, register(store).number, register(store).number
+        # Fresh ids (examples share the store), spread over three customers, one erased.
+        mine = [
+            attrs.evolve(r, customer=(a, b, gone)[i % 3], id=uuid.uuid4())
+            for i, r in enumerate(records)
+        ]
+        write(store, lambda uow: uow.consents.append_many(mine))
+        write(store, lambda uow: uow.customers.erase(gone))
+        with store.unit_of_work() as uow:
+            chunks = [list(chunk) for chunk in _transfer(uow).consent_chunks(3)]
+            every = [record for chunk in chunks for record in chunk]
+            assert all(1 <= len(chunk) <= 3 for chunk in chunks)
+            keys = [r.customer for r in every]
+            assert keys == sorted(keys)
+            for number in (a, b):
+                assert [r for r in every if r.customer == number] == list(
+                    uow.consents.history(number)
+                )
+            assert all(r.customer != gone for r in every)
 
     def test_customer_chunks_skip_the_erased_and_hand_out_copies(self, store: Store) -> None:
         keep, gone = register(store, tags=frozenset({"vip"})), register(store)
