@@ -50,6 +50,7 @@ EXAMPLES = int(os.environ.get("CRMCORE_BACKUP_EXAMPLES", "2"))
 BACKENDS = ("memory", "sqlite", "postgresql", "mariadb")
 PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS if a != b]
 NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
 _SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -120,7 +121,7 @@ def _scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "stages": draw(st.lists(st.tuples(index, st.sampled_from(LifecycleStage)), max_size=3)),
         "consents": draw(
             st.lists(
-                st.tuples(index, consent_records(instants=st.sampled_from((NOW - dt.timedelta(days=1), NOW)))),
+                st.tuples(index, consent_records(instants=st.sampled_from((NOW - DAY, NOW)))),
                 max_size=4,
             )
         ),

@@ -203,7 +203,7 @@ def _legacy_customer(number: str, consents: str | None, *, erased: bool = False)
         "version": 0,
         "consents": consents,
         # An erased row keeps only its number (what erase() leaves).
-        **({name: None for name in live} if erased else live),
+        **(dict.fromkeys(live) if erased else live),
     }
 
 
@@ -223,9 +223,7 @@ def test_0002_moves_the_json_consents_into_the_ledger_and_back(
         ["marketing", "email", True, "2025-03-01T00:00:00+00:00", "shop"],
         ["newsletter", "sms", True, "2025-01-15T12:30:00.000001+00:00", None],
     ]
-    customers = sa.Table(
-        f"{prefix}customers", sa.MetaData(), autoload_with=engine
-    )
+    customers = sa.Table(f"{prefix}customers", sa.MetaData(), autoload_with=engine)
     with engine.begin() as conn:
         conn.execute(
             sa.insert(customers),
@@ -240,8 +238,10 @@ def test_0002_moves_the_json_consents_into_the_ledger_and_back(
     store = SqlStore(engine, table_prefix=prefix)
     crm = Crm(store)
     history = crm.consent_history(ann)
-    assert [(r.purpose, r.channel and r.channel.value, r.granted, r.at.isoformat(), r.source)
-            for r in history] == [
+    assert [
+        (r.purpose, r.channel and r.channel.value, r.granted, r.at.isoformat(), r.source)
+        for r in history
+    ] == [
         tuple(decisions[3]),
         tuple(decisions[0]),
         tuple(decisions[1]),
@@ -257,9 +257,7 @@ def test_0002_moves_the_json_consents_into_the_ledger_and_back(
         command.downgrade(config, "crmcore_0001")  # type: ignore[arg-type]
     with engine.connect() as conn:
         customers = sa.Table(f"{prefix}customers", sa.MetaData(), autoload_with=conn)
-        folded = dict(
-            conn.execute(sa.select(customers.c.number, customers.c.consents)).all()
-        )
+        folded = dict(conn.execute(sa.select(customers.c.number, customers.c.consents)).all())
         assert f"{prefix}consents" not in sa.inspect(conn).get_table_names()
     assert json.loads(folded[ann]) == [decisions[3], decisions[0], decisions[1], decisions[2]]
     assert json.loads(folded[bob]) == [

@@ -14,7 +14,6 @@ from crmcore import (
     DEFAULT_SCHEME,
     TRANSITIONS,
     Customer,
-    InteractionChannel,
     LifecycleStage,
     PersonName,
 )

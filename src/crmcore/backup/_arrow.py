@@ -270,7 +270,7 @@ def consents_table(records: Sequence[ConsentRecord]) -> pa.Table:
             "id": pa.array([r.id.bytes for r in records], _ID),
             "customer": [r.customer.value for r in records],
             "purpose": [r.purpose for r in records],
-            "channel": _enum_texts([None if r.channel is None else r.channel.value for r in records]),
+            "channel": _enum_texts([r.channel and r.channel.value for r in records]),
             "decision": _enum_texts([r.decision.value for r in records]),
             "lawful_basis": _enum_texts([r.lawful_basis.value for r in records]),
             "text_hash": [r.text_hash for r in records],

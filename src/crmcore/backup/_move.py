@@ -2,8 +2,8 @@
 
 A dump is "store → Parquet sink", a restore "Parquet files → loading sink", a copy "store →
 loading sink": all three move the same parts in the same order (customers and tombstones
-before the consent ledger and the history that refer to them, the history before the aggregates it is checked
-against, definitions before their runs) through :class:`Sink`.
+before the consent ledger and the history that refer to them, the history before the
+aggregates it is checked against, definitions before their runs) through :class:`Sink`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """The customer domain: entities, value objects, rules and events. Pure: no I/O."""
 
 from crmcore.domain.aggregates import CustomerAggregate
-from crmcore.domain.contact import ContactLabel, EmailAddress, PhoneNumber, PostalAddress
 from crmcore.domain.consent import (
     Consent,
     ConsentDecision,
@@ -12,6 +11,7 @@ from crmcore.domain.consent import (
     consent_state,
     is_granted,
 )
+from crmcore.domain.contact import ContactLabel, EmailAddress, PhoneNumber, PostalAddress
 from crmcore.domain.customer import (
     AttributeValue,
     Customer,

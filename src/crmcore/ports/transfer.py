@@ -2,11 +2,12 @@
 
 A dump, a restore and a copy read or write *everything* a store holds, including what the
 everyday repositories never hand out: the number allocator's position, the tombstones of
-erased and merged-away customers, every consent ledger entry, every saved segment run, the history column-wise and the
-aggregates of every customer. A store that supports this hands out units of work that are
-also :class:`TransferUnitOfWork`: their :attr:`~TransferUnitOfWork.transfer` repository
-reads and writes those parts inside the unit, so a restore commits (or rolls back) them
-together with the customers and the history it writes through the other repositories.
+erased and merged-away customers, every consent ledger entry, every saved segment run, the
+history column-wise and the aggregates of every customer. A store that supports this hands
+out units of work that are also :class:`TransferUnitOfWork`: their
+:attr:`~TransferUnitOfWork.transfer` repository reads and writes those parts inside the
+unit, so a restore commits (or rolls back) them together with the customers, the consent
+ledger and the history it writes through the other repositories.
 
 Rules, beside the general ones of :mod:`crmcore.ports`:
 

@@ -24,7 +24,8 @@ from crmcore.domain import (
     InteractionChannel,
     LawfulBasis,
 )
-from crmcore.domain._checks import aware_utc
+from crmcore.domain._checks import aware_utc, member, optional_member
+from crmcore.domain.consent import consent_purpose
 from crmcore.errors import ValidationError
 from crmcore.ports import UnitOfWork
 from crmcore.services._context import ServiceContext
@@ -50,7 +51,7 @@ def record_of(consent: Consent, number: CrmNumber, actor: str) -> ConsentRecord:
     """The ledger entry of a :class:`~crmcore.Consent` decision of customer ``number``."""
     return ConsentRecord(
         customer=number,
-        purpose=consent.purpose,
+        purpose=consent.purpose.value,
         channel=consent.channel,
         decision=ConsentDecision.GRANTED if consent.granted else ConsentDecision.WITHDRAWN,
         at=consent.at,
@@ -184,11 +185,11 @@ class Consents:
         key = self.context.number(number)
         record = ConsentRecord(
             customer=key,
-            purpose=purpose,
-            channel=channel,
+            purpose=consent_purpose("purpose", purpose),
+            channel=optional_member("channel", InteractionChannel, channel),
             decision=decision,
             at=self.context.now() if at is None else at,
-            lawful_basis=lawful_basis,
+            lawful_basis=member("lawful_basis", LawfulBasis, lawful_basis),
             text_hash=text_hash,
             source=source,
             evidence=evidence,

@@ -85,10 +85,10 @@ class CustomerFields(TypedDict, total=False):
 
 
 def _consents(value: object) -> list[Consent]:
-    if not _iterable(value):
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes):
         raise ValidationError("consents", value, "must be a collection of Consent")
     out = []
-    for index, item in enumerate(value):  # type: ignore[attr-defined]
+    for index, item in enumerate(value):
         if not isinstance(item, Consent):
             raise ValidationError(f"consents[{index}]", item, "must be a Consent")
         out.append(item)
@@ -253,7 +253,7 @@ class Crm(Consents, BulkImports):
         values = dict(fields)
         consents = _consents(values.pop("consents", ()))
         # Validate everything with a placeholder number first, so bad input uses no number.
-        draft = self.new_customer(name, **values)
+        draft = self.new_customer(name, **values)  # type: ignore[arg-type]  # a CustomerFields
         now = draft.created_at
         with self.context.unit() as uow:
             if draft.source is not None and draft.external_id is not None:

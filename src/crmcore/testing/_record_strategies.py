@@ -284,9 +284,7 @@ def consent_records(
         else (st.just(customer) if isinstance(customer, CrmNumber) else customer)
     )
     chosen_purposes = list(purposes) if purposes is not None else list(CONSENT_PURPOSES)
-    chosen_channels = (
-        list(channels) if channels is not None else [None, *InteractionChannel]
-    )
+    chosen_channels = list(channels) if channels is not None else [None, *InteractionChannel]
     if not chosen_purposes or not chosen_channels:
         raise InvalidArgument("purposes and channels must not be empty")
     when = instants if instants is not None else aware_datetimes(min_value=min_at, max_value=max_at)

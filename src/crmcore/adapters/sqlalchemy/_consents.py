@@ -53,7 +53,7 @@ def consent_row(record: ConsentRecord, seq: int) -> dict[str, Any]:
     }
 
 
-def consent_from_row(row: Mapping[str, Any]) -> ConsentRecord:
+def consent_from_row(row: Mapping[Any, Any]) -> ConsentRecord:
     """The record of a stored row (validated when written: rebuilt without validators)."""
     channel = row["channel"]
     return trusted(

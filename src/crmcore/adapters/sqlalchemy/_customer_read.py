@@ -160,11 +160,7 @@ def _build(
         ) = row
         mails = emails.get(text, empty)
         calls = phones.get(text, empty)
-        if (
-            addresses not in _EMPTY
-            or attributes not in _EMPTY
-            or history not in _EMPTY
-        ):
+        if addresses not in _EMPTY or attributes not in _EMPTY or history not in _EMPTY:
             out.append(
                 customer_from_row(
                     dict(zip(_COLUMNS, row, strict=True)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import attrs
 import pytest
@@ -48,7 +49,7 @@ def _record(
     at: dt.datetime,
     channel: InteractionChannel | None = None,
     purpose: str = "marketing",
-    **changes: object,
+    **changes: Any,
 ) -> ConsentRecord:
     return ConsentRecord(
         customer=number, purpose=purpose, channel=channel, decision=decision, at=at, **changes
@@ -145,10 +146,15 @@ class ConsentContract(StoreFixture):
 
     def test_a_unit_that_rolls_back_appends_nothing(self, store: Store) -> None:
         number = register(store).number
-        with pytest.raises(Boom), store.unit_of_work() as uow:
-            uow.consents.append(_record(number, _GRANTED, T0))
-            assert [r.decision for r in uow.consents.history(number)] == [_GRANTED]
-            raise Boom
+
+        def fail() -> None:
+            with store.unit_of_work() as uow:
+                uow.consents.append(_record(number, _GRANTED, T0))
+                assert [r.decision for r in uow.consents.history(number)] == [_GRANTED]
+                raise Boom
+
+        with pytest.raises(Boom):
+            fail()
         assert _history(store, number) == []
 
     @PROPERTY_SETTINGS
@@ -221,7 +227,8 @@ class ConsentContract(StoreFixture):
         crm.merge(keep, drop)
         history = crm.consent_history(keep)
         # Ties on "at" keep the order of appending: the survivor's own entry first.
-        assert history == [attrs.evolve(moved[0], customer=keep), own, attrs.evolve(moved[1], customer=keep)]
+        first, last = (attrs.evolve(r, customer=keep) for r in moved)
+        assert history == [first, own, last]
         assert [r.id for r in history] == [moved[0].id, own.id, moved[1].id]
         assert not crm.consent_state(keep).granted("marketing")
         with pytest.raises(ErasedError):

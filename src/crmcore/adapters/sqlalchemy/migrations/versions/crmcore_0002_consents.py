@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -65,7 +65,7 @@ def _customers(p: str, schema: str | None) -> sa.TableClause:
     )
 
 
-def _pages(bind: sa.Connection, query: Any, key: Any) -> Iterator[list[Any]]:
+def _pages(bind: sa.Connection, query: Any, key: Any) -> Iterator[Sequence[Any]]:
     """Rows of ``query`` (ordered by the text ``key``) in keyset pages."""
     after = ""
     while True:
