@@ -5,6 +5,7 @@ Analytics import only the domain and numpy; stores provide snapshots through the
 :class:`MetricsSource` protocol (implemented by each adapter) and the services wire them.
 """
 
+from crmcore.analytics._consents import ConsentColumns
 from crmcore.analytics._evaluate import Predicate, compile_predicate, evaluate
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
@@ -18,6 +19,7 @@ from crmcore.analytics._rules import (
     At,
     Between,
     Compare,
+    Consented,
     F,
     FieldRef,
     HasTag,
@@ -28,6 +30,7 @@ from crmcore.analytics._rules import (
     Or,
     Rule,
     ago,
+    consented,
     field,
     tag,
 )
@@ -57,6 +60,8 @@ __all__ = [
     "BgNbdParameters",
     "Categorical",
     "Compare",
+    "ConsentColumns",
+    "Consented",
     "CustomerMetrics",
     "CutPoints",
     "F",
@@ -87,6 +92,7 @@ __all__ = [
     "ago",
     "churn_risk",
     "compile_predicate",
+    "consented",
     "engagement",
     "evaluate",
     "field",

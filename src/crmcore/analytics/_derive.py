@@ -11,6 +11,7 @@ from typing import Any, Final
 import numpy as np
 
 from crmcore._epoch import MICROS_PER_DAY, from_us, to_us
+from crmcore.analytics._consents import ConsentColumns
 from crmcore.analytics._fields import CHANNEL_FIELDS, FIELDS, PROFILE_FIELDS
 from crmcore.analytics._metrics import (
     BoolArray,
@@ -137,6 +138,7 @@ def build_metrics(
     channel_counts: Mapping[InteractionChannel, Int64Array] | None,
     profile: ProfileColumns | None,
     numbers: Callable[[], ObjectArray],
+    consents: ConsentColumns | None = None,
 ) -> CustomerMetrics:
     """Derive the snapshot fields from raw per-customer columns (shared by every adapter).
 
@@ -150,6 +152,7 @@ def build_metrics(
             ``interactions_<channel>`` fields).
         profile: profile columns (needed for profile fields).
         numbers: returns the CRM numbers in row order.
+        consents: the consent ledger's entries (needed for ``consents``).
 
     Returns:
         The snapshot.
@@ -227,6 +230,8 @@ def build_metrics(
             columns["birth_year"], missing["birth_year"] = profile.birth_year
         if "tags" in fields:
             tags = profile.tags
+    if "consents" in fields:
+        assert consents is not None
     return CustomerMetrics(
         as_of=when,
         size=size,
@@ -235,6 +240,7 @@ def build_metrics(
         texts=texts,
         tags=tags,
         numbers=numbers,
+        consents=consents if "consents" in fields else None,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 
 from crmcore._epoch import to_us
+from crmcore.analytics._consents import entries_granted
 from crmcore.analytics._fields import FIELDS, FieldKind
 from crmcore.analytics._metrics import BoolArray, CustomerMetrics, Int64Array
 from crmcore.analytics._parse import parse_rule
@@ -24,6 +25,7 @@ from crmcore.analytics._rules import (
     At,
     Between,
     Compare,
+    Consented,
     HasTag,
     InList,
     IsNull,
@@ -33,6 +35,7 @@ from crmcore.analytics._rules import (
     Rule,
     Value,
 )
+from crmcore.domain import InteractionChannel
 from crmcore.domain._checks import aware_utc
 
 __all__ = ["Predicate", "compile_predicate", "evaluate"]
@@ -97,6 +100,9 @@ def _mask(node: Rule, metrics: CustomerMetrics) -> BoolArray:
         return ~_mask(node.item, metrics)
     if isinstance(node, HasTag):
         return metrics.tags.mask(node.tag)
+    if isinstance(node, Consented):
+        channel = None if node.channel is None else InteractionChannel(node.channel)
+        return metrics.consents.mask(node.purpose, channel, as_of_us)
     if isinstance(node, IsNull):
         if FIELDS[node.field].kind is FieldKind.TEXT:
             absent = metrics.text(node.field).codes < 0
@@ -151,7 +157,8 @@ def compile_predicate(rule: Rule | str, as_of: dt.datetime) -> Predicate:
     Returns:
         ``predicate(row) -> bool`` where ``row`` maps field names to Python values as
         :meth:`CustomerMetrics.row` and ``MetricsSource.customer_row`` give them
-        (``None`` when missing, instants as aware datetimes, tags as a set).
+        (``None`` when missing, instants as aware datetimes, tags as a set, consents as
+        the ledger's entries in history order).
     """
     return _predicate(parse_rule(rule), to_us(aware_utc("as_of", as_of)))
 
@@ -201,6 +208,9 @@ def _predicate(node: Rule, as_of_us: int) -> Predicate:
     if isinstance(node, HasTag):
         wanted_tag = node.tag
         return lambda row: wanted_tag in row["tags"]
+    if isinstance(node, Consented):
+        purpose, channel = node.purpose, node.channel
+        return lambda row: entries_granted(row["consents"], purpose, channel, as_of_us)
     name = node.field  # type: ignore[attr-defined]
     if isinstance(node, IsNull):
         negated = node.negated

@@ -24,6 +24,8 @@ class FieldKind(enum.Enum):
     """A string; compared exactly (==, !=, in, startswith, contains), never ordered."""
     TAGS = "tags"
     """The customer's set of tags; only ``"x" in tags`` applies."""
+    CONSENTS = "consents"
+    """The customer's consent ledger; only ``consented(purpose, channel)`` applies."""
 
 
 @attrs.frozen
@@ -66,6 +68,12 @@ def _specs() -> dict[str, FieldSpec]:
         ),
         FieldSpec("created_at", t, False, "when the customer was registered"),
         FieldSpec("tags", FieldKind.TAGS, False, "the customer's tags"),
+        FieldSpec(
+            "consents",
+            FieldKind.CONSENTS,
+            False,
+            "the customer's consent ledger (read by consented(...))",
+        ),
         FieldSpec("gender", s, True, "self-described gender", tuple(g.value for g in Gender)),
         FieldSpec("birth_year", i, True, "year of birth"),
         FieldSpec("owner", s, True, "account manager id"),

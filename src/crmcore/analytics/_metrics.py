@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,10 @@ from crmcore._epoch import from_us, to_us
 from crmcore.analytics._fields import CHANNEL_FIELDS, FIELDS, PROFILE_FIELDS, FieldKind
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConfigurationError, ValidationError
+
+if TYPE_CHECKING:
+    # The ledger's columns are built in ``_consents``, which imports this module's types.
+    from crmcore.analytics._consents import ConsentColumns
 
 __all__ = [
     "BoolArray",
@@ -138,6 +142,7 @@ class CustomerMetrics:
         texts: text fields present, except ``crm_number``.
         tags: the tag index, if tags are present.
         numbers: returns the CRM numbers, an object array in row order.
+        consents: the consent ledger's entries, if consents are present.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class CustomerMetrics:
         texts: Mapping[str, Categorical],
         tags: TagIndex | None,
         numbers: Callable[[], ObjectArray],
+        consents: ConsentColumns | None = None,
     ) -> None:
         self.as_of = aware_utc("as_of", as_of)
         self.as_of_us = to_us(self.as_of)
@@ -158,6 +164,7 @@ class CustomerMetrics:
         self._missing = dict(missing)
         self._texts = dict(texts)
         self._tags = tags
+        self._consents = consents
         self._numbers_fn = numbers
         self._numbers: ObjectArray | None = None
         self._number_text: Categorical | None = None
@@ -166,6 +173,8 @@ class CustomerMetrics:
         present = set(self._columns) | set(self._texts) | {"crm_number"}
         if tags is not None:
             present.add("tags")
+        if consents is not None:
+            present.add("consents")
         self.fields: frozenset[str] = frozenset(present)
 
     def __len__(self) -> int:
@@ -228,6 +237,13 @@ class CustomerMetrics:
         assert self._tags is not None
         return self._tags
 
+    @property
+    def consents(self) -> ConsentColumns:
+        """The consent ledger of the snapshot's customers (``consented(...)`` reads it)."""
+        self._require("consents")
+        assert self._consents is not None
+        return self._consents
+
     def numbers(self) -> ObjectArray:
         """CRM numbers in row order (object array of :class:`CrmNumber`)."""
         with self._lock:
@@ -275,6 +291,8 @@ class CustomerMetrics:
             spec = FIELDS[name]
             if spec.kind is FieldKind.TAGS:
                 out[name] = self.tags.of_row(index)
+            elif spec.kind is FieldKind.CONSENTS:
+                out[name] = self.consents.of_row(index)
             elif spec.kind is FieldKind.TEXT:
                 out[name] = self.text(name).value(index)
             elif spec.nullable and bool(self.missing(name)[index]):
@@ -296,6 +314,8 @@ class CustomerMetrics:
                     for row in self.tags.rows[tag].tolist():
                         tag_lists[row].append(tag)
                 out[name] = tag_lists
+            elif spec.kind is FieldKind.CONSENTS:
+                out[name] = self.consents.per_row()
             elif spec.kind is FieldKind.TEXT:
                 out[name] = self.text(name).values()
             else:
@@ -340,6 +360,20 @@ class CustomerMetrics:
                 arrays[name] = pa.array(values, type=pa.int64(), mask=mask)
             elif spec.kind is FieldKind.TAGS:
                 arrays[name] = pa.array(values, type=pa.list_(pa.string()))
+            elif spec.kind is FieldKind.CONSENTS:
+                entry = pa.struct(
+                    [
+                        ("purpose", pa.string()),
+                        ("channel", pa.string()),
+                        ("granted", pa.bool_()),
+                        ("at", pa.timestamp("us", tz="UTC")),
+                        ("expires_at", pa.timestamp("us", tz="UTC")),
+                    ]
+                )
+                arrays[name] = pa.array(
+                    [[dict(zip(entry.names, e, strict=True)) for e in row] for row in values],
+                    type=pa.list_(entry),
+                )
             else:
                 arrays[name] = pa.array(list(values), type=pa.string())
         return pa.table(arrays)

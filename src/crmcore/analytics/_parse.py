@@ -23,6 +23,7 @@ from crmcore.analytics._rules import (
     At,
     Between,
     Compare,
+    Consented,
     HasTag,
     InList,
     IsNull,
@@ -171,8 +172,18 @@ class _Parser:
                 low, high = self.value(node.args[1]), self.value(node.args[2])
                 return self.build(node, Between, name, low, high)
             return self.build(node, IsNull, name, func.id == "not_null")
+        if isinstance(func, ast.Name) and func.id == "consented":
+            if len(node.args) not in (1, 2):
+                raise self.fail("consented takes a purpose and optionally a channel", node)
+            texts = []
+            for arg in node.args:
+                text = self.value(arg)
+                if not isinstance(text, str):
+                    raise self.fail("consented takes text arguments", arg)
+                texts.append(text)
+            return self.build(node, Consented, *texts)
         raise self.fail(
-            "unknown function; conditions use between, is_null, not_null, "
+            "unknown function; conditions use between, is_null, not_null, consented, "
             "field.startswith, field.contains",
             func,
         )

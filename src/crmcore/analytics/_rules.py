@@ -13,6 +13,8 @@ comparison on it false, ``!=`` and ``not in [...]`` included; ``x is None`` test
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import re
 from collections.abc import Iterable, Iterator
 from typing import ClassVar, Final, Literal, TypeAlias
 
@@ -20,6 +22,7 @@ import attrs
 
 from crmcore._epoch import from_us, to_us
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
+from crmcore.domain import InteractionChannel
 from crmcore.errors import RuleSyntaxError
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "At",
     "Between",
     "Compare",
+    "Consented",
     "F",
     "HasTag",
     "InList",
@@ -38,6 +42,7 @@ __all__ = [
     "Or",
     "Rule",
     "ago",
+    "consented",
     "field",
     "tag",
 ]
@@ -161,6 +166,8 @@ def _check_value(spec: FieldSpec, value: object) -> Value:
         if spec.choices and value not in spec.choices:
             raise RuleSyntaxError(f"{spec.name} is one of {', '.join(spec.choices)}; got {value!r}")
         return value
+    if spec.kind is FieldKind.CONSENTS:
+        raise RuleSyntaxError('consents are tested with consented("purpose", "channel")')
     raise RuleSyntaxError("tags are tested with \"'tag' in tags\"")
 
 
@@ -211,6 +218,8 @@ def _walk_fields(node: Rule) -> Iterator[str]:
         yield from _walk_fields(node.item)
     elif isinstance(node, HasTag):
         yield "tags"
+    elif isinstance(node, Consented):
+        yield "consents"
     else:
         yield node.field  # type: ignore[attr-defined]
 
@@ -291,6 +300,42 @@ class HasTag(Rule):
         return f"{self.tag!r} in tags"
 
 
+_PURPOSE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+_CHANNELS: Final = tuple(c.value for c in InteractionChannel)
+
+
+@attrs.frozen
+class Consented(Rule):
+    """``consented("purpose", "channel")``: the customer's consent ledger grants ``purpose``
+    on ``channel`` at the rule's instant (the snapshot's ``as_of``): the latest decision there
+    that applies (a channel-less one, or one on ``channel``; at equal instants the one
+    appended later) is a grant, unexpired. ``consented("purpose")`` (``channel`` ``None``)
+    asks for the every-channel decision only: a grant limited to one channel does not make
+    it true."""
+
+    purpose: str
+    channel: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        purpose = self.purpose.value if isinstance(self.purpose, enum.Enum) else self.purpose
+        channel = self.channel.value if isinstance(self.channel, enum.Enum) else self.channel
+        if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
+            raise RuleSyntaxError(
+                f"a consent purpose is a lower-case slug (a-z, 0-9, _.:-), got {purpose!r}"
+            )
+        if channel is not None and channel not in _CHANNELS:
+            raise RuleSyntaxError(
+                f"a consent channel is one of {', '.join(_CHANNELS)}, got {channel!r}"
+            )
+        object.__setattr__(self, "purpose", purpose)
+        object.__setattr__(self, "channel", channel)
+
+    def __str__(self) -> str:
+        if self.channel is None:
+            return f"consented({self.purpose!r})"
+        return f"consented({self.purpose!r}, {self.channel!r})"
+
+
 @attrs.frozen
 class IsNull(Rule):
     """``field is None`` (or ``is not None`` when ``negated``)."""
@@ -302,6 +347,8 @@ class IsNull(Rule):
         spec = _spec(self.field)
         if spec.kind is FieldKind.TAGS:
             raise RuleSyntaxError("tags is never None (an untagged customer has no tags)")
+        if spec.kind is FieldKind.CONSENTS:
+            raise RuleSyntaxError("consents is never None; test consented(...)")
 
     def __str__(self) -> str:
         return f"{self.field} is {'not ' if self.negated else ''}None"
@@ -478,6 +525,13 @@ F: Final = _Fields()
 def tag(name: str) -> Rule:
     """``"name" in tags``."""
     return HasTag(name)
+
+
+def consented(purpose: str | enum.Enum, channel: str | enum.Enum | None = None) -> Rule:
+    """``consented(purpose, channel)``: see :class:`Consented` (a
+    :class:`~crmcore.ConsentPurpose` and an :class:`~crmcore.InteractionChannel` are taken
+    as their values)."""
+    return Consented(purpose, channel)  # type: ignore[arg-type]  # converted inside
 
 
 def ago(

@@ -19,6 +19,7 @@ from crmcore._epoch import NONE_MAX, NONE_MIN, to_us
 from crmcore.adapters.memory._columns import ALIVE
 from crmcore.adapters.memory._encoders import PURCHASE_CODE
 from crmcore.adapters.memory._state import MemoryState, StateGuard
+from crmcore.analytics._consents import ConsentColumns, entry_of
 from crmcore.analytics._derive import (
     AggregateColumns,
     ProfileColumns,
@@ -42,8 +43,9 @@ from crmcore.analytics.columns import (
     INTERACTION_COLUMNS,
     TRANSACTION_COLUMNS,
 )
-from crmcore.domain import CrmNumber, Customer
+from crmcore.domain import ConsentRecord, CrmNumber, Customer
 from crmcore.domain._checks import aware_utc
+from crmcore.domain.consent import history_order
 from crmcore.errors import ErasedError, NotFound
 
 __all__ = ["MemoryMetrics"]
@@ -112,6 +114,7 @@ class MemoryMetrics:
                     _tag_index(state.by_tag, rows, every) if "tags" in chosen else TagIndex({}, 0)
                 )
                 profile = _profile(customers, chosen, tags)
+            consents = _consents(state, rows, every) if "consents" in chosen else None
 
         def numbers() -> ObjectArray:
             listed = np.empty(total, dtype=object)
@@ -126,6 +129,7 @@ class MemoryMetrics:
             channel_counts=channels,
             profile=profile,
             numbers=numbers,
+            consents=consents,
         )
 
     def customer_row(
@@ -166,6 +170,9 @@ class MemoryMetrics:
                     extra[f"interactions_{channel.value}"] = int(counts[channel][0])
             if chosen & PROFILE_FIELDS:
                 extra.update(_profile_row(customer))
+            if "consents" in chosen:
+                ledger = history_order(state.consents.get(number, ()))
+                extra["consents"] = tuple(entry_of(record) for record in ledger)
         return row_from_aggregate(as_of_us, chosen, agg, extra)
 
 
@@ -237,6 +244,21 @@ def _channel_counts(
 
 def _country(customer: Customer) -> str | None:
     return customer.addresses[0].country if customer.addresses else None
+
+
+def _consents(state: MemoryState, rows: Int64Array, every: bool) -> ConsentColumns:
+    """The snapshot's ledger columns: every live customer's entries, with its snapshot row
+    (its aggregate row's position among the live ``rows``, sorted)."""
+    owners: list[int] = []
+    records: list[ConsentRecord] = []
+    for number, ledger in state.consents.items():
+        row = state.row_of[number]
+        ordered = history_order(ledger)
+        owners.extend([row] * len(ordered))
+        records.extend(ordered)
+    found = np.asarray(owners, dtype=np.int64)
+    positions = found if every else np.searchsorted(rows, found).astype(np.int64)
+    return ConsentColumns.from_records(len(rows), positions.tolist(), records)
 
 
 def _tag_index(by_tag: dict[str, set[int]], rows: Int64Array, every: bool) -> TagIndex:
