@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, case, func, null, select
 
-from crmcore._epoch import to_us
+from crmcore._epoch import NONE_MAX, to_us
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._frame import (
     INTERACTION_RAW,
@@ -40,6 +40,7 @@ from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.adapters.sqlalchemy._scoring import score_in_database
 from crmcore.adapters.sqlalchemy._tables import CrmTables
+from crmcore.analytics._consents import NO_CHANNEL, ConsentColumns
 from crmcore.analytics._derive import (
     AggregateColumns,
     ProfileColumns,
@@ -58,7 +59,12 @@ from crmcore.analytics._metrics import (
 from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._rfm import RfmPolicy, RfmResult
 from crmcore.analytics._rules import Rule
-from crmcore.analytics.columns import CHANNEL_COUNT_COLUMNS, STAGE_CODES, columns_for_fields
+from crmcore.analytics.columns import (
+    CHANNEL_CODES,
+    CHANNEL_COUNT_COLUMNS,
+    STAGE_CODES,
+    columns_for_fields,
+)
 from crmcore.domain import CrmNumber
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ErasedError, NotFound
@@ -66,6 +72,7 @@ from crmcore.errors import ErasedError, NotFound
 __all__ = ["SqlMetrics"]
 
 _TEXT_PROFILE: Final = ("gender", "owner", "country")
+_CHANNEL_CODE: Final = {channel.value: code for channel, code in CHANNEL_CODES.items()}
 
 
 def _raw_for_snapshot(fields: frozenset[str]) -> list[str]:
@@ -144,7 +151,8 @@ class SqlMetrics:
         with_birth = "birth_year" in chosen
         frame = self.frame(conn, as_of_us, raw)
         int_columns = _int_columns(frame, raw, with_birth)
-        if only is None and not texts and self._binding.name == "postgresql":
+        packable = not texts and "consents" not in chosen
+        if only is None and packable and self._binding.name == "postgresql":
             fast = self._packed_snapshot(conn, when, chosen, frame, raw, int_columns)
             if fast is not None:
                 return fast
@@ -185,7 +193,42 @@ class SqlMetrics:
                 birth_year_missing=birth_missing,
                 tags=tags,
             )
-        return _assemble(when, chosen, size, values, profile, lambda: crm_numbers(numbers_text))
+        consents = (
+            self._consents(conn, frame, numbers_text, only) if "consents" in chosen else None
+        )
+        return _assemble(
+            when, chosen, size, values, profile, lambda: crm_numbers(numbers_text), consents
+        )
+
+    def _consents(
+        self, conn: Connection, frame: Frame, numbers: Sequence[str], only: str | None
+    ) -> ConsentColumns:
+        """The ledger entries of the snapshot's customers, each with its row (history order:
+        ``at``, then append order)."""
+        t = self._tables.consents
+        c = self._tables.customers
+        query = (
+            select(t.c.customer, t.c.purpose, t.c.channel, t.c.decision, t.c.at_us, t.c.expires_us)
+            .join(c, c.c.number == t.c.customer)
+            .where(frame.where)
+            .order_by(t.c.customer, t.c.at_us, t.c.seq)
+        )
+        if only is not None:
+            query = query.where(t.c.customer == only)
+        rows = conn.execute(query).all()
+        row_of = {number: i for i, number in enumerate(numbers)}
+        n = len(rows)
+        return ConsentColumns(
+            size=len(numbers),
+            row=np.fromiter((row_of[r[0]] for r in rows), np.int64, n),
+            purpose=np.array([r[1] for r in rows] or [], dtype=object),
+            channel=np.fromiter(
+                (NO_CHANNEL if r[2] is None else _CHANNEL_CODE[r[2]] for r in rows), np.int64, n
+            ),
+            granted=np.fromiter((r[3] == "granted" for r in rows), np.bool_, n),
+            at_us=np.fromiter((r[4] for r in rows), np.int64, n),
+            expires_us=np.fromiter((NONE_MAX if r[5] is None else r[5] for r in rows), np.int64, n),
+        )
 
     def _packed_snapshot(
         self,
@@ -371,7 +414,7 @@ class SqlMetrics:
         (one comma-joined text: tags contain no commas) and the latest instants of both
         histories (index look-ups), compiled once per field set (``_prepared``).
         """
-        if chosen & CHANNEL_FIELDS:
+        if chosen & CHANNEL_FIELDS or "consents" in chosen:
             return None
         prepared = self._statements.get(
             conn, ("customer_row", chosen), lambda: self._row_query(chosen)
@@ -518,6 +561,7 @@ def _assemble(
     values: dict[str, Int64Array],
     profile: ProfileColumns | None,
     numbers: Callable[[], ObjectArray],
+    consents: ConsentColumns | None = None,
 ) -> CustomerMetrics:
     """The snapshot from fetched raw columns (either fetch path)."""
     channels = None
@@ -531,6 +575,7 @@ def _assemble(
         channel_counts=channels,
         profile=profile,
         numbers=numbers,
+        consents=consents,
     )
 
 

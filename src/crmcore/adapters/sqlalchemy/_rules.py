@@ -14,7 +14,11 @@ Semantics are those of the numpy mask and the single-customer predicate
   trailing spaces count), ``startswith``/``contains`` as LIKE with ``%``, ``_`` and the
   escape character escaped (PostgreSQL, MariaDB) or ``substr``/``instr`` (SQLite, whose
   LIKE ignores ASCII case);
-* ``"vip" in tags`` is ``EXISTS`` on ``customer_tags``.
+* ``"vip" in tags`` is ``EXISTS`` on ``customer_tags``;
+* ``consented(purpose, channel)`` is ``EXISTS`` of an unexpired grant in ``consents`` that
+  applies (channel-less, or on the channel), is not after ``as_of``, and that ``NOT EXISTS``
+  a later applicable decision (later ``at_us``, or the same with a higher ``seq``: appended
+  later) supersedes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from crmcore.analytics._rules import (
     At,
     Between,
     Compare,
+    Consented,
     HasTag,
     InList,
     IsNull,
@@ -94,6 +99,7 @@ _RAW: Final[dict[str, tuple[str, ...]]] = {
     **{name: (column,) for name, column in _TEXT.items()},
     "monetary": ("purchase_minor", "refund_minor"),
     "tags": (),
+    "consents": (),
 }
 
 
@@ -172,6 +178,40 @@ class _Compiler:
         self.frame = frame
         self.as_of_us = frame.as_of_us
 
+    def _consented(self, node: Consented) -> ColumnElement[bool]:
+        table = self.frame.tables.consents
+        decision, later = table.alias("consent_decision"), table.alias("consent_later")
+        as_of = _param(self.as_of_us)
+        purpose = literal(node.purpose, String())
+        channel = None if node.channel is None else literal(node.channel, String())
+
+        def relevant(t: Any) -> ColumnElement[bool]:
+            # The decisions that apply to the channel asked about, up to the instant.
+            applies = t.c.channel.is_(None)
+            if channel is not None:
+                applies = or_(applies, exact_text(self.frame, t.c.channel) == channel)
+            return and_(exact_text(self.frame, t.c.purpose) == purpose, applies, t.c.at_us <= as_of)
+
+        superseded = exists(
+            select(later.c.id).where(
+                later.c.customer == decision.c.customer,
+                relevant(later),
+                or_(
+                    later.c.at_us > decision.c.at_us,
+                    and_(later.c.at_us == decision.c.at_us, later.c.seq > decision.c.seq),
+                ),
+            )
+        )
+        return exists(
+            select(decision.c.id).where(
+                decision.c.customer == self.frame.number,
+                relevant(decision),
+                decision.c.decision == literal("granted", String()),
+                or_(decision.c.expires_us.is_(None), decision.c.expires_us > as_of),
+                not_(superseded),
+            )
+        )
+
     def rule(self, node: Rule) -> ColumnElement[bool]:
         if isinstance(node, And):
             return _balanced(and_, [self.rule(item) for item in node.items])
@@ -187,6 +227,8 @@ class _Compiler:
                     t.c.customer == self.frame.number, exact_text(self.frame, t.c.tag) == value
                 )
             )
+        if isinstance(node, Consented):
+            return self._consented(node)
         name: str = node.field  # type: ignore[attr-defined]
         if isinstance(node, IsNull):
             column = self._nullable_source(name)
