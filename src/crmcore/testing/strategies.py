@@ -34,6 +34,7 @@ from crmcore.analytics import (
     At,
     Between,
     Compare,
+    Consented,
     FieldKind,
     HasTag,
     InList,
@@ -137,16 +138,22 @@ def _rule_values(
     return texts
 
 
+_CONSENT_CHANNELS = (None, "email", "sms", "phone")
+
+
 def _leaves(
     names: Sequence[str],
     texts: st.SearchStrategy[str],
     tag_names: st.SearchStrategy[str],
     instants: tuple[int, int],
+    consent_purposes: st.SearchStrategy[str],
 ) -> st.SearchStrategy[Rule]:
     def for_field(name: str) -> st.SearchStrategy[Rule]:
         spec = FIELDS[name]
         if spec.kind is FieldKind.TAGS:
             return tag_names.map(HasTag)
+        if spec.kind is FieldKind.CONSENTS:
+            return st.builds(Consented, consent_purposes, st.sampled_from(_CONSENT_CHANNELS))
         values = _rule_values(name, texts, instants)
         value_lists = st.lists(values, max_size=3)
         is_null = st.builds(IsNull, st.just(name), st.booleans())
@@ -184,11 +191,12 @@ def rules(
     tag_names: st.SearchStrategy[str] | None = None,
     min_instant: dt.datetime = DEFAULT_MIN_TIME,
     max_instant: dt.datetime = DEFAULT_MAX_TIME,
+    consent_purposes: st.SearchStrategy[str] | None = None,
 ) -> st.SearchStrategy[Rule]:
     """Segment rules (:class:`~crmcore.analytics.Rule` trees) over snapshot fields.
 
     Leaves are every kind of condition the rule language has (comparisons, ranges, lists,
-    ``is None``, literal text matches, tags) with values chosen to find compiler bugs:
+    ``is None``, literal text matches, tags, ``consented(...)``) with values chosen to find compiler bugs:
     64-bit extremes, instants relative to ``now()`` and far outside any data, text with SQL
     wildcards and quotes (:data:`RULE_TEXTS`). Compound rules (``not``, ``and``, ``or``)
     nest up to ``max_depth``. Rules shrink towards a single leaf on the first field.
@@ -200,6 +208,8 @@ def rules(
         tag_names: tags tested with ``"x" in tags`` (default: :func:`tags` and case and
             space variants of common tags).
         min_instant, max_instant: aware bounds of fixed instants (``datetime(...)``).
+        consent_purposes: purposes ``consented(...)`` asks for (default: ``marketing``,
+            ``loyalty.club`` and ``newsletter``), on every channel or one of a few.
 
     Returns:
         A strategy of rules that :func:`~crmcore.analytics.parse_rule` reads back from
@@ -227,7 +237,16 @@ def rules(
         if tag_names is not None
         else st.sampled_from(("vip", "VIP", "vip ", "gold", "%", "a_b")) | tags()
     )
-    leaves = _leaves(names, text_values, tag_values, (to_us(min_instant), to_us(max_instant)))
+    if consent_purposes is not None and not isinstance(consent_purposes, st.SearchStrategy):
+        raise InvalidArgument(f"consent_purposes={consent_purposes!r} must be a strategy")
+    purposes = (
+        consent_purposes
+        if consent_purposes is not None
+        else st.sampled_from(("marketing", "loyalty.club", "newsletter"))
+    )
+    leaves = _leaves(
+        names, text_values, tag_values, (to_us(min_instant), to_us(max_instant)), purposes
+    )
 
     def nested(depth: int) -> st.SearchStrategy[Rule]:
         if depth == 0:

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 
 from crmcore._epoch import MICROS_PER_DAY, to_us
 from crmcore.analytics import FIELDS
+from crmcore.analytics._consents import entry_of
 from crmcore.clock import FixedClock
 from crmcore.domain import (
+    ConsentRecord,
     CrmNumber,
     Customer,
     CustomerAggregate,
@@ -37,6 +39,7 @@ from crmcore.services import Crm
 from crmcore.testing import strategies as cst
 
 __all__ = [
+    "CONSENT_PURPOSES",
     "HISTORY_HIGH",
     "HISTORY_LOW",
     "HISTORY_TAGS",
@@ -225,6 +228,8 @@ HISTORY_LOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 """Earliest instant of a generated history."""
 HISTORY_HIGH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 """Latest instant of a generated history."""
+CONSENT_PURPOSES = ("marketing", "loyalty.club")
+"""The purposes generated consent decisions are for (rules also ask for others)."""
 HISTORY_TAGS = ("vip", "gold", "b2b", "früh", "%", "a_b", "早期")
 """The tags generated customers carry (rules test these and case and space variants)."""
 
@@ -239,6 +244,8 @@ class History:
     as_of: dt.datetime
     erase: bool
     """Whether the first customer is erased after recording (when there are several)."""
+    consents: list[ConsentRecord] = attrs.Factory(list)
+    """Consent ledger entries, appended in this order after the customers are stored."""
 
 
 def _rfc(value: uuid.UUID) -> uuid.UUID:
@@ -296,7 +303,26 @@ def _histories(draw: st.DrawFn, currency: str) -> History:
         )
         | cst.aware_datetimes(min_value=HISTORY_LOW, max_value=HISTORY_HIGH)
     )
-    return History(customers, transactions, interactions, as_of, draw(st.booleans()))
+    # Decisions on few purposes and channels, at few instants (the as-of one among them), so
+    # overrides, ties on "at" and expiries around as_of are common.
+    instants = st.sampled_from([as_of, as_of - dt.timedelta(days=1), HISTORY_LOW]) | days
+    consents = [
+        attrs.evolve(record, id=_rfc(record.id))
+        for record in draw(
+            st.lists(
+                cst.consent_records(
+                    numbers,
+                    purposes=CONSENT_PURPOSES,
+                    channels=(None, InteractionChannel.EMAIL, InteractionChannel.SMS),
+                    instants=instants,
+                ),
+                max_size=12,
+            )
+        )
+    ]
+    return History(
+        customers, transactions, interactions, as_of, draw(st.booleans()), consents
+    )
 
 
 def histories(currency: str = "USD") -> st.SearchStrategy[History]:
@@ -316,6 +342,10 @@ def fill_history(store: Store, history: History) -> Crm:
         crm.record_transaction(tx)
     for interaction in history.interactions:
         crm.record_interaction(interaction)
+    if history.consents:
+        with store.unit_of_work() as uow:
+            uow.consents.append_many(history.consents)
+            uow.commit()
     if history.erase and len(history.customers) > 1:
         crm.erase(history.customers[0].number)
     return crm
@@ -355,6 +385,7 @@ def reference_rows(store: Store, as_of: dt.datetime) -> dict[str, dict[str, Any]
                 "birth_year": None if c.birth_date is None else c.birth_date.year,
                 "owner": c.owner,
                 "country": c.addresses[0].country if c.addresses else None,
+                "consents": tuple(entry_of(r) for r in uow.consents.history(number)),
             }
             for name in FIELDS:
                 if name.startswith("interactions_"):
