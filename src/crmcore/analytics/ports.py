@@ -99,10 +99,10 @@ class SavedRules(Protocol):
     SQL store answers this with one statement outside a transaction, where reading the
     segments through a unit of work costs a ``BEGIN`` and a ``ROLLBACK`` round trip more
     on PostgreSQL. The answer must be what the store's
-    :meth:`~crmcore.ports.SegmentRepository.list` holds: ``(name, rule)`` of every saved
-    segment, in the same order.
+    :meth:`~crmcore.ports.SegmentRepository.list` holds: ``(name, effective_rule)`` of every
+    saved segment (its rule and the consent it requires), in the same order.
     """
 
     def saved_rules(self) -> list[tuple[str, str]]:
-        """``(name, rule text)`` of every saved segment, ordered by name."""
+        """``(name, effective rule text)`` of every saved segment, ordered by name."""
         ...

@@ -142,7 +142,13 @@ SCHEMAS: Final = {
         [("customer", pa.string())] + [(name, pa.int64()) for name in _AGGREGATES]
     ),
     "segments.parquet": pa.schema(
-        [("name", pa.string()), ("rule", pa.string()), ("description", pa.string())]
+        [
+            ("name", pa.string()),
+            ("rule", pa.string()),
+            ("description", pa.string()),
+            ("consent_purpose", pa.string()),
+            ("consent_channel", pa.string()),
+        ]
     ),
     "segment_runs.parquet": pa.schema(
         [("segment", pa.string()), ("as_of", _TIME), ("members", pa.list_(pa.string()))]
@@ -445,6 +451,8 @@ def segments_table(segments: Sequence[Segment]) -> pa.Table:
             "name": [s.name for s in segments],
             "rule": [s.rule for s in segments],
             "description": [s.description for s in segments],
+            "consent_purpose": [(s.requires_consent or (None, None))[0] for s in segments],
+            "consent_channel": [(s.requires_consent or (None, None))[1] for s in segments],
         },
         schema=SCHEMAS["segments.parquet"],
     )
@@ -453,11 +461,13 @@ def segments_table(segments: Sequence[Segment]) -> pa.Table:
 def segments_from(table: pa.Table) -> list[Segment]:
     """The segment definitions of rows of ``segments.parquet``."""
     return [
-        Segment(name=n, rule=r, description=d)
-        for n, r, d in zip(
+        Segment(name=n, rule=r, description=d, requires_consent=None if p is None else (p, c))
+        for n, r, d, p, c in zip(
             _required(table["name"], "name"),
             _required(table["rule"], "rule"),
             _required(table["description"], "description"),
+            table["consent_purpose"].to_pylist(),
+            table["consent_channel"].to_pylist(),
             strict=True,
         )
     ]

@@ -93,7 +93,7 @@ def movements(analytics: Analytics) -> list[Movement]:
         out.append(
             Movement(
                 segment=segment.name,
-                rule=segment.rule,
+                rule=segment.effective_rule,
                 size=len(latest.members),
                 entered=len(entered),
                 exited=len(exited),

@@ -188,7 +188,14 @@ class Analytics:
 
     # -- segment definitions -------------------------------------------------------------------
 
-    def define_segment(self, name: str, rule: Rule | str, description: str = "") -> Segment:
+    def define_segment(
+        self,
+        name: str,
+        rule: Rule | str,
+        description: str = "",
+        *,
+        requires_consent: tuple[str, str | None] | tuple[str] | None = None,
+    ) -> Segment:
         """Save a segment (or replace the rule and description of one of that name).
 
         The rule is checked first, so a malformed rule saves nothing. Earlier runs of a
@@ -199,14 +206,18 @@ class Analytics:
             name: the segment's name.
             rule: rule text or a rule built in Python (stored as its text form).
             description: free text for people.
+            requires_consent: ``(purpose, channel)`` (or ``(purpose,)``: every channel) a
+                member must have consented to: every run ANDs the rule with
+                ``consented(purpose, channel)`` as of the run's instant, so a customer
+                without it (or who withdrew it) is never a member (a marketing audience).
 
         Raises:
             RuleSyntaxError: the rule does not parse.
-            ValidationError: a bad name or description.
+            ValidationError: a bad name, description or required consent.
         """
         parsed = parse_rule(rule)  # refuse a bad rule before anything is saved
         text = rule if isinstance(rule, str) else str(parsed)
-        segment = Segment(name, text, description)
+        segment = Segment(name, text, description, requires_consent)  # type: ignore[arg-type]
         with self.context.unit() as uow:
             uow.segments.save(segment)
         return segment
@@ -258,13 +269,19 @@ class Analytics:
             segments = (
                 list(uow.segments.list()) if names is None else [uow.segments.get(n) for n in names]
             )
-        rules = {s.name: parse_rule(s.rule) for s in segments}
+        rules = {s.name: parse_rule(s.effective_rule) for s in segments}
         members = self._members(rules, when)
         with self.context.unit() as uow:
             return self._save_runs(uow, segments, members, when)
 
     def define_and_run_segment(
-        self, name: str, rule: Rule | str, as_of: dt.datetime | None = None, description: str = ""
+        self,
+        name: str,
+        rule: Rule | str,
+        as_of: dt.datetime | None = None,
+        description: str = "",
+        *,
+        requires_consent: tuple[str, str | None] | tuple[str] | None = None,
     ) -> SegmentRun:
         """Save a segment's rule and run it, atomically.
 
@@ -272,14 +289,17 @@ class Analytics:
         run of that segment at exactly ``as_of`` already exists) leaves an earlier rule
         unchanged.
 
+        ``requires_consent`` is that of :meth:`define_segment`.
+
         Raises:
             RuleSyntaxError: the rule does not parse (nothing is read or saved).
             DuplicateError: the segment already has a run at exactly ``as_of``.
         """
         parsed = parse_rule(rule)
-        segment = Segment(name, rule if isinstance(rule, str) else str(parsed), description)
+        text = rule if isinstance(rule, str) else str(parsed)
+        segment = Segment(name, text, description, requires_consent)  # type: ignore[arg-type]
         when = self._as_of(as_of)
-        members = self._members({name: parsed}, when)
+        members = self._members({name: parse_rule(segment.effective_rule)}, when)
         with self.context.unit() as uow:
             uow.segments.save(segment)
             return self._save_runs(uow, [segment], members, when)[0]
@@ -430,7 +450,7 @@ class Analytics:
                     if segments is None
                     else [uow.segments.get(n) for n in segments]
                 )
-            rules = tuple((s.name, s.rule) for s in saved)
+            rules = tuple((s.name, s.effective_rule) for s in saved)
         needed, predicates = _refresh_plan(rules, when)
         values = self.source.customer_row(key, when, needed)
         score = None

@@ -39,6 +39,7 @@ from crmcore.adapters.sqlalchemy._prepared import PreparedCache
 from crmcore.adapters.sqlalchemy._reading import crm_numbers, current_frame
 from crmcore.adapters.sqlalchemy._rules import compile_where, raw_needed
 from crmcore.adapters.sqlalchemy._scoring import score_in_database
+from crmcore.adapters.sqlalchemy._segments import segment_from_row
 from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.analytics._consents import NO_CHANNEL, ConsentColumns
 from crmcore.analytics._derive import (
@@ -396,11 +397,16 @@ class SqlMetrics:
     def saved_rules(self) -> list[tuple[str, str]]:
         """See :class:`crmcore.analytics.ports.SavedRules`: one SELECT, no transaction."""
         s = self._tables.segments
-        query = select(s.c.name, s.c.rule).order_by(s.c.name)
+        query = select(
+            s.c.name, s.c.rule, s.c.description, s.c.consent_purpose, s.c.consent_channel
+        ).order_by(s.c.name)
         with self._binding.single_read("segment") as conn:
             prepared = self._statements.get(conn, "saved_rules", lambda: query)
             rows = (conn.execute(query) if prepared is None else prepared.execute(conn, {})).all()
-        return [(str(name), str(rule)) for name, rule in rows]
+        return [
+            (segment.name, segment.effective_rule)
+            for segment in (segment_from_row(*row) for row in rows)
+        ]
 
     def _row_now(
         self, conn: Connection, when: dt.datetime, chosen: frozenset[str], number: str

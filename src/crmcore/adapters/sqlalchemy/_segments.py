@@ -14,7 +14,26 @@ from crmcore.domain import CrmNumber, Segment, SegmentMembership
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import DuplicateError, NotFound, ValidationError
 
-__all__ = ["SqlSegments"]
+__all__ = ["SqlSegments", "segment_from_row", "segment_row"]
+
+
+def segment_row(segment: Segment) -> dict[str, Any]:
+    """The stored columns of ``segment`` but its name."""
+    purpose, channel = segment.requires_consent or (None, None)
+    return {
+        "rule": segment.rule,
+        "description": segment.description,
+        "consent_purpose": purpose,
+        "consent_channel": channel,
+    }
+
+
+def segment_from_row(
+    name: str, rule: str, description: str, purpose: str | None, channel: str | None
+) -> Segment:
+    """The segment of a stored row."""
+    required = None if purpose is None else (purpose, channel)
+    return Segment(name=name, rule=rule, description=description, requires_consent=required)
 
 
 class SqlSegments:
@@ -34,20 +53,13 @@ class SqlSegments:
         if not isinstance(segment, Segment):
             raise ValidationError("segment", segment, "must be a Segment")
         s = self._t.segments
+        values = segment_row(segment)
         with translated("segment"):
-            result = conn.execute(
-                update(s)
-                .where(s.c.name == segment.name)
-                .values(rule=segment.rule, description=segment.description)
-            )
+            result = conn.execute(update(s).where(s.c.name == segment.name).values(**values))
             if result.rowcount == 0:
                 exists = conn.execute(select(s.c.name).where(s.c.name == segment.name)).first()
                 if exists is None:
-                    conn.execute(
-                        insert(s).values(
-                            name=segment.name, rule=segment.rule, description=segment.description
-                        )
-                    )
+                    conn.execute(insert(s).values(name=segment.name, **values))
 
     def _row(self, conn: Connection, name: str) -> Any:
         s = self._t.segments
@@ -59,20 +71,21 @@ class SqlSegments:
             row = self._row(conn, name)
         if row is None:
             raise NotFound("segment", name)
-        return Segment(name=row["name"], rule=row["rule"], description=row["description"])
+        return segment_from_row(
+            row["name"], row["rule"], row["description"], row["consent_purpose"], row["consent_channel"]
+        )
 
     def list(self) -> Sequence[Segment]:
         conn = self._ctx.read()
         s = self._t.segments
-        query = select(s.c.name, s.c.rule, s.c.description).order_by(s.c.name)
+        query = select(
+            s.c.name, s.c.rule, s.c.description, s.c.consent_purpose, s.c.consent_channel
+        ).order_by(s.c.name)
         # Read on every Analytics.refresh: compiled once (``_prepared``).
         prepared = self._ctx.inserts.prepared.get(conn, "segments", lambda: query)
         with translated("segment"):
             rows = (conn.execute(query) if prepared is None else prepared.execute(conn, {})).all()
-        return [
-            Segment(name=name, rule=rule, description=description)
-            for name, rule, description in rows
-        ]
+        return [segment_from_row(*row) for row in rows]
 
     def delete(self, name: str) -> None:
         conn = self._ctx.write()

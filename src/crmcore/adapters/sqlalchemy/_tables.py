@@ -334,6 +334,9 @@ def build_tables(
         Column("name", String(100), nullable=False),
         Column("rule", Text, nullable=False),
         Column("description", Text, nullable=False),
+        # The consent a member must have (an audience): NULL purpose, none required.
+        Column("consent_purpose", String(64)),
+        Column("consent_channel", _CODE),
         _pk(seg_t, "name"),
     )
     runs_t = f"{p}segment_runs"

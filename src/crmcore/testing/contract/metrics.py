@@ -186,7 +186,7 @@ class MetricsSourceContract(StoreFixture):
         analytics.define_segment("vips", '"vip" in tags')
         analytics.define_segment("buyers", "frequency >= 1")
         with store.unit_of_work() as uow:
-            saved = [(s.name, s.rule) for s in uow.segments.list()]
+            saved = [(s.name, s.effective_rule) for s in uow.segments.list()]
         source = _source(store)
         if isinstance(source, SavedRules):
             assert source.saved_rules() == saved
@@ -246,6 +246,49 @@ class MetricsSourceContract(StoreFixture):
         assert analytics.evaluate("recency_days <= 30 or recency_days > 30") == frozenset()
         assert analytics.evaluate('"vip" in tags and owner is not None') == {ann}
         assert analytics.evaluate('"VIP" in tags') == frozenset()
+
+    def test_a_segment_requiring_consent_never_holds_a_customer_without_it(
+        self, store: Store
+    ) -> None:
+        crm = Crm(store, clock=FixedClock(HIGH))
+        hour = dt.timedelta(hours=1)
+        t0 = HIGH - 10 * hour
+        names = ("none", "email", "every", "withdrawn", "sms", "expired", "spam")
+        who = {name: crm.register(name, tags=["vip"]).number for name in names}
+        crm.grant_consent(who["email"], "marketing", "email", at=t0)
+        crm.grant_consent(who["every"], "marketing", at=t0)
+        crm.grant_consent(who["withdrawn"], "marketing", at=t0)
+        crm.withdraw_consent(who["withdrawn"], "marketing", "email", at=t0 + hour)
+        crm.grant_consent(who["sms"], "marketing", "sms", at=t0)
+        crm.grant_consent(who["expired"], "marketing", "email", at=t0, expires_at=t0 + hour)
+        crm.grant_consent(who["spam"], "newsletter", "email", at=t0)
+        analytics = Analytics(crm)
+        segment = analytics.define_segment(
+            "mailing", '"vip" in tags', requires_consent=("marketing", "email")
+        )
+        assert analytics.segment("mailing") == segment
+        assert segment.requires_consent == ("marketing", "email")
+        consenting = {who["email"], who["every"]}
+        first = analytics.run_segment("mailing", t0 + 2 * hour)
+        assert first.membership.members == consenting
+        assert analytics.evaluate(segment.effective_rule, t0 + 2 * hour) == consenting
+        for name, number in who.items():
+            refreshed = analytics.refresh(number, HIGH)
+            assert refreshed.segments["mailing"] is (number in consenting), name
+        # Withdrawing is enough: the next run drops the customer, and reports it left.
+        crm.withdraw_consent(who["every"], "marketing", at=t0 + 3 * hour)
+        second = analytics.run_segment("mailing", t0 + 4 * hour)
+        assert second.membership.members == {who["email"]}
+        assert second.exited == {who["every"]}
+        assert analytics.refresh(who["every"], HIGH).segments["mailing"] is False
+        every_channel = analytics.define_and_run_segment(
+            "all-channels", '"vip" in tags', t0 + 4 * hour, requires_consent=("marketing",)
+        )
+        # Only the every-channel decision counts (an e-mail withdrawal leaves it granted).
+        assert every_channel.membership.members == {who["withdrawn"]}
+        crm.grant_consent(who["none"], "marketing", at=t0 + 5 * hour)
+        latest = analytics.run_segment("all-channels", HIGH).membership.members
+        assert latest == {who["withdrawn"], who["none"]}
 
     def test_segment_runs_select_members_through_the_stores_source(self, store: Store) -> None:
         crm = Crm(store, clock=FixedClock(HIGH))

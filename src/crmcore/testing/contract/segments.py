@@ -45,6 +45,19 @@ class SegmentRepositoryContract(StoreFixture):
             write(store, lambda uow: uow.segments.delete("alpha"))
         assert [s.name for s in read(store, lambda uow: list(uow.segments.list()))] == ["zeta"]
 
+    def test_a_required_consent_is_stored_with_the_segment(self, store: Store) -> None:
+        audience = Segment("mailing", "frequency >= 1", requires_consent=("marketing", "email"))
+        everywhere = Segment("everywhere", "frequency >= 1", requires_consent=("loyalty.club",))
+        write(store, lambda uow: uow.segments.save(audience))
+        write(store, lambda uow: uow.segments.save(everywhere))
+        assert read(store, lambda uow: uow.segments.get("mailing")) == audience
+        assert read(store, lambda uow: list(uow.segments.list())) == [everywhere, audience]
+        assert everywhere.requires_consent == ("loyalty.club", None)
+        assert audience.effective_rule == "(frequency >= 1) and consented('marketing', 'email')"
+        plain = Segment("mailing", "frequency >= 2")
+        write(store, lambda uow: uow.segments.save(plain))  # replaced: no consent required
+        assert read(store, lambda uow: uow.segments.get("mailing")) == plain
+
     def test_membership_runs_latest_before_and_duplicates(self, store: Store) -> None:
         a, b = register(store).number, register(store).number
         write(store, lambda uow: uow.segments.save(Segment("vip", "frequency >= 3")))

@@ -1,4 +1,5 @@
-"""crmcore: the consent ledger (a ``consents`` table replaces the customers' JSON column).
+"""crmcore: the consent ledger (a ``consents`` table replaces the customers' JSON column),
+and the consent a segment may require (``segments.consent_purpose``/``consent_channel``).
 
 Every decision held in ``customers.consents`` (JSON ``[purpose, channel, granted, at,
 source]`` items, in the order they were recorded) becomes one ledger row: a new id, the same
@@ -112,6 +113,9 @@ def upgrade() -> None:
         unique=False,
         schema=schema,
     )
+    with op.batch_alter_table(f"{p}segments", schema=schema) as batch:
+        batch.add_column(sa.Column("consent_purpose", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("consent_channel", sa.String(length=32), nullable=True))
     bind = op.get_bind()
     customers, ledger = _customers(p, schema), _ledger(p, schema)
     query = sa.select(customers.c.number, customers.c.consents).where(
@@ -139,21 +143,25 @@ def upgrade() -> None:
                 )
         if out:
             bind.execute(sa.insert(ledger), out)
-    _drop_consents_column(bind, p, schema)
+    _drop_columns(bind, f"{p}customers", schema, ("consents",))
 
 
-def _drop_consents_column(bind: sa.Connection, p: str, schema: str | None) -> None:
+def _drop_columns(
+    bind: sa.Connection, table: str, schema: str | None, columns: tuple[str, ...]
+) -> None:
     if bind.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
-        # A plain DROP COLUMN: batch mode would copy the customers table, which every
-        # child table's foreign key points at.
+        # A plain DROP COLUMN: batch mode would copy the table, and the customers table is
+        # the one every child table's foreign key points at.
         preparer = bind.dialect.identifier_preparer
-        name = preparer.quote(f"{p}customers")
+        name = preparer.quote(table)
         if schema:
             name = f"{preparer.quote_schema(schema)}.{name}"
-        op.execute(f"ALTER TABLE {name} DROP COLUMN consents")
+        for column in columns:
+            op.execute(f"ALTER TABLE {name} DROP COLUMN {preparer.quote(column)}")
         return
-    with op.batch_alter_table(f"{p}customers", schema=schema) as batch:
-        batch.drop_column("consents")
+    with op.batch_alter_table(table, schema=schema) as batch:
+        for column in columns:
+            batch.drop_column(column)
 
 
 def downgrade() -> None:
@@ -192,3 +200,5 @@ def downgrade() -> None:
             .values(consents=json.dumps(items, separators=(",", ":")))
         )
     op.drop_table(f"{p}consents", schema=schema)
+    # A segment requiring consent becomes a plain one: the old schema has no place for it.
+    _drop_columns(bind, f"{p}segments", schema, ("consent_purpose", "consent_channel"))
