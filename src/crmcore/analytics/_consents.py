@@ -146,9 +146,7 @@ class ConsentColumns:
     def __len__(self) -> int:
         return len(self.row)
 
-    def mask(
-        self, purpose: str, channel: InteractionChannel | None, as_of_us: int
-    ) -> BoolArray:
+    def mask(self, purpose: str, channel: InteractionChannel | None, as_of_us: int) -> BoolArray:
         """Rows whose decision in force for ``purpose`` on ``channel`` at ``as_of_us`` is an
         unexpired grant (``channel=None``: the every-channel decision)."""
         out = np.zeros(self.size, dtype=np.bool_)

@@ -39,7 +39,9 @@ def _requires_consent(field: str, value: object) -> tuple[str, str | None] | Non
     if isinstance(value, str) or not isinstance(value, tuple | list) or len(value) not in (1, 2):
         raise ValidationError(field, value, "must be (purpose,) or (purpose, channel)")
     purpose = consent_purpose(field, value[0])
-    channel = _checks.optional_member(field, InteractionChannel, value[1] if len(value) == 2 else None)
+    channel = _checks.optional_member(
+        field, InteractionChannel, value[1] if len(value) == 2 else None
+    )
     return (purpose, None if channel is None else channel.value)
 
 
@@ -73,8 +75,10 @@ class Segment:
         if self.requires_consent is None:
             return self.rule
         purpose, channel = self.requires_consent
-        required = f"consented({purpose!r})" if channel is None else (
-            f"consented({purpose!r}, {channel!r})"
+        required = (
+            f"consented({purpose!r})"
+            if channel is None
+            else (f"consented({purpose!r}, {channel!r})")
         )
         return f"({self.rule}) and {required}"
 

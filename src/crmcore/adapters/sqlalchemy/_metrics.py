@@ -194,9 +194,7 @@ class SqlMetrics:
                 birth_year_missing=birth_missing,
                 tags=tags,
             )
-        consents = (
-            self._consents(conn, frame, numbers_text, only) if "consents" in chosen else None
-        )
+        consents = self._consents(conn, frame, numbers_text, only) if "consents" in chosen else None
         return _assemble(
             when, chosen, size, values, profile, lambda: crm_numbers(numbers_text), consents
         )

@@ -72,7 +72,11 @@ class SqlSegments:
         if row is None:
             raise NotFound("segment", name)
         return segment_from_row(
-            row["name"], row["rule"], row["description"], row["consent_purpose"], row["consent_channel"]
+            row["name"],
+            row["rule"],
+            row["description"],
+            row["consent_purpose"],
+            row["consent_channel"],
         )
 
     def list(self) -> Sequence[Segment]:

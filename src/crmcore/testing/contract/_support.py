@@ -320,9 +320,7 @@ def _histories(draw: st.DrawFn, currency: str) -> History:
             )
         )
     ]
-    return History(
-        customers, transactions, interactions, as_of, draw(st.booleans()), consents
-    )
+    return History(customers, transactions, interactions, as_of, draw(st.booleans()), consents)
 
 
 def histories(currency: str = "USD") -> st.SearchStrategy[History]:

@@ -47,7 +47,8 @@ class SegmentRepositoryContract(StoreFixture):
 
     def test_a_required_consent_is_stored_with_the_segment(self, store: Store) -> None:
         audience = Segment("mailing", "frequency >= 1", requires_consent=("marketing", "email"))
-        everywhere = Segment("everywhere", "frequency >= 1", requires_consent=("loyalty.club",))
+        one: Any = ("loyalty.club",)  # a purpose alone: every channel
+        everywhere = Segment("everywhere", "frequency >= 1", requires_consent=one)
         write(store, lambda uow: uow.segments.save(audience))
         write(store, lambda uow: uow.segments.save(everywhere))
         assert read(store, lambda uow: uow.segments.get("mailing")) == audience
