@@ -199,7 +199,8 @@ def rules(
     ``is None``, literal text matches, tags, ``consented(...)``) with values chosen to find
     compiler bugs: 64-bit extremes, instants relative to ``now()`` and far outside any data,
     text with SQL wildcards and quotes (:data:`RULE_TEXTS`). Compound rules (``not``,
-    ``and``, ``or``) nest up to ``max_depth``. Rules shrink towards a single leaf on the first field.
+    ``and``, ``or``) nest up to ``max_depth``. Rules shrink towards a single leaf on the
+    first field.
 
     Args:
         fields: names from :data:`~crmcore.analytics.FIELDS` the leaves test (default: all).
