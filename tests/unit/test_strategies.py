@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from crmcore import CrmNumber, CrmNumberScheme, Customer, LifecycleStage, Money, Transaction
+from crmcore import (
+    ConsentRecord,
+    CrmNumber,
+    CrmNumberScheme,
+    Customer,
+    LifecycleStage,
+    Money,
+    Transaction,
+)
 from crmcore.testing import strategies as cs
 
 LOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -29,6 +37,8 @@ HIGH = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
         lambda: cs.aware_datetimes(min_value=dt.datetime(2024, 1, 1)),
         lambda: cs.customers(stages=[]),
         lambda: cs.customers(min_created=HIGH, max_created=LOW),
+        lambda: cs.consent_records(min_at=HIGH, max_at=LOW),
+        lambda: cs.consent_records(purposes=[]),
     ],
 )
 def test_bad_arguments_raise_invalid_argument(build: object) -> None:
@@ -73,10 +83,23 @@ def test_transactions_respect_knobs(tx: Transaction) -> None:
     assert tx.external_ref is None
 
 
+@given(
+    cs.consent_records(
+        CrmNumber("C00"), purposes=["marketing"], channels=[None], min_at=LOW, max_at=HIGH
+    )
+)
+def test_consent_records_respect_knobs(record: ConsentRecord) -> None:
+    assert record.customer == CrmNumber("C00")
+    assert record.purpose == "marketing" and record.channel is None
+    assert LOW <= record.at <= HIGH
+    assert record.expires_at is None or (record.granted and record.expires_at > record.at)
+
+
 def test_from_type_resolves_crmcore_types() -> None:
-    @given(st.from_type(Customer), st.from_type(Transaction))
-    def check(customer: Customer, tx: Transaction) -> None:
+    @given(st.from_type(Customer), st.from_type(Transaction), st.from_type(ConsentRecord))
+    def check(customer: Customer, tx: Transaction, record: ConsentRecord) -> None:
         assert isinstance(customer, Customer)
         assert isinstance(tx, Transaction)
+        assert isinstance(record, ConsentRecord)
 
     check()

@@ -21,10 +21,18 @@ def _lazy(name: str) -> Any:
 def _register() -> None:
     from hypothesis import strategies as st
 
-    from crmcore.domain import CrmNumber, Customer, Interaction, Money, Transaction
+    from crmcore.domain import (
+        ConsentRecord,
+        CrmNumber,
+        Customer,
+        Interaction,
+        Money,
+        Transaction,
+    )
 
     st.register_type_strategy(CrmNumber, _lazy("crm_numbers"))
     st.register_type_strategy(Money, _lazy("money"))
     st.register_type_strategy(Customer, _lazy("customers"))
+    st.register_type_strategy(ConsentRecord, _lazy("consent_records"))
     st.register_type_strategy(Interaction, _lazy("interactions"))
     st.register_type_strategy(Transaction, _lazy("transactions"))
