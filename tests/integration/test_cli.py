@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -513,5 +514,37 @@ def test_a_refused_segment_run_leaves_the_saved_rule_alone(
     try:
         with store.unit_of_work() as uow:
             assert uow.segments.get("s1").rule == "frequency >= 0"
+    finally:
+        store.close()
+
+
+def test_a_segment_can_require_a_consent(db: str, run: Run, tmp_path: Path) -> None:
+    _customers(db, run, tmp_path)
+    store = SqlStore.from_url(db)
+    try:
+        with store.unit_of_work() as uow:
+            by_key = {c.external_id: c for c in uow.customers.iter_all()}
+        ann = by_key["A1"]
+        when = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        Crm(store).grant_consent(ann.number, "marketing", "email", at=when)
+    finally:
+        store.close()
+    out = tmp_path / "members.csv"
+    args = ("segment", "--db", db, "--rule", "frequency >= 0", "--as-of", "2026-01-01")
+    saving = ("--requires-consent", "marketing:email", "--save", "mail", "--out", str(out))
+    result = run(*args, *saving)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines() == ["crm_number,external_id", f"{ann.number.value},A1"]
+    assert "requires consent to marketing on email" in result.output
+    assert "consented('marketing', 'email')" in result.output
+    everywhere = run(*args, "--requires-consent", "marketing", "--out", str(out))
+    assert everywhere.exit_code == 0 and "on every channel" in everywhere.output
+    assert out.read_text().splitlines() == ["crm_number,external_id"]
+    bad = run(*args, "--requires-consent", "Marketing:fax")
+    assert bad.exit_code == 2 and "--requires-consent" in bad.output
+    store = SqlStore.from_url(db)
+    try:
+        with store.unit_of_work() as uow:
+            assert uow.segments.get("mail").requires_consent == ("marketing", "email")
     finally:
         store.close()

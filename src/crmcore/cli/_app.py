@@ -35,7 +35,7 @@ from crmcore.cli._importing import ErrorReport, import_csv
 from crmcore.cli._report import render_html, render_text
 from crmcore.clock import FixedClock
 from crmcore.domain import Segment
-from crmcore.errors import DuplicateError
+from crmcore.errors import DuplicateError, ValidationError
 from crmcore.ports import Clock, Store
 from crmcore.services import Analytics, Crm
 from crmcore.testing.synthetic import DEMO_END, populate
@@ -290,26 +290,53 @@ def rfm(db: str | None, as_of: str, bins: int, ties: str, out: Path) -> None:
     "since the previous run).",
 )
 @click.option(
+    "--requires-consent",
+    "consent",
+    metavar="PURPOSE[:CHANNEL]",
+    default=None,
+    help="Only customers whose consent for PURPOSE (on CHANNEL; without one: on every "
+    "channel) is in force as of TIME; saved with the segment (an audience).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
     default="-",
     help="CSV file of the members (crm_number, external_id; default: stdout).",
 )
-def segment(db: str | None, rule: str, as_of: str | None, name: str | None, out: Path) -> None:
+def segment(
+    db: str | None,
+    rule: str,
+    as_of: str | None,
+    name: str | None,
+    consent: str | None,
+    out: Path,
+) -> None:
     """The customers matching a rule, as CSV (crm_number, external_id)."""
     from crmcore.analytics import parse_rule
+    from crmcore.domain import Segment
 
     parse_rule(rule)  # a bad rule is reported before the database is touched
+    required: tuple[str, str | None] | None = None
+    if consent is not None:
+        purpose, _, channel = consent.partition(":")
+        required = (purpose, channel or None)
+        try:
+            # Validated (and the rule with it) before the database is touched.
+            rule_in_force = Segment("cli", rule, requires_consent=required).effective_rule
+        except ValidationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--requires-consent") from None
+    else:
+        rule_in_force = rule
     with open_store(db) as store:
         analytics = _analytics(store)
         when = parse_instant(as_of, "--as-of") if as_of else analytics.crm.clock.now()
         if name is None:
-            members = analytics.evaluate(rule, when)
+            members = analytics.evaluate(rule_in_force, when)
             run = None
         else:
             try:
                 # Rule and run are saved together: a refused run leaves the old rule as it was.
-                run = analytics.define_and_run_segment(name, rule, when)
+                run = analytics.define_and_run_segment(name, rule, when, requires_consent=required)
             except DuplicateError:
                 raise CliError(
                     f"segment {name!r} already has a run as of {when.isoformat()}"
@@ -323,6 +350,9 @@ def segment(db: str | None, rule: str, as_of: str | None, name: str | None, out:
                 writer.writerow((number.value, ids.get(number, "")))
     console = err_console()
     console.print(f"{len(members)} customers match, as of {when.isoformat()}")
+    if required is not None:
+        on = f"on {required[1]}" if required[1] else "on every channel"
+        console.print(f"requires consent to {required[0]} {on}: {rule_in_force}", markup=False)
     if run is not None:
         since = run.previous_as_of.isoformat() if run.previous_as_of else "(first run)"
         console.print(
