@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from crmcore import InMemoryStore
-from crmcore.domain import CrmNumberScheme
+from crmcore.domain import CrmNumberScheme, InteractionChannel
 from crmcore.errors import BackupError, ConfigurationError
 from crmcore.ports import Store
 from crmcore.services import Crm
@@ -265,3 +265,63 @@ def test_without_pyarrow_dump_and_restore_name_the_extra(
     with pytest.raises(ConfigurationError, match=r"\[arrow\] extra"):
         restore(InMemoryStore(), tmp_path / "d")
     copy(InMemoryStore(), InMemoryStore())  # copy needs no pyarrow
+
+
+def test_a_format_version_1_dump_restores_its_consents_into_the_ledger(
+    tmp_path: Path, target: Store
+) -> None:
+    """Version 1 kept each customer's consents inside its document: a restore reads them
+    into the ledger, in their recorded order, instead of dropping them."""
+    import datetime as dt
+
+    at = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
+    source = InMemoryStore()
+    crm = Crm(source)
+    ann, bob = crm.register("Ann").number, crm.register("Bob").number
+    dump(source, tmp_path)
+    legacy = [
+        {
+            "purpose": "marketing",
+            "channel": None,
+            "granted": True,
+            "at": at.isoformat(),
+            "source": "web-form",
+        },
+        {
+            "purpose": "marketing",
+            "channel": "email",
+            "granted": False,
+            "at": at.isoformat(),
+            "source": None,
+        },
+    ]
+    customers = pq.read_table(tmp_path / "customers.parquet")
+    documents = []
+    for number, document in zip(
+        customers["number"].to_pylist(), customers["document"].to_pylist(), strict=True
+    ):
+        data = json.loads(document)
+        data["consents"] = legacy if number == ann.value else []
+        documents.append(json.dumps(data, sort_keys=True))
+    customers = customers.set_column(
+        customers.schema.get_field_index("document"), "document", pa.array(documents)
+    )
+    pq.write_table(customers, tmp_path / "customers.parquet")
+    (tmp_path / "consents.parquet").unlink()
+    _reseal(tmp_path, "customers.parquet")
+
+    def as_version_1(data: dict[str, Any]) -> None:
+        data["format_version"] = 1
+        del data["files"]["consents.parquet"]
+
+    _rewrite_manifest(tmp_path, as_version_1)
+    assert restore(target, tmp_path).format_version == 1
+    restored = Crm(target)
+    history = restored.consent_history(ann)
+    assert [(r.purpose, r.channel, r.granted, r.at, r.source) for r in history] == [
+        ("marketing", None, True, at, "web-form"),
+        ("marketing", InteractionChannel.EMAIL, False, at, None),
+    ]
+    assert {r.actor for r in history} == {"restore:dump-v1"}
+    assert not restored.consent_state(ann, at).granted("marketing", "email")
+    assert restored.consent_history(bob) == []

@@ -249,10 +249,16 @@ def restore(store: Store, directory: str | os.PathLike[str]) -> Manifest:
             store.reporting_currency,
             files=dict(_PARTS),
         )
+        # A version 1 dump kept the consents inside the customer documents.
+        consents: tuple[str, Callable[[Any], Any], Callable[[Any], None]] = (
+            ("customers", arrow.legacy_consents_from, loader.consents)
+            if manifest.format_version == 1
+            else ("consents", arrow.consents_from, loader.consents)
+        )
         steps: list[tuple[str, Callable[[Any], Any], Callable[[Any], None]]] = [
             ("customers", arrow.customers_from, loader.customers),
             ("tombstones", arrow.tombstones_from, loader.tombstones),
-            ("consents", arrow.consents_from, loader.consents),
+            consents,
             ("transactions", arrow.transactions_from, loader.transactions),
             ("interactions", arrow.interactions_from, loader.interactions),
         ]

@@ -12,6 +12,7 @@ pyarrow is imported when this module is: callers reach it through :func:`require
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,6 +54,7 @@ __all__ = [
     "customers_table",
     "interactions_from",
     "interactions_table",
+    "legacy_consents_from",
     "runs_from",
     "runs_table",
     "segments_from",
@@ -252,6 +254,29 @@ def customers_from(table: pa.Table) -> list[Customer]:
         if customer.number.value != number or customer.version != version:
             raise ValueError(f"customer {number}: the document does not match its row")
         out.append(customer)
+    return out
+
+
+def legacy_consents_from(table: pa.Table) -> list[ConsentRecord]:
+    """The consents inside the customer documents of a format version 1
+    ``customers.parquet``, as ledger entries (in each customer's recorded order; actor
+    ``"restore:dump-v1"``, lawful basis "consent")."""
+    out = []
+    for number, document in zip(
+        table["number"].to_pylist(), table["document"].to_pylist(), strict=True
+    ):
+        for item in json.loads(document).get("consents", ()):
+            out.append(
+                ConsentRecord(
+                    customer=CrmNumber(number),
+                    purpose=item["purpose"],
+                    channel=item["channel"],
+                    decision="granted" if item["granted"] else "withdrawn",
+                    at=dt.datetime.fromisoformat(item["at"]),
+                    source=item.get("source"),
+                    actor="restore:dump-v1",
+                )
+            )
     return out
 
 

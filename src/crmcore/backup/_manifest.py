@@ -25,6 +25,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
+    "READABLE",
     "FileEntry",
     "Manifest",
     "sha256_of",
@@ -32,11 +33,11 @@ __all__ = [
 
 FORMAT: Final = "crmcore-dump"
 FORMAT_VERSION: Final = 2
-"""The dump format's version. A restore accepts dumps of this version only; a later crmcore
-that changes the format bumps it and keeps reading the older versions it knows.
+"""The dump format's version (what :func:`~crmcore.backup.dump` writes). A crmcore that changes
+the format bumps it and keeps reading the older versions it knows (:data:`READABLE`).
 
 Version 2 added ``consents.parquet`` (the consent ledger) and took the consents out of the
-customer documents."""
+customer documents; a version 1 dump's consents are read from its customer documents."""
 MANIFEST: Final = "manifest.json"
 FILES: Final = (
     "customers.parquet",
@@ -49,6 +50,8 @@ FILES: Final = (
     "segment_runs.parquet",
 )
 """The files of a dump, in the order a restore loads them."""
+READABLE: Final = {1: tuple(f for f in FILES if f != "consents.parquet"), 2: FILES}
+"""The files of each dump format version a restore reads."""
 
 
 def sha256_of(path: Path) -> str:
@@ -137,10 +140,10 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BackupError(f"not a crmcore dump manifest (format is not {FORMAT!r})", MANIFEST)
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version not in READABLE:
             raise BackupError(
                 f"dump format version {version!r} is not supported (this crmcore reads "
-                f"version {FORMAT_VERSION})",
+                f"versions {', '.join(str(v) for v in READABLE)})",
                 MANIFEST,
             )
         try:
@@ -164,9 +167,10 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupError(f"malformed manifest ({exc!r})", MANIFEST) from None
-        if set(files) != set(FILES):
-            missing = sorted(set(FILES) - set(files))
-            extra = sorted(set(files) - set(FILES))
+        expected = READABLE[version]
+        if set(files) != set(expected):
+            missing = sorted(set(expected) - set(files))
+            extra = sorted(set(files) - set(expected))
             raise BackupError(
                 f"the manifest lists the wrong files (missing {missing}, unknown {extra})",
                 MANIFEST,
@@ -179,7 +183,7 @@ class Manifest:
         Raises:
             BackupError: naming the first file that is missing, truncated or changed.
         """
-        for name in FILES:
+        for name in READABLE[self.format_version]:
             entry = self.files[name]
             path = directory / name
             try:
