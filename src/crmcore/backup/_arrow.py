@@ -32,6 +32,7 @@ from crmcore.analytics.columns import (
     TRANSACTION_KIND_CODES,
 )
 from crmcore.domain import (
+    ConsentDecision,
     ConsentRecord,
     CrmNumber,
     Customer,
@@ -271,7 +272,9 @@ def legacy_consents_from(table: pa.Table) -> list[ConsentRecord]:
                     customer=CrmNumber(number),
                     purpose=item["purpose"],
                     channel=item["channel"],
-                    decision="granted" if item["granted"] else "withdrawn",
+                    decision=ConsentDecision.GRANTED
+                    if item["granted"]
+                    else ConsentDecision.WITHDRAWN,
                     at=dt.datetime.fromisoformat(item["at"]),
                     source=item.get("source"),
                     actor="restore:dump-v1",
