@@ -312,7 +312,9 @@ def consent_records(
             evidence=draw(st.none() | st.from_regex(r"EV-[0-9]{1,6}", fullmatch=True)),
             actor=draw(st.sampled_from(["system", "user:42", "job:nightly-import"])),
             expires_at=expires,
-            id=draw(st.uuids()),
+            # Version 4, as uuid4() makes them (MariaDB's native UUID column refuses ids
+            # whose variant bits are not RFC 4122's).
+            id=draw(st.uuids(version=4)),
         )
 
     return build()
