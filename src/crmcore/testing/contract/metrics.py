@@ -157,8 +157,9 @@ class MetricsSourceContract(StoreFixture):
                 assert source.customer_row(CrmNumber(number), as_of) == row
                 narrow_row = source.customer_row(CrmNumber(number), as_of, maintained)
                 assert narrow_row == {k: row[k] for k in maintained}
-            # Without text profile fields PostgreSQL packs the snapshot server-side (_pgpack).
-            numeric = sorted(set(FIELDS) - {"gender", "owner", "country"})
+            # Without text profile fields and the consent ledger PostgreSQL packs the
+            # snapshot server-side (_pgpack).
+            numeric = sorted(set(FIELDS) - {"gender", "owner", "country", "consents"})
             subsets = (RFM_FIELDS, ["frequency", "tags", "stage", "birth_year"], numeric)
             for fields in (*subsets, [one_field]):
                 packed = source.snapshot(as_of, fields)
