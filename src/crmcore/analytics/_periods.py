@@ -43,6 +43,8 @@ _MONDAY_SHIFT: Final = 3
 def _zone(tz: str | dt.tzinfo) -> dt.tzinfo:
     if isinstance(tz, dt.tzinfo):
         return tz
+    if tz in ("UTC", "Etc/UTC"):
+        return dt.UTC
     try:
         return zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as error:
@@ -55,8 +57,9 @@ def _offsets_us(instants_us: Int64Array, zone: dt.tzinfo) -> Int64Array:
     Offsets change only at transitions, which the tz database places on quarter-hour
     boundaries, so one lookup per distinct quarter-hour (at most 35,000 a year) is exact.
     """
-    if zone is dt.UTC:
-        return np.zeros(len(instants_us), dtype=np.int64)
+    if isinstance(zone, dt.timezone):  # a fixed offset (UTC included): no transitions
+        fixed = _offset_us(zone.utcoffset(None))
+        return np.full(len(instants_us), fixed, dtype=np.int64)
     quarters, inverse = np.unique(instants_us // _QUARTER_HOUR_US, return_inverse=True)
     offsets = np.fromiter(
         (
@@ -149,38 +152,65 @@ def summarise_purchases(
     zone = _zone(tz)
     end_period = int(local_periods(np.array([to_us(end)], dtype=np.int64), period, zone)[0])
     periods = local_periods(occurred_us, period, zone)
-    numbers, who = np.unique(customer.astype(str), return_inverse=True)
-    who = who.reshape(-1).astype(np.int64)
-    # One row per (customer, period) with the period's summed value.
-    order = np.lexsort((periods, who))
-    who, periods, value = who[order], periods[order], value_minor[order]
-    new = np.ones(len(who), dtype=np.bool_)
-    new[1:] = (who[1:] != who[:-1]) | (periods[1:] != periods[:-1])
-    starts = np.flatnonzero(new)
-    occasion_who, occasion_period = who[starts], periods[starts]
-    occasion_value = np.add.reduceat(value, starts) if len(starts) else value[:0]
-    count = len(numbers)
-    occasions = np.bincount(occasion_who, minlength=count)
-    first = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(count, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(first, occasion_who, occasion_period)
-    np.maximum.at(last, occasion_who, occasion_period)
-    firsts = np.zeros(len(occasion_who), dtype=np.bool_)
-    firsts[0:1] = True
-    firsts[1:] = occasion_who[1:] != occasion_who[:-1]
-    repeat_value = np.bincount(
-        occasion_who[~firsts], weights=occasion_value[~firsts].astype(np.float64), minlength=count
-    )
+    who, numbers = _factorize(customer)
+    if len(who) == 0:
+        empty = np.zeros(0)
+        return RepeatSummary(numbers, empty, empty, empty, empty, end, period, _name(tz))
+    # One sort of one int64 key (customer, then period) groups the purchases into occasions:
+    # each run of equal keys is one customer's purchases in one period.
+    base = int(periods.min())
+    span = int(periods.max()) - base + 1
+    key = who * span + (periods - base)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    occasion_who = key[starts] // span
+    occasion_period = key[starts] % span + base
+    occasion_value = np.add.reduceat(value_minor[order].astype(np.float64), starts)
+    # Occasions are ordered by customer, then period: each customer's first row is their
+    # first period, the row before the next customer's is their last.
+    first_rows = np.flatnonzero(np.concatenate(([True], occasion_who[1:] != occasion_who[:-1])))
+    last_rows = np.concatenate((first_rows[1:], [len(occasion_who)])) - 1
+    occasions = last_rows - first_rows + 1
+    first = occasion_period[first_rows]
+    last = occasion_period[last_rows]
+    total_value = np.add.reduceat(occasion_value, first_rows)
+    repeat_value = total_value - occasion_value[first_rows]
     x = (occasions - 1).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m = np.where(x > 0, repeat_value / np.maximum(x, 1) / minor_per_unit, 0.0)
+    m = np.where(x > 0, repeat_value / np.maximum(x, 1) / minor_per_unit, 0.0)
     return RepeatSummary(
-        numbers=numbers.astype(object),
+        numbers=numbers,
         x=x,
         t_x=(last - first).astype(np.float64),
         big_t=(end_period - first).astype(np.float64),
         m=m,
         end=end,
         period=period,
-        tz=str(tz) if not isinstance(tz, str) else tz,
+        tz=_name(tz),
     )
+
+
+def _name(tz: str | dt.tzinfo) -> str:
+    return tz if isinstance(tz, str) else str(tz)
+
+
+def _factorize(
+    customer: npt.NDArray[np.object_],
+) -> tuple[Int64Array, npt.NDArray[np.object_]]:
+    """Codes ``0..n-1`` of each row's customer in ascending number order, and the numbers.
+
+    A dictionary pass and a sort of the distinct numbers only: sorting every row's text
+    (``np.unique`` on strings) is an order of magnitude slower on a large log.
+    """
+    lookup: dict[object, int] = {}
+    codes = np.fromiter(
+        (lookup.setdefault(c, len(lookup)) for c in customer.tolist()),
+        dtype=np.int64,
+        count=len(customer),
+    )
+    keys = np.array([str(k) for k in lookup], dtype=object)
+    rank = np.argsort(keys.astype(str), kind="stable")
+    position = np.empty(len(keys), dtype=np.int64)
+    position[rank] = np.arange(len(keys), dtype=np.int64)
+    numbers: npt.NDArray[np.object_] = keys[rank]
+    return position[codes], numbers
