@@ -77,7 +77,7 @@ def svg(rows: list[tuple[int, int, float, float]]) -> str:
     grid = "".join(
         f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
         f'stroke="#ddd"/><text x="{left - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>'
-        for v in range(0, int(top_value) + 1)
+        for v in range(int(top_value) + 1)
     )
     legend_x = width - right + 15
     return (
