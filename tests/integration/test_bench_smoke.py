@@ -201,7 +201,7 @@ def test_keyed_baseline_tables_mirror_crmcore(
 def test_predictive_benchmark_fits_what_lifetimes_fits() -> None:
     pytest.importorskip("lifetimes", reason="lifetimes (the baseline) is not installed")
     pytest.importorskip("scipy", reason="the predictive models need the [predictive] extra")
-    proc = subprocess.run(  # noqa: S603 - our interpreter, our module, fixed arguments
+    proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.predictive", "--customers", "3000"],
         cwd=ROOT,
         capture_output=True,

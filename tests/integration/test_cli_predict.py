@@ -89,6 +89,13 @@ def test_predict_writes_every_buyer_with_the_library_figures(
     assert table.column_names == list(PREDICT_COLUMNS)
     assert table.num_rows == 280
 
+    pareto = CliRunner().invoke(
+        cli, ["predict", "--db", url, "--as-of", "2026-01-01", "--model", "pareto-nbd"]
+    )
+    assert pareto.exit_code == 0, pareto.output
+    assert "Pareto/NBD r=" in pareto.stderr
+    assert len(list(csv.DictReader(io.StringIO(pareto.stdout)))) == 280
+
 
 def test_predict_reports_bad_input_cleanly(shop: tuple[str, Crm]) -> None:
     url, _ = shop

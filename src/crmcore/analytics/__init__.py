@@ -11,6 +11,7 @@ from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
 from crmcore.analytics._gammagamma import GammaGammaModel, fit_gamma_gamma
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
 from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
+from crmcore.analytics._paretonbd import ParetoNbdModel, fit_pareto_nbd
 from crmcore.analytics._parse import parse_rule
 from crmcore.analytics._periods import Period, RepeatSummary, summarise_purchases
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
@@ -76,6 +77,7 @@ __all__ = [
     "MetricsSource",
     "Not",
     "Or",
+    "ParetoNbdModel",
     "Period",
     "Predicate",
     "RepeatSummary",
@@ -100,6 +102,7 @@ __all__ = [
     "field",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "fit_pareto_nbd",
     "historical_value",
     "parse_rule",
     "probability_alive",

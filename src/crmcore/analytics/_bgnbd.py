@@ -45,7 +45,7 @@ FloatArray = npt.NDArray[np.float64]
 BG_NBD_PARAMETERS: Final = ("r", "alpha", "a", "b")
 
 
-def _check_summary(x: FloatArray, t_x: FloatArray, big_t: FloatArray) -> None:
+def check_summary(x: FloatArray, t_x: FloatArray, big_t: FloatArray) -> None:
     if not (len(x) == len(t_x) == len(big_t)):
         raise ValidationError("summary", (len(x), len(t_x), len(big_t)), "lengths differ")
     if len(x) == 0:
@@ -291,7 +291,7 @@ def fit_bgnbd(
         ValidationError: mismatched or impossible summaries, or no finite maximum.
     """
     x, t_x, big_t = (np.asarray(v, dtype=np.float64) for v in (x, t_x, big_t))
-    _check_summary(x, t_x, big_t)
+    check_summary(x, t_x, big_t)
     # Customers with the same (x, t_x, T) contribute the same term: fit on the distinct rows,
     # weighted by how many customers share each (with day periods, far fewer rows than
     # customers in a large store).

@@ -53,6 +53,13 @@ def _analytics(store: Store) -> Analytics:
 )
 @click.option("--tz", default="UTC", show_default=True, help="IANA time zone of the periods.")
 @click.option(
+    "--model",
+    type=click.Choice(["bgnbd", "pareto-nbd"]),
+    default="bgnbd",
+    show_default=True,
+    help="Purchase model (Pareto/NBD fits more slowly).",
+)
+@click.option(
     "--horizon-days",
     type=click.FloatRange(min=1),
     default=365.0,
@@ -84,6 +91,7 @@ def predict_command(
     as_of: str,
     period: str,
     tz: str,
+    model: str,
     horizon_days: float,
     discount_rate: float,
     margin: float,
@@ -99,7 +107,8 @@ def predict_command(
     with open_store(db) as store, translate_errors():
         analytics = _analytics(store)
         unit = cast(Period, period)
-        purchases = analytics.fit_bgnbd(when, period=unit, tz=tz)
+        fit = analytics.fit_bgnbd if model == "bgnbd" else analytics.fit_pareto_nbd
+        purchases = fit(when, period=unit, tz=tz)
         spend = analytics.fit_gamma_gamma(when, period=unit, tz=tz)
         periods = horizon_days / purchases.model.period_days
         columns = {
@@ -130,11 +139,12 @@ def predict_command(
             for row in zip(*(columns[k].tolist() for k in PREDICT_COLUMNS), strict=True):
                 writer.writerow(row)
     console = err_console()
-    model = purchases.model
+    fitted = purchases.model
+    name = "BG/NBD" if model == "bgnbd" else "Pareto/NBD"
     console.print(
-        f"{len(purchases.numbers):,} buyers as of {when.isoformat()}, per {period}: BG/NBD "
-        + ", ".join(f"{k}={v:.4g}" for k, v in model.parameters.items())
-        + f" (log-likelihood {model.log_likelihood:.1f}); Gamma-Gamma "
+        f"{len(purchases.numbers):,} buyers as of {when.isoformat()}, per {period}: {name} "
+        + ", ".join(f"{k}={v:.4g}" for k, v in fitted.parameters.items())
+        + f" (log-likelihood {fitted.log_likelihood:.1f}); Gamma-Gamma "
         + ", ".join(f"{k}={v:.4g}" for k, v in spend.model.parameters.items())
     )
 

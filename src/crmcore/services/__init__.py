@@ -4,12 +4,11 @@ segment and reclassify."""
 from crmcore.services._analytics import Analytics, CustomerRefresh, SegmentRun, StageMove
 from crmcore.services._context import ServiceContext
 from crmcore.services._crm import Crm, CustomerFields
-from crmcore.services._predictive import BgNbdFit, GammaGammaFit, HoldoutRow
+from crmcore.services._predictive import GammaGammaFit, HoldoutRow, PurchaseFit
 from crmcore.services._results import BulkResult, Customer360, RecordResult, Registration
 
 __all__ = [
     "Analytics",
-    "BgNbdFit",
     "BulkResult",
     "Crm",
     "Customer360",
@@ -17,6 +16,7 @@ __all__ = [
     "CustomerRefresh",
     "GammaGammaFit",
     "HoldoutRow",
+    "PurchaseFit",
     "RecordResult",
     "Registration",
     "SegmentRun",

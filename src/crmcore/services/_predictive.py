@@ -19,6 +19,7 @@ import numpy.typing as npt
 from crmcore._epoch import to_us
 from crmcore.analytics._bgnbd import BgNbdModel, fit_bgnbd
 from crmcore.analytics._gammagamma import GammaGammaModel, fit_gamma_gamma
+from crmcore.analytics._paretonbd import ParetoNbdModel, fit_pareto_nbd
 from crmcore.analytics._periods import PERIODS, Period, RepeatSummary, summarise_purchases
 from crmcore.analytics.columns import TRANSACTION_KIND_CODES
 from crmcore.domain import CrmNumber, TransactionKind, currency_exponent
@@ -27,7 +28,7 @@ from crmcore.errors import ConfigurationError, ValidationError
 from crmcore.ports.transfer import TransferUnitOfWork
 from crmcore.services._context import ServiceContext
 
-__all__ = ["BgNbdFit", "GammaGammaFit", "HoldoutRow", "Predictions"]
+__all__ = ["GammaGammaFit", "HoldoutRow", "Predictions", "PurchaseFit"]
 
 FloatArray = npt.NDArray[np.float64]
 _CHUNK: Final = 200_000
@@ -35,14 +36,14 @@ _PURCHASE: Final = TRANSACTION_KIND_CODES[TransactionKind.PURCHASE]
 
 
 @attrs.frozen(eq=False)
-class BgNbdFit:
-    """A BG/NBD model fitted on a store, with the summary it was fitted on.
+class PurchaseFit:
+    """A purchase model (BG/NBD or Pareto/NBD) fitted on a store, with its summary.
 
     Row ``i`` of every array this returns belongs to ``numbers[i]`` (CRM number text,
     ascending): the customers with at least one purchase before the end of observation.
     """
 
-    model: BgNbdModel
+    model: BgNbdModel | ParetoNbdModel
     summary: RepeatSummary
 
     @property
@@ -140,7 +141,7 @@ class Predictions:
         period: Period = "day",
         tz: str | dt.tzinfo = "UTC",
         calibration_end: dt.datetime | None = None,
-    ) -> BgNbdFit:
+    ) -> PurchaseFit:
         """Fit BG/NBD to the purchases at or before ``calibration_end`` (default ``as_of``,
         default now) by maximum likelihood.
 
@@ -150,7 +151,22 @@ class Predictions:
         """
         summary = self._calibration(as_of, calibration_end, period, tz)
         model = fit_bgnbd(summary.x, summary.t_x, summary.big_t, period_days=PERIODS[period])
-        return BgNbdFit(model=model, summary=summary)
+        return PurchaseFit(model=model, summary=summary)
+
+    def fit_pareto_nbd(
+        self,
+        as_of: dt.datetime | None = None,
+        *,
+        period: Period = "day",
+        tz: str | dt.tzinfo = "UTC",
+        calibration_end: dt.datetime | None = None,
+    ) -> PurchaseFit:
+        """Fit Pareto/NBD instead of BG/NBD (same data, same predictions; slower to fit:
+        its likelihood needs a hypergeometric function per customer and a numerical
+        gradient). Arguments and errors as :meth:`fit_bgnbd`."""
+        summary = self._calibration(as_of, calibration_end, period, tz)
+        model = fit_pareto_nbd(summary.x, summary.t_x, summary.big_t, period_days=PERIODS[period])
+        return PurchaseFit(model=model, summary=summary)
 
     def fit_gamma_gamma(
         self,
@@ -171,7 +187,7 @@ class Predictions:
 
     def customer_lifetime_value(
         self,
-        purchases: BgNbdFit,
+        purchases: PurchaseFit,
         spend: GammaGammaFit,
         *,
         horizon_days: float = 365.0,
