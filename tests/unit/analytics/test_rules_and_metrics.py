@@ -39,6 +39,7 @@ from crmcore.analytics import (
     score_rfm,
     tag,
 )
+from crmcore.analytics._consents import entry_of
 from crmcore.errors import RuleSyntaxError
 from crmcore.testing import strategies
 
@@ -141,6 +142,7 @@ def reference_rows(store: InMemoryStore, as_of: dt.datetime) -> dict[str, dict[s
                 "birth_year": None if c.birth_date is None else c.birth_date.year,
                 "owner": c.owner,
                 "country": c.addresses[0].country if c.addresses else None,
+                "consents": tuple(entry_of(r) for r in uow.consents.history(number)),
             }
             for name in FIELDS:
                 if name.startswith("interactions_"):
