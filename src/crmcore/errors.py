@@ -20,6 +20,7 @@ __all__ = [
     "ConfigurationError",
     "CrmError",
     "CurrencyConversionError",
+    "DecryptionError",
     "DuplicateError",
     "ErasedError",
     "EventDeliveryError",
@@ -131,6 +132,14 @@ class RuleSyntaxError(CrmError):
 
 class ConfigurationError(CrmError):
     """crmcore was set up inconsistently (unknown dialect, exhausted number scheme, ...)."""
+
+
+class DecryptionError(CrmError):
+    """A stored ciphertext does not authenticate: it was altered, moved to another row or
+    field, or sealed under a key that is not the one of that key id.
+
+    Never carries the ciphertext, the plaintext or a key: only where the value was stored.
+    """
 
 
 class EventDeliveryError(CrmError):

@@ -20,6 +20,7 @@ from crmcore.adapters.sqlalchemy._lookups import (
     where_in,
 )
 from crmcore.adapters.sqlalchemy._mapping import customer_from_row, customer_rows
+from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain.contact import email_lookup_key
 from crmcore.errors import (
@@ -89,8 +90,11 @@ class SqlCustomers:
                     if hit is not None:
                         raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
+            sealer = self._ctx.sealer
             for item in batch:
                 row, e, p, tg = customer_rows(item)
+                if sealer is not None:
+                    sealer.seal_customer(row, e, p)
                 rows.append(row)
                 emails.extend(e)
                 phones.extend(p)
@@ -149,6 +153,8 @@ class SqlCustomers:
                 if holder is not None:
                     raise DuplicateError("external id", f"{customer.source}/{customer.external_id}")
             row, emails, phones, tags = customer_rows(customer)
+            if self._ctx.sealer is not None:
+                self._ctx.sealer.seal_customer(row, emails, phones)
             row["version"] = customer.version + 1
             del row["number"]
             result = conn.execute(
@@ -250,8 +256,14 @@ class SqlCustomers:
                 select(g.c.customer, g.c.tag).where(g.c.customer.in_(chunk))
             ):
                 tags[customer].append(tag)
+        sealer = self._ctx.sealer
+        if sealer is None:
+            return [
+                customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+                for r in rows
+            ]
         return [
-            customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+            open_customer(sealer, r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
             for r in rows
         ]
 
@@ -279,19 +291,44 @@ class SqlCustomers:
         except ValidationError:
             return []
         e = self._t.customer_emails
+        sealer = self._ctx.sealer
         with translated("customer"):
-            return self._load(
+            if sealer is None:
+                return self._load(
+                    conn,
+                    self._t.customers.c.number.in_(
+                        select(e.c.customer).where(e.c.lookup_key == key)
+                    ),
+                )
+            # Blind indexes are short (see crmcore.crypto.INDEX_BYTES): candidates whose
+            # index collides are dropped once decrypted, so the answer stays exact.
+            found = self._load(
                 conn,
-                self._t.customers.c.number.in_(select(e.c.customer).where(e.c.lookup_key == key)),
+                self._t.customers.c.number.in_(
+                    select(e.c.customer).where(e.c.lookup_key.in_(sealer.email_keys(key)))
+                ),
             )
+            return [c for c in found if any(m.lookup_key == key for m in c.emails)]
 
     def find_by_phone(self, e164: str) -> Sequence[Customer]:
         conn = self._ctx.read()
         p = self._t.customer_phones
+        sealer = self._ctx.sealer
         with translated("customer"):
-            return self._load(
-                conn, self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164))
+            if sealer is None:
+                return self._load(
+                    conn,
+                    self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164)),
+                )
+            if not isinstance(e164, str):
+                return []
+            found = self._load(
+                conn,
+                self._t.customers.c.number.in_(
+                    select(p.c.customer).where(p.c.e164.in_(sealer.phone_keys(e164)))
+                ),
             )
+            return [c for c in found if any(m.e164 == e164 for m in c.phones)]
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
         conn = self._ctx.read()
@@ -369,6 +406,31 @@ class SqlCustomers:
             if len(batch) < batch_size:
                 return
             after = batch[-1].number.value
+
+
+def open_customer(
+    sealer: RowSealer,
+    row: Any,
+    emails: Sequence[Any],
+    phones: Sequence[Any],
+    tags: Sequence[str],
+) -> Customer:
+    """A customer of an encrypted store from its rows (sealed fields opened)."""
+    opened = sealer.open_customer(row)
+    number = opened["number"]
+    sealed = opened.get("key_id") is not None
+    return customer_from_row(
+        opened,
+        [
+            {"address": sealer.open_email(number, e, sealed_parent=sealed), "label": e["label"]}
+            for e in emails
+        ],
+        [
+            {"e164": sealer.open_phone(number, p, sealed_parent=sealed), "label": p["label"]}
+            for p in phones
+        ],
+        tags,
+    )
 
 
 def _stale(number: CrmNumber, stored: int | None, yours: int) -> ConcurrencyError:

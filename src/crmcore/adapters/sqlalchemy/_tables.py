@@ -43,6 +43,7 @@ MAX_IDENTIFIER: Final = 63
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,19}|")
 _NUMBER = String(32)
 _CODE = String(32)
+_KEY_ID = String(16)
 
 
 @attrs.frozen
@@ -206,6 +207,13 @@ def build_tables(
         Column("created_us", BigInteger),
         Column("country", String(2)),
         Column("birth_year", Integer),
+        # Encryption at rest (docs/privacy-encryption.md): the personal fields sealed one by
+        # one (a JSON object of field -> ciphertext; the plain columns are then NULL), the
+        # data key and the index key they were sealed and indexed under (rotation finds the
+        # rows still under an old key by these; NULL: a plaintext row).
+        Column("sealed", LONG_TEXT),
+        Column("key_id", _KEY_ID),
+        Column("index_key_id", _KEY_ID),
         _pk(cust_t, "number"),
         _uq(cust_t, "source", "external_id"),
     )
@@ -226,6 +234,9 @@ def build_tables(
         Column("address", String(320), nullable=False),
         Column("lookup_key", String(320), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the address sealed here, "" in address, and lookup_key holds the
+        # blind index (so look-ups stay one indexed equality).
+        Column("sealed", LONG_TEXT),
         _pk(emails_t, "customer", "position"),
         _ix(emails_t, "lookup_key"),
     )
@@ -235,6 +246,8 @@ def build_tables(
         Column("position", Integer, nullable=False),
         Column("e164", String(20), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the number sealed here and e164 holds its blind index.
+        Column("sealed", LONG_TEXT),
         _pk(phones_t, "customer", "position"),
         _ix(phones_t, "e164"),
     )
@@ -299,6 +312,9 @@ def build_tables(
         Column("source", String(100)),
         Column("external_ref", String(200)),
         Column("occurred_us", BigInteger, nullable=False),
+        # Encrypted stores: subject, notes and outcome sealed here (those columns NULL).
+        Column("sealed", LONG_TEXT),
+        Column("key_id", _KEY_ID),
         _pk(ix_t, "id"),
         _uq(ix_t, "source", "external_ref"),
         _ix(ix_t, "customer", "occurred_at"),
