@@ -240,6 +240,6 @@ class KeyRing:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         # Pickling would copy key material into wherever the pickle goes: refuse.
         raise TypeError("a KeyRing cannot be pickled")

@@ -17,6 +17,7 @@ from crmcore.adapters.sqlalchemy._migrate import (
     alembic_config,
     upgrade,
 )
+from crmcore.adapters.sqlalchemy._rotation import RotationReport, rotate_keys
 from crmcore.adapters.sqlalchemy._store import (
     SqlNumberAllocator,
     SqlStore,
@@ -32,6 +33,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "CrmTables",
     "DriverError",
+    "RotationReport",
     "SqlNumberAllocator",
     "SqlStore",
     "SqlUnitOfWork",
@@ -39,5 +41,6 @@ __all__ = [
     "alembic_config",
     "build_tables",
     "configure_sqlite_engine",
+    "rotate_keys",
     "upgrade",
 ]

@@ -320,8 +320,6 @@ class SqlCustomers:
                     conn,
                     self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164)),
                 )
-            if not isinstance(e164, str):
-                return []
             found = self._load(
                 conn,
                 self._t.customers.c.number.in_(

@@ -65,12 +65,8 @@ def read_record(conn: Connection, tables: CrmTables) -> EncryptionRecord | None:
     s = tables.settings
     if not inspect(conn).has_table(s.name, schema=s.schema):
         return None
-    rows: dict[str, str] = {
-        key: value
-        for key, value in conn.execute(
-            select(s.c.key, s.c.value).where(s.c.key.like("encryption%"))
-        )
-    }
+    query = select(s.c.key, s.c.value).where(s.c.key.like("encryption%"))
+    rows: dict[str, str] = {str(row[0]): str(row[1]) for row in conn.execute(query)}
     return EncryptionRecord(
         encrypted=ENCRYPTED in rows,
         keys=_ids(rows.get(KEYS)),

@@ -30,6 +30,7 @@ from crmcore.adapters.sqlalchemy._encryption import open_encryption, reconcile
 from crmcore.adapters.sqlalchemy._engine import configure_sqlite_engine, engine_for_url
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
+from crmcore.adapters.sqlalchemy._rotation import RotationReport, rotate_keys
 from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.adapters.sqlalchemy._settings import StoreSettings, check_currency, initialize_rows
 from crmcore.adapters.sqlalchemy._tables import CrmTables, build_tables
@@ -263,6 +264,21 @@ class SqlStore:
                     conn.exec_driver_sql(f"ANALYZE TABLE {name}").fetchall()
                 else:
                     conn.exec_driver_sql(f"ANALYZE {name}")
+
+    def rotate_keys(
+        self, *, batch_size: int = 500, max_batches: int | None = None
+    ) -> RotationReport:
+        """Re-seal every row under the active data key and recompute the blind indexes under
+        the active index key, ``batch_size`` rows per transaction; resumable (run it again
+        after an interruption). See :func:`~crmcore.adapters.sqlalchemy.rotate_keys`."""
+        if self._sealer is None:
+            raise ConfigurationError("rotating keys needs the store opened with keyring=...")
+        return rotate_keys(self, batch_size=batch_size, max_batches=max_batches)
+
+    def _rotation_finished(self) -> None:
+        """Every row is sealed under the active keys: plaintext rows are refused again."""
+        if self._sealer is not None:
+            self._sealer = RowSealer(self._sealer.cipher, allow_plain=False)
 
     def close(self) -> None:
         """Dispose the engine if this store created it (a host's engine is left alone)."""

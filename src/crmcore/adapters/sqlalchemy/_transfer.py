@@ -88,7 +88,7 @@ def _lines(text: str, currency: str) -> tuple[TransactionLine, ...]:
 
 def _opened(
     sealer: RowSealer, customers: Sequence[str], ids: Sequence[str], *columns: Sequence[Any]
-) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any]]:
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
     """Subject, notes and outcome of interaction rows of an encrypted store, opened."""
     key_ids, sealed, subject, notes, outcome = columns
     opened = [
@@ -97,7 +97,9 @@ def _opened(
             customers, ids, key_ids, sealed, subject, notes, outcome, strict=True
         )
     ]
-    a, b, c = zip(*opened, strict=True) if opened else ((), (), ())
+    if not opened:
+        return (), (), ()
+    a, b, c = zip(*opened, strict=True)
     return a, b, c
 
 
