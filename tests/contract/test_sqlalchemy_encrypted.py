@@ -25,8 +25,8 @@ from .test_sqlalchemy import _leftover_rows
 
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("cryptography")
-from crmcore.adapters.sqlalchemy import SqlStore  # noqa: E402
-from crmcore.crypto import KeyRing  # noqa: E402
+from crmcore.adapters.sqlalchemy import SqlStore
+from crmcore.crypto import KeyRing
 
 RING = KeyRing.generate()
 

@@ -15,6 +15,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_sql_*.py": ("sqlalchemy", "alembic"),
     "test_sql_errors.py": ("pymysql",),
     "test_sql_encryption.py": ("cryptography", "pyarrow"),
+    "test_crypto_cipher.py": ("cryptography",),
     "test_cli_keys.py": ("click", "rich", "sqlalchemy", "alembic", "cryptography"),
     "test_analytics_sql.py": ("sqlalchemy",),
     "test_cli*.py": ("click", "rich", "sqlalchemy", "alembic", "psycopg"),

@@ -21,9 +21,9 @@ from crmcore.adapters.sqlalchemy import SqlStore
 from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.crypto import FieldCipher, KeyRing
 from crmcore.domain import (
+    Direction,
     Interaction,
     InteractionChannel,
-    Direction,
     InteractionKind,
     PersonName,
     PostalAddress,
@@ -204,8 +204,7 @@ def test_the_same_plaintext_encrypts_differently(store: SqlStore) -> None:
     assert store.engine is not None
     with store.engine.connect() as conn:
         sealed = {
-            n: json.loads(s)
-            for n, s in conn.execute(sa.select(c.c.number, c.c.sealed)).all()
+            n: json.loads(s) for n, s in conn.execute(sa.select(c.c.number, c.c.sealed)).all()
         }
     # Same family name, same birth date: different ciphertexts (random nonces).
     assert sealed[a.number.value]["family_name"] != sealed[b.number.value]["family_name"]
@@ -221,7 +220,9 @@ def _stored(store: SqlStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     c, i = store.tables.customers, store.tables.interactions
     assert store.engine is not None
     with store.engine.connect() as conn:
-        customers = [dict(r) for r in conn.execute(sa.select(c).where(c.c.erased.is_(False))).mappings()]
+        customers = [
+            dict(r) for r in conn.execute(sa.select(c).where(c.c.erased.is_(False))).mappings()
+        ]
         interactions = [dict(r) for r in conn.execute(sa.select(i)).mappings()]
     return customers, interactions
 
@@ -257,12 +258,14 @@ def test_ten_thousand_tampered_ciphertexts_are_all_rejected(store: SqlStore, rin
             if kind == 0:
                 sealed[field] = _flip(sealed[field], rng)
             elif rng.random() < 0.5:
-                other = json.loads(rng.choice([r for r in customers if r["number"] != row["number"]])["sealed"])
+                other = json.loads(
+                    rng.choice([r for r in customers if r["number"] != row["number"]])["sealed"]
+                )
                 sealed[field] = other[field]
             else:
                 sealed[field] = sealed[rng.choice([f for f in sealed if f != field])]
             row["sealed"] = json.dumps(sealed)
-            opener: Any = lambda: sealer.open_customer(row)  # noqa: E731
+            opener: Any = sealer.open_customer
         else:  # an interaction row
             row = dict(rng.choice(interactions))
             sealed = json.loads(row["sealed"])
@@ -275,9 +278,9 @@ def test_ten_thousand_tampered_ciphertexts_are_all_rejected(store: SqlStore, rin
             else:
                 sealed[field] = sealed[rng.choice([f for f in sealed if f != field])]
             row["sealed"] = json.dumps(sealed)
-            opener = lambda: sealer.open_interaction(row)  # noqa: E731
+            opener = sealer.open_interaction
         try:
-            opened = opener()
+            opened = opener(row)
         except DecryptionError:
             rejected += 1
         else:
@@ -297,7 +300,9 @@ def test_tampered_rows_fail_reads_with_decryption_error(store: SqlStore) -> None
         rows = dict(conn.execute(sa.select(c.c.number, c.c.sealed)).all())
         sa_, sb = json.loads(rows[a.number.value]), json.loads(rows[b.number.value])
         sa_["given_name"] = sb["given_name"]
-        conn.execute(sa.update(c).where(c.c.number == a.number.value).values(sealed=json.dumps(sa_)))
+        conn.execute(
+            sa.update(c).where(c.c.number == a.number.value).values(sealed=json.dumps(sa_))
+        )
         # b's e-mail swapped with a's.
         mails = dict(conn.execute(sa.select(e.c.customer, e.c.sealed)).all())
         conn.execute(
@@ -332,11 +337,12 @@ def test_wrong_or_missing_keys_are_configuration_errors(
     with pytest.raises(ConfigurationError, match="lacks key id"):
         _open(url, prefix, KeyRing.generate("k9", "i1"))
     # The error never shows key material.
-    text = ring.to_text()
-    try:
-        _open(url, prefix, KeyRing.generate())
-    except ConfigurationError as exc:
-        assert all(part not in str(exc) for part in text.split(":")[1:])
+    other = KeyRing.generate()
+    with pytest.raises(ConfigurationError) as caught:
+        _open(url, prefix, other)
+    for key in (ring.data_key("k1"), other.data_key("k1")):
+        assert key is not None and key.hex() not in str(caught.value)
+    assert ring.to_text().split(":")[1][:10] not in str(caught.value)
 
 
 def test_a_plaintext_store_with_rows_needs_encrypt_existing_then_rotation_seals_it(
@@ -485,7 +491,7 @@ def test_analytics_agree_with_a_plaintext_store(url: str, store: SqlStore) -> No
 def test_copy_out_of_an_encrypted_store_reads_plaintext(store: SqlStore, tmp_path: Path) -> None:
     from crmcore.backup import copy
 
-    crm, customer = _populate(store)
+    _, customer = _populate(store)
     target = SqlStore.from_url(f"sqlite:///{tmp_path / 'copy.sqlite'}", create_schema=True)
     try:
         copy(store, target)

@@ -140,6 +140,7 @@ class KeyRing:
                 if not colon:
                     raise ConfigurationError(f"each {name} key is written '<id>:<base64 key>'")
                 keys.append((key_id, _decode_key(name, key_id, encoded.strip())))
+            _check_keys(name, keys)  # a repeated id, before dict() would drop it
             sections[name] = keys
         for name in ("data", "index"):
             if name not in sections:
