@@ -16,6 +16,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_sql_errors.py": ("pymysql",),
     "test_sql_encryption.py": ("cryptography", "pyarrow"),
     "test_crypto_cipher.py": ("cryptography",),
+    "test_bench_encryption.py": ("cryptography", "sqlalchemy", "psycopg"),
     "test_cli_keys.py": ("click", "rich", "sqlalchemy", "alembic", "cryptography"),
     "test_analytics_sql.py": ("sqlalchemy",),
     "test_cli*.py": ("click", "rich", "sqlalchemy", "alembic", "psycopg"),
