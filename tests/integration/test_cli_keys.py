@@ -53,7 +53,10 @@ def _plaintext_customers(url: str) -> int:
         with engine.connect() as conn:
             return int(
                 conn.execute(
-                    sa.text("SELECT count(*) FROM crm_customers WHERE key_id IS NULL")
+                    sa.text(
+                        "SELECT count(*) FROM crm_customers WHERE number NOT IN "
+                        "(SELECT customer FROM crm_customer_sealed)"
+                    )
                 ).scalar_one()
             )
     finally:

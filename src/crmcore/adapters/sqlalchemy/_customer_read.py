@@ -108,12 +108,8 @@ def read_customer_chunks(
 def _read_sealed(
     conn: Connection, tables: CrmTables, size: int, sealer: RowSealer
 ) -> Iterator[list[Customer]]:
-    c, e, p, g = (
-        tables.customers,
-        tables.customer_emails,
-        tables.customer_phones,
-        tables.customer_tags,
-    )
+    c, s = tables.customers, tables.customer_sealed
+    e, p, g = tables.customer_emails, tables.customer_phones, tables.customer_tags
     after = ""
     while True:
         rows = (
@@ -132,6 +128,12 @@ def _read_sealed(
         emails: dict[str, list[Any]] = defaultdict(list)
         phones: dict[str, list[Any]] = defaultdict(list)
         tags: dict[str, list[str]] = defaultdict(list)
+        sealed = {
+            r["customer"]: r
+            for r in conn.execute(
+                select(s).where(s.c.customer > after, s.c.customer <= last)
+            ).mappings()
+        }
         for child, into in ((e, emails), (p, phones)):
             for r in conn.execute(
                 select(child)
@@ -144,7 +146,14 @@ def _read_sealed(
         ):
             tags[customer].append(tag)
         yield [
-            open_customer(sealer, r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+            open_customer(
+                sealer,
+                r,
+                sealed.get(r["number"]),
+                emails[r["number"]],
+                phones[r["number"]],
+                tags[r["number"]],
+            )
             for r in rows
         ]
         if len(rows) < size:

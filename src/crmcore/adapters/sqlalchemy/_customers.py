@@ -90,17 +90,19 @@ class SqlCustomers:
                     if hit is not None:
                         raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
+            sealed: list[dict[str, Any]] = []
             sealer = self._ctx.sealer
             for item in batch:
                 row, e, p, tg = customer_rows(item)
                 if sealer is not None:
-                    sealer.seal_customer(row, e, p)
+                    sealed.append(sealer.seal_customer(row, e, p))
                 rows.append(row)
                 emails.extend(e)
                 phones.extend(p)
                 tags.extend(tg)
             self._ctx.inserts.insert_rows(conn, c, rows)
             self._insert_children(conn, emails, phones, tags)
+            self._ctx.inserts.insert_rows(conn, t.customer_sealed, sealed)
             self._ctx.inserts.insert_rows(
                 conn, t.aggregates, [zero_aggregate(r["number"]) for r in rows]
             )
@@ -153,8 +155,9 @@ class SqlCustomers:
                 if holder is not None:
                     raise DuplicateError("external id", f"{customer.source}/{customer.external_id}")
             row, emails, phones, tags = customer_rows(customer)
+            sealed = []
             if self._ctx.sealer is not None:
-                self._ctx.sealer.seal_customer(row, emails, phones)
+                sealed.append(self._ctx.sealer.seal_customer(row, emails, phones))
             row["version"] = customer.version + 1
             del row["number"]
             result = conn.execute(
@@ -168,9 +171,10 @@ class SqlCustomers:
             )
             if result.rowcount != 1:
                 raise _stale(number, None, customer.version)
-            for child in (t.customer_emails, t.customer_phones, t.customer_tags):
+            for child in (t.customer_emails, t.customer_phones, t.customer_tags, t.customer_sealed):
                 conn.execute(delete(child).where(child.c.customer == number.value))
             self._insert_children(conn, emails, phones, tags)
+            self._ctx.inserts.insert_rows(conn, t.customer_sealed, sealed)
         customer.version += 1
 
     def lock(self, numbers: Collection[CrmNumber]) -> None:
@@ -210,6 +214,7 @@ class SqlCustomers:
                 t.segment_members,
                 t.customer_emails,
                 t.customer_phones,
+                t.customer_sealed,
                 t.customer_tags,
                 t.transactions,
                 t.interactions,
@@ -262,8 +267,20 @@ class SqlCustomers:
                 customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
                 for r in rows
             ]
+        sealed: dict[str, Any] = {}
+        s = t.customer_sealed
+        for chunk in chunks(numbers):
+            for r in conn.execute(select(s).where(s.c.customer.in_(chunk))).mappings():
+                sealed[r["customer"]] = r
         return [
-            open_customer(sealer, r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+            open_customer(
+                sealer,
+                r,
+                sealed.get(r["number"]),
+                emails[r["number"]],
+                phones[r["number"]],
+                tags[r["number"]],
+            )
             for r in rows
         ]
 
@@ -409,14 +426,15 @@ class SqlCustomers:
 def open_customer(
     sealer: RowSealer,
     row: Any,
+    sealed_row: Any,
     emails: Sequence[Any],
     phones: Sequence[Any],
     tags: Sequence[str],
 ) -> Customer:
     """A customer of an encrypted store from its rows (sealed fields opened)."""
-    opened = sealer.open_customer(row)
+    opened = sealer.open_customer(row, sealed_row)
     number = opened["number"]
-    sealed = opened.get("key_id") is not None
+    sealed = sealed_row is not None
     return customer_from_row(
         opened,
         [

@@ -1,21 +1,20 @@
 """Key rotation: re-seal every row under the active data key and re-index it under the
 active index key, in batches, each batch its own transaction.
 
-Rows are recognised by the key ids stored beside them (``customers.key_id`` and
-``index_key_id``, ``interactions.key_id``; ``NULL`` for a row written before encryption was
-turned on), so an interrupted rotation resumes by being run again: whatever a finished
-batch re-sealed is no longer selected. While it runs the store stays usable: every batch
-locks only its own customers, and readers (whose ring holds the old and the new keys) open
-rows of either key. When no row is left under an old key the settings retire the old key
-ids (a ring without them then opens the store).
-"""
+Rows are recognised by the key ids stored beside them (``customer_sealed.key_id`` and
+``index_key_id``, ``interactions.key_id``; no sealed row or ``NULL`` for a row written
+before encryption was turned on), so an interrupted rotation resumes by being run again:
+whatever a finished batch re-sealed is no longer selected. While it runs the store stays
+usable: every batch locks only its own customers, and readers (whose ring holds the old and
+the new keys) open rows of either key. When no row is left under an old key the settings
+retire the old key ids (a ring without them then opens the store)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
 
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
@@ -28,6 +27,7 @@ from crmcore.adapters.sqlalchemy._sealing import (
     RowSealer,
     record_hex,
 )
+from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
@@ -68,17 +68,10 @@ def _customer_batch(ctx: TransactionContext, after: str, size: int) -> list[str]
     sealer = _sealer(ctx)
     t = ctx.tables
     c = t.customers
-    active, index = sealer.cipher.active_key_id, sealer.cipher.active_index_key_id
-    stale = or_(
-        c.c.key_id.is_(None),
-        c.c.key_id != active,
-        c.c.index_key_id.is_(None),
-        c.c.index_key_id != index,
-    )
     numbers = list(
         conn.execute(
             select(c.c.number)
-            .where(c.c.number > after, c.c.erased.is_(False), stale)
+            .where(c.c.number > after, c.c.erased.is_(False), _stale_customer(t, sealer))
             .order_by(c.c.number)
             .limit(size)
             .with_for_update()
@@ -87,16 +80,30 @@ def _customer_batch(ctx: TransactionContext, after: str, size: int) -> list[str]
     if not numbers:
         return []
     customers = SqlCustomers(ctx)._load(conn, c.c.number.in_(numbers))
-    kept = ("sealed", "key_id", "index_key_id", *CUSTOMER_FIELDS)
     for customer in customers:
         row, emails, phones, _ = customer_rows(customer)
-        sealer.seal_customer(row, emails, phones)
+        sealed = sealer.seal_customer(row, emails, phones)
         key = customer.number.value
-        conn.execute(update(c).where(c.c.number == key).values({k: row[k] for k in kept}))
-        for child, rows in ((t.customer_emails, emails), (t.customer_phones, phones)):
+        conn.execute(update(c).where(c.c.number == key).values(dict.fromkeys(CUSTOMER_FIELDS)))
+        for child, rows in (
+            (t.customer_emails, emails),
+            (t.customer_phones, phones),
+            (t.customer_sealed, [sealed]),
+        ):
             conn.execute(delete(child).where(child.c.customer == key))
             ctx.inserts.insert_rows(conn, child, rows)
     return numbers
+
+
+def _stale_customer(t: CrmTables, sealer: RowSealer) -> Any:
+    """Customers not sealed under the active data key and indexed under the active index
+    key (no ``customer_sealed`` row: a plaintext customer)."""
+    s = t.customer_sealed
+    return ~exists().where(
+        s.c.customer == t.customers.c.number,
+        s.c.key_id == sealer.cipher.active_key_id,
+        s.c.index_key_id == sealer.cipher.active_index_key_id,
+    )
 
 
 def _interaction_batch(ctx: TransactionContext, after: Any, size: int) -> list[Any]:
@@ -209,18 +216,10 @@ def _finish(ctx: TransactionContext) -> bool:
     conn: Connection = ctx.write()
     sealer = _sealer(ctx)
     c, i = ctx.tables.customers, ctx.tables.interactions
-    active, index = sealer.cipher.active_key_id, sealer.cipher.active_index_key_id
+    active = sealer.cipher.active_key_id
     left = conn.execute(
         select(c.c.number)
-        .where(
-            c.c.erased.is_(False),
-            or_(
-                c.c.key_id.is_(None),
-                c.c.key_id != active,
-                c.c.index_key_id.is_(None),
-                c.c.index_key_id != index,
-            ),
-        )
+        .where(c.c.erased.is_(False), _stale_customer(ctx.tables, sealer))
         .limit(1)
     ).first()
     left = (

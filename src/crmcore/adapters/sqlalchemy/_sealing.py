@@ -10,7 +10,8 @@ Sealed (one AEAD per field, every field always present, a ``null`` sealed too, s
 or swapped value is detected):
 
 * ``customers``: :data:`CUSTOMER_FIELDS` (names, birth date, title, job title,
-  organisation, postal addresses, custom attributes), into ``sealed`` as a JSON object;
+  organisation, postal addresses, custom attributes), as a JSON object in the customer's
+  ``customer_sealed`` row (beside the key ids; those ``customers`` columns are NULL);
 * ``customer_emails``/``customer_phones``: the address or number, into ``sealed``; the
   look-up column (``lookup_key``, ``e164``) then holds the blind index;
 * ``interactions``: :data:`INTERACTION_FIELDS` (subject, notes, outcome), into ``sealed``.
@@ -87,10 +88,11 @@ class RowSealer:
         row: dict[str, Any],
         emails: Sequence[dict[str, Any]],
         phones: Sequence[dict[str, Any]],
-    ) -> None:
-        """Seal a customer's rows as ``customer_rows`` built them (in place)."""
+    ) -> dict[str, Any]:
+        """Seal a customer's rows as ``customer_rows`` built them (in place); return the
+        customer's ``customer_sealed`` row."""
         cipher = self.cipher
-        number = row["number"] if "number" in row else emails[0]["customer"]
+        number = row["number"]
         sealed: dict[str, str] = {}
         for field in CUSTOMER_FIELDS:
             value = row[field]
@@ -98,9 +100,6 @@ class RowSealer:
                 value = value.isoformat()
             sealed[field] = cipher.seal(_dumps(value), associated_data(number, "customers", field))
             row[field] = None
-        row["sealed"] = _dumps(sealed)
-        row["key_id"] = cipher.active_key_id
-        row["index_key_id"] = cipher.active_index_key_id
         for e in emails:
             e["sealed"] = cipher.seal(
                 e["address"],
@@ -113,17 +112,26 @@ class RowSealer:
                 p["e164"], associated_data(number, "customer_phones", "e164", str(p["position"]))
             )
             p["e164"] = cipher.blind_index("phone", p["e164"])
+        return {
+            "customer": number,
+            "sealed": _dumps(sealed),
+            "key_id": cipher.active_key_id,
+            "index_key_id": cipher.active_index_key_id,
+        }
 
-    def open_customer(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The customer row with its sealed fields opened (a plaintext row as it is)."""
+    def open_customer(
+        self, row: Mapping[str, Any], sealed_row: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The customer row with the fields of its ``customer_sealed`` row opened (a
+        plaintext customer, without one, as it is)."""
         out = dict(row)
         number = out["number"]
-        if out.get("key_id") is None:
+        if sealed_row is None:
             if not self.allow_plain:
                 raise DecryptionError(f"customers: the row of {number} is not encrypted")
             return out
         try:
-            sealed = json.loads(out["sealed"])
+            sealed = json.loads(sealed_row["sealed"])
             if not isinstance(sealed, dict):
                 raise TypeError
         except (TypeError, ValueError):

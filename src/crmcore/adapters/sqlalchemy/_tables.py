@@ -64,6 +64,7 @@ class CrmTables:
     customers: Table
     customer_emails: Table
     customer_phones: Table
+    customer_sealed: Table
     customer_tags: Table
     aggregates: Table
     transactions: Table
@@ -81,6 +82,7 @@ class CrmTables:
             self.customers,
             self.customer_emails,
             self.customer_phones,
+            self.customer_sealed,
             self.customer_tags,
             self.aggregates,
             self.transactions,
@@ -207,13 +209,6 @@ def build_tables(
         Column("created_us", BigInteger),
         Column("country", String(2)),
         Column("birth_year", Integer),
-        # Encryption at rest (docs/privacy-encryption.md): the personal fields sealed one by
-        # one (a JSON object of field -> ciphertext; the plain columns are then NULL), the
-        # data key and the index key they were sealed and indexed under (rotation finds the
-        # rows still under an old key by these; NULL: a plaintext row).
-        Column("sealed", LONG_TEXT),
-        Column("key_id", _KEY_ID),
-        Column("index_key_id", _KEY_ID),
         _pk(cust_t, "number"),
         _uq(cust_t, "source", "external_id"),
     )
@@ -250,6 +245,20 @@ def build_tables(
         Column("sealed", LONG_TEXT),
         _pk(phones_t, "customer", "position"),
         _ix(phones_t, "e164"),
+    )
+    sealed_t = f"{p}customer_sealed"
+    customer_sealed = child(
+        "customer_sealed",
+        # Encryption at rest (docs/privacy-encryption.md): the personal fields of the
+        # customer row sealed one by one (a JSON object of field -> ciphertext; those columns
+        # of ``customers`` are then NULL), and the data key and index key its values were
+        # sealed and indexed under (a rotation finds the rows still under an old key by
+        # them; no row: a plaintext customer). A table of its own, so the customers rows
+        # the analytics scan stay as narrow as a plaintext store's.
+        Column("sealed", LONG_TEXT, nullable=False),
+        Column("key_id", _KEY_ID, nullable=False),
+        Column("index_key_id", _KEY_ID, nullable=False),
+        _pk(sealed_t, "customer"),
     )
     tags_t = f"{p}customer_tags"
     customer_tags = child(
@@ -357,6 +366,7 @@ def build_tables(
         customers=customers,
         customer_emails=customer_emails,
         customer_phones=customer_phones,
+        customer_sealed=customer_sealed,
         customer_tags=customer_tags,
         aggregates=aggregates,
         transactions=transactions,

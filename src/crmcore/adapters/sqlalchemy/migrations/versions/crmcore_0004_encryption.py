@@ -1,9 +1,9 @@
 """crmcore: encryption at rest (sealed personal fields, the key ids they are sealed under).
 
-Adds only nullable columns, so it runs on a store of any size without rewriting a row, and
-a plaintext store stays a valid plaintext store. The blind indexes of e-mail addresses and
-phone numbers live in the existing indexed look-up columns (``customer_emails.lookup_key``,
-``customer_phones.e164``): no new index is needed.
+Adds the table ``customer_sealed`` and nullable columns only, so it runs on a store of any
+size without rewriting a row, and a plaintext store stays a valid plaintext store. The blind
+indexes of e-mail addresses and phone numbers live in the existing indexed look-up columns
+(``customer_emails.lookup_key``, ``customer_phones.e164``): no new index is needed.
 
 Downgrade drops the columns; it refuses on a store that records encryption (the sealed
 values would be lost): decrypt it first by copying it into a plaintext store
@@ -30,9 +30,6 @@ depends_on = None
 
 _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     # (table, column, is a key id)
-    ("customers", "sealed", False),
-    ("customers", "key_id", True),
-    ("customers", "index_key_id", True),
     ("customer_emails", "sealed", False),
     ("customer_phones", "sealed", False),
     ("interactions", "sealed", False),
@@ -42,6 +39,24 @@ _COLUMNS: tuple[tuple[str, str, bool], ...] = (
 
 def upgrade() -> None:
     opts = options(context.config)
+    p, schema = opts.table_prefix, opts.schema
+    q = f"{schema}.{p}" if schema else p
+    op.create_table(
+        f"{p}customer_sealed",
+        sa.Column("customer", sa.String(length=32), nullable=False),
+        sa.Column("sealed", LONG_TEXT, nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("index_key_id", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer"],
+            [f"{q}customers.number"],
+            name=op.f(f"fk_{p}customer_sealed_customer"),
+        ),
+        sa.PrimaryKeyConstraint("customer", name=op.f(f"pk_{p}customer_sealed")),
+        schema=schema,
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
     for table, column, is_key in _COLUMNS:
         kind: sa.types.TypeEngine[str] = sa.String(length=16) if is_key else LONG_TEXT
         op.add_column(
@@ -71,3 +86,4 @@ def downgrade() -> None:
         )
     for table, column, _ in reversed(_COLUMNS):
         op.drop_column(f"{opts.table_prefix}{table}", column, schema=opts.schema)
+    op.drop_table(f"{opts.table_prefix}customer_sealed", schema=opts.schema)
