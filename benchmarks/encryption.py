@@ -31,7 +31,7 @@ AS_OF = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @contextmanager
-def _stores(url: str | None, ring: Any) -> Iterator[tuple[Any, Any]]:
+def _stores(url: str | None, ring: Any) -> Iterator[list[Any]]:
     from crmcore.adapters.sqlalchemy import SqlStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +45,7 @@ def _stores(url: str | None, ring: Any) -> Iterator[tuple[Any, Any]]:
                 SqlStore.from_url(target, create_schema=True, table_prefix=prefix, keyring=keys)
             )
         try:
-            yield made[0], made[1]
+            yield made
         finally:
             for store in made:
                 if url is not None:
@@ -78,8 +78,17 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[k : k + size] for k in range(0, len(items), size)]
+
+
 def run(customers: int = 2000, lookups: int = 500, url: str | None = None) -> dict[str, Any]:
-    """Measure both stores; return ``{workload: (plain s, encrypted s)}`` and the load."""
+    """Measure both stores; return ``{workload: (plain s, encrypted s)}`` and the load.
+
+    The two stores take turns, a slice of each workload at a time (100 registrations, 50
+    look-ups, one RFM run), so a change of the machine's load during the run weighs on both
+    alike.
+    """
     from crmcore import Analytics, Crm
     from crmcore.crypto import KeyRing
     from crmcore.domain import Money, SalesChannel, Transaction, TransactionKind
@@ -87,17 +96,18 @@ def run(customers: int = 2000, lookups: int = 500, url: str | None = None) -> di
     people = _people(customers)
     rng = random.Random(11)
     probes = [rng.choice(people)["emails"][0] for _ in range(lookups)]
-    results: dict[str, list[float]] = {}
-    with _stores(url, KeyRing.generate()) as (plain, encrypted):
-        for store in (plain, encrypted):
-            crm = Crm(store)
-            numbers: list[Any] = []
+    totals = {name: [0.0, 0.0] for name in ("register", "lookup")}
+    with _stores(url, KeyRing.generate()) as stores:
+        crms = [Crm(store) for store in stores]
+        numbers: list[list[Any]] = [[], []]
+        for part in _chunks(people, 100):
+            for side, crm in enumerate(crms):
 
-            def register(crm: Crm = crm, numbers: list[Any] = numbers) -> None:
-                for person in people:
-                    numbers.append(crm.register(**person).number)
+                def register(crm: Crm = crm, side: int = side, part: list[Any] = part) -> None:
+                    numbers[side].extend(crm.register(**person).number for person in part)
 
-            results.setdefault("register", []).append(_timed(register))
+                totals["register"][side] += _timed(register)
+        for side, crm in enumerate(crms):
             crm.record_transactions(
                 Transaction(
                     customer=number,
@@ -106,24 +116,32 @@ def run(customers: int = 2000, lookups: int = 500, url: str | None = None) -> di
                     total=Money(f"{5 + (i * 13 + k) % 200}.00", "USD"),
                     channel=SalesChannel.ONLINE,
                 )
-                for i, number in enumerate(numbers)
+                for i, number in enumerate(numbers[side])
                 for k in range(1 + i % 4)
             )
+        for part in _chunks(probes, 50):
+            for side, crm in enumerate(crms):
 
-            def lookup(crm: Crm = crm) -> None:
-                for email in probes:
-                    assert len(crm.find_by_email(email)) == 1
+                def lookup(crm: Crm = crm, part: list[str] = part) -> None:
+                    for email in part:
+                        assert len(crm.find_by_email(email)) == 1
 
-            results.setdefault("lookup", []).append(_timed(lookup))
-            analytics = Analytics(crm)
-            for engine in ("sql", "numpy"):
-                runs = [_timed(lambda e=engine: analytics.rfm(AS_OF, engine=e)) for _ in range(3)]
-                results.setdefault(f"rfm ({engine})", []).append(statistics.median(runs))
+                totals["lookup"][side] += _timed(lookup)
+        results = {name: (pair[0], pair[1]) for name, pair in totals.items()}
+        analytics = [Analytics(crm) for crm in crms]
+        for engine in ("sql", "numpy"):
+            for a in analytics:  # warm-up: compiled statements, the database's page cache
+                a.rfm(AS_OF, engine=engine)
+            runs: list[list[float]] = [[], []]
+            for _ in range(11):
+                for side, a in enumerate(analytics):
+                    runs[side].append(_timed(lambda a=a, e=engine: a.rfm(AS_OF, engine=e)))
+            results[f"rfm ({engine})"] = (statistics.median(runs[0]), statistics.median(runs[1]))
     return {
         "customers": customers,
         "lookups": lookups,
         "load": os.getloadavg()[0],
-        "results": {name: (pair[0], pair[1]) for name, pair in results.items()},
+        "results": results,
     }
 
 

@@ -56,7 +56,9 @@ if TYPE_CHECKING:
     from crmcore.errors import ConcurrencyError as ConcurrencyError
     from crmcore.errors import ConfigurationError as ConfigurationError
     from crmcore.errors import CrmError as CrmError
+    from crmcore.crypto import KeyRing as KeyRing
     from crmcore.errors import CurrencyConversionError as CurrencyConversionError
+    from crmcore.errors import DecryptionError as DecryptionError
     from crmcore.errors import DuplicateError as DuplicateError
     from crmcore.errors import ErasedError as ErasedError
     from crmcore.errors import EventDeliveryError as EventDeliveryError
@@ -90,6 +92,7 @@ __all__ = [
     "Customer",
     "Customer360",
     "CustomerAggregate",
+    "DecryptionError",
     "Direction",
     "DuplicateError",
     "EmailAddress",
@@ -102,6 +105,7 @@ __all__ = [
     "InteractionChannel",
     "InteractionKind",
     "InvalidTransition",
+    "KeyRing",
     "LifecycleStage",
     "Money",
     "NotFound",
@@ -163,6 +167,8 @@ _LAZY: dict[str, str] = {
     "ConfigurationError": "crmcore.errors",
     "CrmError": "crmcore.errors",
     "CurrencyConversionError": "crmcore.errors",
+    "DecryptionError": "crmcore.errors",
+    "KeyRing": "crmcore.crypto",
     "DuplicateError": "crmcore.errors",
     "ErasedError": "crmcore.errors",
     "EventDeliveryError": "crmcore.errors",
@@ -200,6 +206,7 @@ _SUBMODULES = frozenset(
         "adapters",
         "analytics",
         "clock",
+        "crypto",
         "domain",
         "errors",
         "events",
