@@ -520,3 +520,39 @@ def test_record_ids_are_the_associated_data_of_interactions(store: SqlStore) -> 
     crm.record_interaction(_interaction(customer.number, notes="n", id=rid))
     with store.unit_of_work() as uow:
         assert uow.interactions.get(rid).notes == "n"
+
+
+def test_lookups_stay_indexed_queries(tmp_path: Path, ring: KeyRing) -> None:
+    """On SQLite, the plan of the blind-index look-up searches the look-up column's index."""
+    store = SqlStore.from_url(
+        f"sqlite:///{tmp_path / 'ix.sqlite'}", create_schema=True, keyring=ring
+    )
+    try:
+        crm = Crm(store)
+        _register(crm)
+        seen: list[tuple[str, Any]] = []
+
+        def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            seen.append((statement, params))
+
+        assert store.engine is not None
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            assert len(crm.find_by_email(SENTINELS["email"])) == 1
+            assert len(crm.find_by_phone(SENTINELS["phone"])) == 1
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        plans = []
+        with store.engine.connect() as conn:
+            for statement, params in seen:
+                if "lookup_key IN" in statement or "e164 IN" in statement:
+                    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+                    plans.append(" ".join(str(r[-1]) for r in rows))
+        assert len(plans) == 2
+        assert "ix_crm_customer_emails_lookup_key" in plans[0]
+        assert "ix_crm_customer_phones_e164" in plans[1]
+        # No plaintext in what was sent: the look-up binds blind indexes only.
+        sent = repr([p for _, p in seen])
+        assert SENTINELS["email"] not in sent and SENTINELS["phone"] not in sent
+    finally:
+        store.close()
