@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from crmcore.adapters.sqlalchemy import SqlStore as SqlStore
     from crmcore.clock import FixedClock as FixedClock
     from crmcore.clock import SystemClock as SystemClock
+    from crmcore.crypto import KeyRing as KeyRing
     from crmcore.domain import DEFAULT_SCHEME as DEFAULT_SCHEME
     from crmcore.domain import TRANSITIONS as TRANSITIONS
     from crmcore.domain import CheckAlgorithm as CheckAlgorithm
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from crmcore.errors import ConcurrencyError as ConcurrencyError
     from crmcore.errors import ConfigurationError as ConfigurationError
     from crmcore.errors import CrmError as CrmError
-    from crmcore.crypto import KeyRing as KeyRing
     from crmcore.errors import CurrencyConversionError as CurrencyConversionError
     from crmcore.errors import DecryptionError as DecryptionError
     from crmcore.errors import DuplicateError as DuplicateError
