@@ -114,7 +114,8 @@ def _read_sealed(
     while True:
         rows = (
             conn.execute(
-                select(c)
+                select(c, s.c.sealed.label("crmcore_sealed_fields"))
+                .select_from(c.outerjoin(s, s.c.customer == c.c.number))
                 .where(c.c.number > after, c.c.erased.is_(False))
                 .order_by(c.c.number)
                 .limit(size)
@@ -128,12 +129,6 @@ def _read_sealed(
         emails: dict[str, list[Any]] = defaultdict(list)
         phones: dict[str, list[Any]] = defaultdict(list)
         tags: dict[str, list[str]] = defaultdict(list)
-        sealed = {
-            r["customer"]: r
-            for r in conn.execute(
-                select(s).where(s.c.customer > after, s.c.customer <= last)
-            ).mappings()
-        }
         for child, into in ((e, emails), (p, phones)):
             for r in conn.execute(
                 select(child)
@@ -149,7 +144,9 @@ def _read_sealed(
             open_customer(
                 sealer,
                 r,
-                sealed.get(r["number"]),
+                None
+                if r["crmcore_sealed_fields"] is None
+                else {"sealed": r["crmcore_sealed_fields"]},
                 emails[r["number"]],
                 phones[r["number"]],
                 tags[r["number"]],

@@ -32,7 +32,9 @@ from crmcore.errors import (
 )
 from crmcore.ports.customer_batch import CustomerBatch
 
-__all__ = ["SqlCustomers"]
+__all__ = ["SqlCustomers", "open_customer"]
+
+_SEALED = "crmcore_sealed_fields"  # the label of customer_sealed.sealed in a customer query
 
 
 class SqlCustomers:
@@ -237,7 +239,18 @@ class SqlCustomers:
     def _load(self, conn: Connection, where: Any, *, limit: int | None = None) -> list[Customer]:
         t = self._t
         c = t.customers
-        query = select(c).where(where, c.c.erased.is_(False)).order_by(c.c.number)
+        sealer = self._ctx.sealer
+        if sealer is None:
+            query = select(c)
+        else:
+            # The sealed fields in the same statement as the row: a reader outside a
+            # transaction (SQLite) or under READ COMMITTED never pairs a live row with the
+            # sealed row an erase removed in between.
+            s = t.customer_sealed
+            query = select(c, s.c.sealed.label(_SEALED)).select_from(
+                c.outerjoin(s, s.c.customer == c.c.number)
+            )
+        query = query.where(where, c.c.erased.is_(False)).order_by(c.c.number)
         if limit is not None:
             query = query.limit(limit)
         rows = conn.execute(query).mappings().all()
@@ -261,22 +274,16 @@ class SqlCustomers:
                 select(g.c.customer, g.c.tag).where(g.c.customer.in_(chunk))
             ):
                 tags[customer].append(tag)
-        sealer = self._ctx.sealer
         if sealer is None:
             return [
                 customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
                 for r in rows
             ]
-        sealed: dict[str, Any] = {}
-        s = t.customer_sealed
-        for chunk in chunks(numbers):
-            for r in conn.execute(select(s).where(s.c.customer.in_(chunk))).mappings():
-                sealed[r["customer"]] = r
         return [
             open_customer(
                 sealer,
                 r,
-                sealed.get(r["number"]),
+                None if r[_SEALED] is None else {"sealed": r[_SEALED]},
                 emails[r["number"]],
                 phones[r["number"]],
                 tags[r["number"]],
