@@ -19,6 +19,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_error_privacy.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
     "test_edge_inputs.py": ("click", "rich", "sqlalchemy", "alembic"),
     "test_audit.py": ("sqlalchemy", "alembic", "pyarrow"),
+    "test_access_policy.py": ("sqlalchemy", "alembic"),
 }
 
 

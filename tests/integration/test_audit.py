@@ -26,14 +26,14 @@ from crmcore.domain import (
     ConsentPurpose,
     CrmNumber,
 )
-from crmcore.errors import NotFound, ValidationError
+from crmcore.errors import ConcurrencyError, NotFound, ValidationError
 from crmcore.ports import Store
 from crmcore.services import Analytics
 from crmcore.testing.contract._support import make_interaction, make_transaction
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 A = AuditAction
-C, I, TX, S = (
+C, IX, TX, S = (
     AuditEntity.CUSTOMER,
     AuditEntity.INTERACTION,
     AuditEntity.TRANSACTION,
@@ -164,12 +164,12 @@ METHODS: dict[str, tuple[Kind, Call, Callable[[World], Expected]]] = {
     "record_interaction": (
         "write",
         lambda w: w.crm.record_interaction(make_interaction(w.bob, T0)),
-        lambda w: [(A.RECORD_INTERACTION, I, w.bob)],
+        lambda w: [(A.RECORD_INTERACTION, IX, w.bob)],
     ),
     "record_interactions": (
         "write",
         lambda w: w.crm.record_interactions([make_interaction(w.bob, T0)]),
-        lambda w: [(A.RECORD_INTERACTIONS, I, None)],
+        lambda w: [(A.RECORD_INTERACTIONS, IX, None)],
     ),
     "record_transaction": (
         "write",
@@ -189,7 +189,7 @@ METHODS: dict[str, tuple[Kind, Call, Callable[[World], Expected]]] = {
     "import_interactions": (
         "write",
         lambda w: w.crm.import_interactions(_ix_table(w)),
-        lambda w: [(A.IMPORT_INTERACTIONS, I, None)],
+        lambda w: [(A.IMPORT_INTERACTIONS, IX, None)],
     ),
     "import_customers": (
         "write",
@@ -358,7 +358,7 @@ def test_a_failing_use_case_leaves_no_entry(store: Store) -> None:
     crm.change_stage(world.bob, "prospect")
     after_ok = world.entries()
     stale.title = "Dr"
-    with pytest.raises(Exception, match="version|concurren"):
+    with pytest.raises(ConcurrencyError):
         crm.update(stale)
     with pytest.raises(NotFound):
         crm.get(store.scheme.format(999_999))
