@@ -21,7 +21,7 @@ from crmcore.errors import ConfigurationError
 __all__ = ["audit_append_only_grants"]
 
 _ROLE: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_QUOTE: Final = postgresql.dialect().identifier_preparer
+_QUOTE: Final = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 
 
 def _name(table: Table) -> str:

@@ -61,7 +61,9 @@ class AuditLogContract(StoreFixture):
         second = [entry(same, actor="c"), entry(T0, actor="d"), entry(same, actor="e")]
         write(store, lambda uow: uow.audit.append_many(first))
         for item in second:
-            write(store, lambda uow, item=item: uow.audit.append(item))
+            with store.unit_of_work() as uow:
+                uow.audit.append(item)
+                uow.commit()
         actors = [e.actor for e in read(store, lambda uow: uow.audit.query())]
         assert actors == ["d", "b", "c", "e", "a"]
 
