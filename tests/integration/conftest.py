@@ -20,6 +20,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_edge_inputs.py": ("click", "rich", "sqlalchemy", "alembic"),
     "test_audit.py": ("sqlalchemy", "alembic", "pyarrow"),
     "test_access_policy.py": ("sqlalchemy", "alembic"),
+    "test_cli_predict.py": ("scipy",),
 }
 
 
