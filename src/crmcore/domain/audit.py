@@ -76,6 +76,8 @@ class AuditAction(enum.Enum):
     """Every customer RFM-scored (profiling)."""
     EVALUATE = "evaluate"
     """A rule evaluated over every customer without saving the result."""
+    PREDICT = "predict"
+    """Every customer's purchases summarised for a predictive model (profiling)."""
 
     @property
     def is_read(self) -> bool:
