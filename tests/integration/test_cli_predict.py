@@ -124,3 +124,37 @@ def test_lifecycle_reclassify_moves_buyers_out_of_lead(shop: tuple[str, Crm]) ->
         cli, ["lifecycle", "reclassify", "--db", url, "--as-of", "2026-01-01"]
     )
     assert "0 customers moved" in again.stderr  # idempotent
+
+
+def test_report_has_value_and_churn_sections(shop: tuple[str, Crm], tmp_path: Path) -> None:
+    url, crm = shop
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli, ["report", "--db", url, "--as-of", "2026-01-01", "--html", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8")
+    assert "Value and churn: the next 365 days" in text
+    assert "likely lost (P(alive) &lt; 0.2)" in text
+
+    from crmcore.cli._analysis import VALUE_BANDS, value_section
+
+    section = value_section(Analytics(crm), END, 365)
+    assert section.note == ""
+    assert section.buyers == 280
+    assert sum(b.customers for b in section.bands) == 280
+    assert [b.label for b in section.bands] == [label for _, label in VALUE_BANDS]
+    assert 0.1 <= section.top_decile_clv_share <= 1.0
+    clv = Analytics(crm).customer_lifetime_value(
+        Analytics(crm).fit_bgnbd(END), Analytics(crm).fit_gamma_gamma(END), horizon_days=365
+    )
+    assert sum(b.clv_minor for b in section.bands) == pytest.approx(clv.sum() * 100, abs=5)
+
+
+def test_value_section_explains_why_it_is_empty(tmp_path: Path) -> None:
+    from crmcore import InMemoryStore
+    from crmcore.cli._analysis import value_section
+
+    section = value_section(Analytics(Crm(InMemoryStore(reporting_currency="EUR"))), END, 90)
+    assert section.bands == ()
+    assert "no customer has a purchase" in section.note
