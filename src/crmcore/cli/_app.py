@@ -33,6 +33,7 @@ from crmcore.cli._common import (
 )
 from crmcore.cli._importing import ErrorReport, import_csv
 from crmcore.cli._keys import keys
+from crmcore.cli._predict import lifecycle, predict_command
 from crmcore.cli._report import render_html, render_text
 from crmcore.clock import FixedClock
 from crmcore.domain import Segment
@@ -476,6 +477,11 @@ cli.add_command(dump_command)
 cli.add_command(restore_command)
 db.add_command(copy_command)
 cli.add_command(keys)
+
+# -- predict, lifecycle reclassify (the predictive models, the lifecycle policy) --------------
+
+cli.add_command(predict_command)
+cli.add_command(lifecycle)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ segment and reclassify."""
 from crmcore.services._analytics import Analytics, CustomerRefresh, SegmentRun, StageMove
 from crmcore.services._context import ServiceContext
 from crmcore.services._crm import Crm, CustomerFields
+from crmcore.services._predictive import GammaGammaFit, HoldoutRow, PurchaseFit
 from crmcore.services._results import BulkResult, Customer360, RecordResult, Registration
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "Customer360",
     "CustomerFields",
     "CustomerRefresh",
+    "GammaGammaFit",
+    "HoldoutRow",
+    "PurchaseFit",
     "RecordResult",
     "Registration",
     "SegmentRun",

@@ -265,6 +265,7 @@ def _build(
         put(customer, "source", source)
         put(customer, "external_id", external_id)
         put(customer, "version", version)
+        put(customer, "masked", False)
         out.append(customer)
     return out
 

@@ -10,7 +10,7 @@ values would be lost): decrypt it first by copying it into a plaintext store
 (``crmcore.backup.copy``).
 
 Revision ID: crmcore_0004_encryption
-Revises: crmcore_0001
+Revises: crmcore_0003_audit
 Create Date: 2026-12-02
 """
 
@@ -24,7 +24,7 @@ from crmcore.adapters.sqlalchemy.migrations import options
 from crmcore.errors import ConfigurationError
 
 revision = "crmcore_0004_encryption"
-down_revision = "crmcore_0001"
+down_revision = "crmcore_0003_audit"
 branch_labels = None
 depends_on = None
 
