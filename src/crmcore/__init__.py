@@ -24,8 +24,12 @@ if TYPE_CHECKING:
     from crmcore.adapters.sqlalchemy import SqlStore as SqlStore
     from crmcore.clock import FixedClock as FixedClock
     from crmcore.clock import SystemClock as SystemClock
+    from crmcore.crypto import KeyRing as KeyRing
     from crmcore.domain import DEFAULT_SCHEME as DEFAULT_SCHEME
     from crmcore.domain import TRANSITIONS as TRANSITIONS
+    from crmcore.domain import AuditAction as AuditAction
+    from crmcore.domain import AuditEntry as AuditEntry
+    from crmcore.domain import AuditOutcome as AuditOutcome
     from crmcore.domain import CheckAlgorithm as CheckAlgorithm
     from crmcore.domain import Consent as Consent
     from crmcore.domain import ConsentDecision as ConsentDecision
@@ -56,11 +60,15 @@ if TYPE_CHECKING:
     from crmcore.domain import Transaction as Transaction
     from crmcore.domain import TransactionKind as TransactionKind
     from crmcore.domain import TransactionLine as TransactionLine
+    from crmcore.domain.access import AccessPolicy as AccessPolicy
+    from crmcore.domain.access import Decision as Decision
+    from crmcore.errors import AccessDenied as AccessDenied
     from crmcore.errors import BackupError as BackupError
     from crmcore.errors import ConcurrencyError as ConcurrencyError
     from crmcore.errors import ConfigurationError as ConfigurationError
     from crmcore.errors import CrmError as CrmError
     from crmcore.errors import CurrencyConversionError as CurrencyConversionError
+    from crmcore.errors import DecryptionError as DecryptionError
     from crmcore.errors import DuplicateError as DuplicateError
     from crmcore.errors import ErasedError as ErasedError
     from crmcore.errors import EventDeliveryError as EventDeliveryError
@@ -77,7 +85,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SCHEME",
     "TRANSITIONS",
+    "AccessDenied",
+    "AccessPolicy",
     "Analytics",
+    "AuditAction",
+    "AuditEntry",
+    "AuditOutcome",
     "BackupError",
     "BulkResult",
     "CheckAlgorithm",
@@ -97,6 +110,8 @@ __all__ = [
     "Customer",
     "Customer360",
     "CustomerAggregate",
+    "Decision",
+    "DecryptionError",
     "Direction",
     "DuplicateError",
     "EmailAddress",
@@ -110,6 +125,7 @@ __all__ = [
     "InteractionKind",
     "InvalidTransition",
     "LawfulBasis",
+    "KeyRing",
     "LifecycleStage",
     "Money",
     "NotFound",
@@ -170,11 +186,19 @@ _LAZY: dict[str, str] = {
     "Transaction": "crmcore.domain",
     "TransactionKind": "crmcore.domain",
     "TransactionLine": "crmcore.domain",
+    "AuditAction": "crmcore.domain",
+    "AuditEntry": "crmcore.domain",
+    "AuditOutcome": "crmcore.domain",
+    "AccessPolicy": "crmcore.domain.access",
+    "Decision": "crmcore.domain.access",
+    "AccessDenied": "crmcore.errors",
     "BackupError": "crmcore.errors",
     "ConcurrencyError": "crmcore.errors",
     "ConfigurationError": "crmcore.errors",
     "CrmError": "crmcore.errors",
     "CurrencyConversionError": "crmcore.errors",
+    "DecryptionError": "crmcore.errors",
+    "KeyRing": "crmcore.crypto",
     "DuplicateError": "crmcore.errors",
     "ErasedError": "crmcore.errors",
     "EventDeliveryError": "crmcore.errors",
@@ -212,6 +236,7 @@ _SUBMODULES = frozenset(
         "adapters",
         "analytics",
         "clock",
+        "crypto",
         "domain",
         "errors",
         "events",

@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "BackupError",
     "ConcurrencyError",
     "ConfigurationError",
     "CrmError",
     "CurrencyConversionError",
+    "DecryptionError",
     "DuplicateError",
     "ErasedError",
     "EventDeliveryError",
@@ -129,8 +131,33 @@ class RuleSyntaxError(CrmError):
         return (type(self), (self.message, self.rule, self.position))
 
 
+class AccessDenied(CrmError, PermissionError):
+    """The host's access policy refused an actor a use case (the refusal is audited).
+
+    Attributes:
+        actor: who was refused (an actor id, not personal data).
+        action: what they tried (an audit action's value, e.g. ``"read"``).
+    """
+
+    def __init__(self, actor: str, action: str) -> None:
+        self.actor = actor
+        self.action = action
+        super().__init__(f"actor {actor!r} may not {action}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.actor, self.action))
+
+
 class ConfigurationError(CrmError):
     """crmcore was set up inconsistently (unknown dialect, exhausted number scheme, ...)."""
+
+
+class DecryptionError(CrmError):
+    """A stored ciphertext does not authenticate: it was altered, moved to another row or
+    field, or sealed under a key that is not the one of that key id.
+
+    Never carries the ciphertext, the plaintext or a key: only where the value was stored.
+    """
 
 
 class EventDeliveryError(CrmError):

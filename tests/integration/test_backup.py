@@ -186,6 +186,29 @@ def test_another_format_version_is_refused(copy_of: Path, target: Store) -> None
     assert caught.value.file == MANIFEST
 
 
+def test_the_audit_trail_round_trips_and_a_version_1_dump_restores_without_it(
+    dumped: Path, copy_of: Path, target: Store
+) -> None:
+    with _source().unit_of_work() as uow:
+        expected = [(e.actor, e.action, e.customer) for e in uow.audit.query()]
+    assert expected  # the source's erase and merge were audited
+    restore(target, dumped)
+    with target.unit_of_work() as uow:
+        assert [(e.actor, e.action, e.customer) for e in uow.audit.query()] == expected
+
+    def version_1(data: dict[str, Any]) -> None:
+        data.update(format_version=1)
+        del data["files"]["audit_log.parquet"]
+
+    (copy_of / "audit_log.parquet").unlink()
+    _rewrite_manifest(copy_of, version_1)
+    older = InMemoryStore()
+    restore(older, copy_of)
+    with older.unit_of_work() as uow:
+        assert list(uow.audit.query()) == []
+        assert uow.customers.count() == 38
+
+
 def test_a_directory_without_a_dump_is_refused(tmp_path: Path, target: Store) -> None:
     with pytest.raises(BackupError, match="no dump") as caught:
         restore(target, tmp_path)
@@ -267,11 +290,11 @@ def test_without_pyarrow_dump_and_restore_name_the_extra(
     copy(InMemoryStore(), InMemoryStore())  # copy needs no pyarrow
 
 
-def test_a_format_version_1_dump_restores_its_consents_into_the_ledger(
+def test_a_format_version_2_dump_restores_its_consents_into_the_ledger(
     tmp_path: Path, target: Store
 ) -> None:
-    """Version 1 kept each customer's consents inside its document: a restore reads them
-    into the ledger, in their recorded order, instead of dropping them."""
+    """Versions 1 and 2 kept each customer's consents inside its document: a restore reads
+    them into the ledger, in their recorded order, instead of dropping them."""
     import datetime as dt
 
     at = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
@@ -310,12 +333,12 @@ def test_a_format_version_1_dump_restores_its_consents_into_the_ledger(
     (tmp_path / "consents.parquet").unlink()
     _reseal(tmp_path, "customers.parquet")
 
-    def as_version_1(data: dict[str, Any]) -> None:
-        data["format_version"] = 1
+    def as_version_2(data: dict[str, Any]) -> None:
+        data["format_version"] = 2
         del data["files"]["consents.parquet"]
 
-    _rewrite_manifest(tmp_path, as_version_1)
-    assert restore(target, tmp_path).format_version == 1
+    _rewrite_manifest(tmp_path, as_version_2)
+    assert restore(target, tmp_path).format_version == 2
     restored = Crm(target)
     history = restored.consent_history(ann)
     assert [(r.purpose, r.channel, r.granted, r.at, r.source) for r in history] == [

@@ -20,7 +20,14 @@ from crmcore.backup._move import (
     read_store,
     transfer_unit,
 )
-from crmcore.domain import ConsentRecord, CrmNumber, Customer, Segment, SegmentMembership
+from crmcore.domain import (
+    AuditEntry,
+    ConsentRecord,
+    CrmNumber,
+    Customer,
+    Segment,
+    SegmentMembership,
+)
 from crmcore.errors import BackupError, ConfigurationError, CrmError
 from crmcore.ports import Store
 from crmcore.ports.batches import InteractionBatch
@@ -37,6 +44,7 @@ _PARTS = {
     "aggregates": "aggregates.parquet",
     "segments": "segments.parquet",
     "runs": "segment_runs.parquet",
+    "audit": "audit_log.parquet",
 }
 
 
@@ -108,6 +116,9 @@ class _ParquetSink:
 
     def runs(self, runs: Sequence[SegmentMembership]) -> None:
         self._write("runs", self.arrow.runs_table(runs))
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        self._write("audit", self.arrow.audit_table(entries))
 
     def close(self) -> dict[str, FileEntry]:
         """Close every file (an empty one for a part with no rows) and describe each."""
@@ -249,10 +260,10 @@ def restore(store: Store, directory: str | os.PathLike[str]) -> Manifest:
             store.reporting_currency,
             files=dict(_PARTS),
         )
-        # A version 1 dump kept the consents inside the customer documents.
+        # Before version 3 a dump kept the consents inside the customer documents.
         consents: tuple[str, Callable[[Any], Any], Callable[[Any], None]] = (
             ("customers", arrow.legacy_consents_from, loader.consents)
-            if manifest.format_version == 1
+            if manifest.format_version < 3
             else ("consents", arrow.consents_from, loader.consents)
         )
         steps: list[tuple[str, Callable[[Any], Any], Callable[[Any], None]]] = [
@@ -269,10 +280,13 @@ def restore(store: Store, directory: str | os.PathLike[str]) -> Manifest:
             _read(arrow.aggregates_from, iter([tables("aggregates")]), _PARTS["aggregates"])
         )
         loader.aggregates(aggregates)
-        for part, convert, load in (
+        parts: list[tuple[str, Callable[[Any], Any], Callable[[Any], None]]] = [
             ("segments", arrow.segments_from, loader.segments),
             ("runs", arrow.runs_from, loader.runs),
-        ):
+        ]
+        if _PARTS["audit"] in manifest.files:  # format version 2 on
+            parts.append(("audit", arrow.audit_from, loader.audit))
+        for part, convert, load in parts:
             for item in _read(convert, tables(part), _PARTS[part]):
                 _load(load, item, _PARTS[part])
         loader.finish(manifest.allocator_position)

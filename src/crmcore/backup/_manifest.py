@@ -25,19 +25,18 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
-    "READABLE",
     "FileEntry",
     "Manifest",
     "sha256_of",
 ]
 
 FORMAT: Final = "crmcore-dump"
-FORMAT_VERSION: Final = 2
-"""The dump format's version (what :func:`~crmcore.backup.dump` writes). A crmcore that changes
-the format bumps it and keeps reading the older versions it knows (:data:`READABLE`).
-
-Version 2 added ``consents.parquet`` (the consent ledger) and took the consents out of the
-customer documents; a version 1 dump's consents are read from its customer documents."""
+FORMAT_VERSION: Final = 3
+"""The dump format's version. A later crmcore that changes the format bumps it and keeps
+reading the older versions it knows: version 2 added ``audit_log.parquet`` (the audit
+trail); a version 1 dump restores with an empty trail. Version 3 added ``consents.parquet``
+(the consent ledger) and took the consents out of the customer documents; the consents of a
+version 1 or 2 dump are read from its customer documents."""
 MANIFEST: Final = "manifest.json"
 FILES: Final = (
     "customers.parquet",
@@ -48,10 +47,12 @@ FILES: Final = (
     "aggregates.parquet",
     "segments.parquet",
     "segment_runs.parquet",
+    "audit_log.parquet",
 )
 """The files of a dump, in the order a restore loads them."""
-READABLE: Final = {1: tuple(f for f in FILES if f != "consents.parquet"), 2: FILES}
-"""The files of each dump format version a restore reads."""
+_V2: Final = tuple(f for f in FILES if f != "consents.parquet")
+FILES_OF_VERSION: Final = {1: _V2[:-1], 2: _V2, 3: FILES}
+"""The files a dump of each readable format version holds."""
 
 
 def sha256_of(path: Path) -> str:
@@ -140,12 +141,13 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BackupError(f"not a crmcore dump manifest (format is not {FORMAT!r})", MANIFEST)
         version = data.get("format_version")
-        if isinstance(version, bool) or version not in READABLE:
+        if isinstance(version, bool) or version not in FILES_OF_VERSION:
             raise BackupError(
                 f"dump format version {version!r} is not supported (this crmcore reads "
-                f"versions {', '.join(str(v) for v in READABLE)})",
+                f"versions {', '.join(map(str, FILES_OF_VERSION))})",
                 MANIFEST,
             )
+        expected = FILES_OF_VERSION[version]
         try:
             scheme = data["scheme"]
             files = {
@@ -167,7 +169,6 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupError(f"malformed manifest ({exc!r})", MANIFEST) from None
-        expected = READABLE[version]
         if set(files) != set(expected):
             missing = sorted(set(expected) - set(files))
             extra = sorted(set(files) - set(expected))
@@ -183,7 +184,7 @@ class Manifest:
         Raises:
             BackupError: naming the first file that is missing, truncated or changed.
         """
-        for name in READABLE[self.format_version]:
+        for name in FILES_OF_VERSION[self.format_version]:
             entry = self.files[name]
             path = directory / name
             try:

@@ -32,6 +32,7 @@ from crmcore.cli._common import (
     translate_errors,
 )
 from crmcore.cli._importing import ErrorReport, import_csv
+from crmcore.cli._keys import keys
 from crmcore.cli._predict import lifecycle, predict_command
 from crmcore.cli._report import render_html, render_text
 from crmcore.clock import FixedClock
@@ -505,6 +506,7 @@ def demo(db: str | None, customers: int, seed: int) -> None:
 cli.add_command(dump_command)
 cli.add_command(restore_command)
 db.add_command(copy_command)
+cli.add_command(keys)
 
 # -- predict, lifecycle reclassify (the predictive models, the lifecycle policy) --------------
 

@@ -206,6 +206,7 @@ class CustomerBatch:
             put(customer, "source", source)
             put(customer, "external_id", external_id)
             put(customer, "version", 0)
+            put(customer, "masked", False)
             out.append(customer)
         return out
 

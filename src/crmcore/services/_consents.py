@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Sequence
 
 from crmcore.domain import (
+    AuditAction,
+    AuditEntity,
     Consent,
     ConsentChanged,
     ConsentDecision,
@@ -196,8 +198,12 @@ class Consents:
             actor=self._actor(actor),
             expires_at=expires_at,
         )
+        self.context.authorize(AuditAction.CONSENT, AuditEntity.CUSTOMER, key)
         with self.context.unit() as uow:
             self._append(uow, [record])
+            self.context.audit(
+                uow, AuditAction.CONSENT, AuditEntity.CUSTOMER, key, fields=("consents",)
+            )
         return record
 
     def consent_history(self, number: CrmNumber | str) -> list[ConsentRecord]:
@@ -208,9 +214,14 @@ class Consents:
             NotFound: no such customer (``ErasedError`` if erased: its ledger is gone).
         """
         key = self.context.number(number)
-        with self.context.reading() as uow:
+        self.context.authorize(AuditAction.READ, AuditEntity.CUSTOMER, key)
+        with self.context.unit() as uow:
             uow.customers.get(key)
-            return list(uow.consents.history(key))
+            history = list(uow.consents.history(key))
+            self.context.audit(
+                uow, AuditAction.READ, AuditEntity.CUSTOMER, key, fields=("consents",)
+            )
+        return history
 
     def consent_state(
         self, number: CrmNumber | str, as_of: dt.datetime | None = None
@@ -223,9 +234,14 @@ class Consents:
         """
         key = self.context.number(number)
         when = self.context.now() if as_of is None else aware_utc("as_of", as_of)
-        with self.context.reading() as uow:
+        self.context.authorize(AuditAction.READ, AuditEntity.CUSTOMER, key)
+        with self.context.unit() as uow:
             uow.customers.get(key)
-            return uow.consents.state(key, when)
+            state = uow.consents.state(key, when)
+            self.context.audit(
+                uow, AuditAction.READ, AuditEntity.CUSTOMER, key, fields=("consents",)
+            )
+        return state
 
     def record_consent(self, number: CrmNumber | str, consent: Consent) -> Customer:
         """Append a :class:`~crmcore.Consent` decision to the customer's ledger.
@@ -246,6 +262,10 @@ class Consents:
         if not isinstance(consent, Consent):
             raise ValidationError("consent", consent, "must be a Consent")
         record = record_of(consent, key, self._actor(None))
+        self.context.authorize(AuditAction.CONSENT, AuditEntity.CUSTOMER, key)
         with self.context.unit() as uow:
             self._append(uow, [record])
+            self.context.audit(
+                uow, AuditAction.CONSENT, AuditEntity.CUSTOMER, key, fields=("consents",)
+            )
             return uow.customers.get(key)

@@ -11,12 +11,14 @@ and for running the bundled Alembic migrations.
 """
 
 from crmcore.adapters.sqlalchemy._errors import DriverError
+from crmcore.adapters.sqlalchemy._grants import audit_append_only_grants
 from crmcore.adapters.sqlalchemy._migrate import (
     BRANCH_LABEL,
     MIGRATIONS_DIR,
     alembic_config,
     upgrade,
 )
+from crmcore.adapters.sqlalchemy._rotation import RotationReport, rotate_keys
 from crmcore.adapters.sqlalchemy._store import (
     SqlNumberAllocator,
     SqlStore,
@@ -32,12 +34,15 @@ __all__ = [
     "NAMING_CONVENTION",
     "CrmTables",
     "DriverError",
+    "RotationReport",
     "SqlNumberAllocator",
     "SqlStore",
     "SqlUnitOfWork",
     "UtcDateTime",
     "alembic_config",
+    "audit_append_only_grants",
     "build_tables",
     "configure_sqlite_engine",
+    "rotate_keys",
     "upgrade",
 ]

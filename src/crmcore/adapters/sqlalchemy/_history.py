@@ -330,7 +330,8 @@ class SqlInteractions(_History):
         return self._t.interactions
 
     def _from_row(self, row: Any) -> Interaction:
-        return interaction_from_row(row)
+        sealer = self._ctx.sealer
+        return interaction_from_row(row if sealer is None else sealer.open_interaction(row))
 
     def add(self, interaction: Interaction) -> bool:
         return self.add_many([interaction]) == 1
@@ -340,10 +341,15 @@ class SqlInteractions(_History):
         for item in items:
             if not isinstance(item, Interaction):
                 raise ValidationError("interaction", item, "must be an Interaction")
-        return self._store([interaction_row(i) for i in items])
+        rows = [interaction_row(i) for i in items]
+        sealer = self._ctx.sealer
+        if sealer is not None:
+            for row in rows:
+                sealer.seal_interaction(row)
+        return self._store(rows)
 
     def add_batch(self, batch: InteractionBatch) -> int:
-        data, has_refs = interaction_columns(batch)
+        data, has_refs = interaction_columns(batch, self._ctx.sealer)
         return store_staged(
             self._ctx, self.kind, self._table(), data, fold_staged_interactions, has_refs=has_refs
         )

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.naming import conv
 
-from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
+from crmcore.adapters.sqlalchemy._types import AUDIT_SEQUENCE, LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.errors import ConfigurationError
 
 __all__ = ["NAMING_CONVENTION", "CrmTables", "build_tables"]
@@ -43,6 +43,7 @@ MAX_IDENTIFIER: Final = 63
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,19}|")
 _NUMBER = String(32)
 _CODE = String(32)
+_KEY_ID = String(16)
 
 
 @attrs.frozen
@@ -63,6 +64,7 @@ class CrmTables:
     customers: Table
     customer_emails: Table
     customer_phones: Table
+    customer_sealed: Table
     customer_tags: Table
     aggregates: Table
     transactions: Table
@@ -71,6 +73,7 @@ class CrmTables:
     segments: Table
     segment_runs: Table
     segment_members: Table
+    audit_log: Table
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -81,6 +84,7 @@ class CrmTables:
             self.customers,
             self.customer_emails,
             self.customer_phones,
+            self.customer_sealed,
             self.customer_tags,
             self.aggregates,
             self.transactions,
@@ -89,6 +93,7 @@ class CrmTables:
             self.segments,
             self.segment_runs,
             self.segment_members,
+            self.audit_log,
         )
 
 
@@ -227,6 +232,9 @@ def build_tables(
         Column("address", String(320), nullable=False),
         Column("lookup_key", String(320), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the address sealed here, "" in address, and lookup_key holds the
+        # blind index (so look-ups stay one indexed equality).
+        Column("sealed", LONG_TEXT),
         _pk(emails_t, "customer", "position"),
         _ix(emails_t, "lookup_key"),
     )
@@ -236,8 +244,24 @@ def build_tables(
         Column("position", Integer, nullable=False),
         Column("e164", String(20), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the number sealed here and e164 holds its blind index.
+        Column("sealed", LONG_TEXT),
         _pk(phones_t, "customer", "position"),
         _ix(phones_t, "e164"),
+    )
+    sealed_t = f"{p}customer_sealed"
+    customer_sealed = child(
+        "customer_sealed",
+        # Encryption at rest (docs/privacy-encryption.md): the personal fields of the
+        # customer row sealed one by one (a JSON object of field -> ciphertext; those columns
+        # of ``customers`` are then NULL), and the data key and index key its values were
+        # sealed and indexed under (a rotation finds the rows still under an old key by
+        # them; no row: a plaintext customer). A table of its own, so the customers rows
+        # the analytics scan stay as narrow as a plaintext store's.
+        Column("sealed", LONG_TEXT, nullable=False),
+        Column("key_id", _KEY_ID, nullable=False),
+        Column("index_key_id", _KEY_ID, nullable=False),
+        _pk(sealed_t, "customer"),
     )
     tags_t = f"{p}customer_tags"
     customer_tags = child(
@@ -300,6 +324,9 @@ def build_tables(
         Column("source", String(100)),
         Column("external_ref", String(200)),
         Column("occurred_us", BigInteger, nullable=False),
+        # Encrypted stores: subject, notes and outcome sealed here (those columns NULL).
+        Column("sealed", LONG_TEXT),
+        Column("key_id", _KEY_ID),
         _pk(ix_t, "id"),
         _uq(ix_t, "source", "external_ref"),
         _ix(ix_t, "customer", "occurred_at"),
@@ -359,6 +386,26 @@ def build_tables(
         _fk(members_t, ["segment", "as_of"], [f"{runs_ref}.segment", f"{runs_ref}.as_of"]),
         _ix(members_t, "customer"),
     )
+    audit_t = f"{p}audit_log"
+    # No foreign key to customers: an entry may name a number that never existed (a denied
+    # read of it), and entries outlive erasure by design.
+    audit_log = table(
+        "audit_log",
+        Column("seq", AUDIT_SEQUENCE, nullable=False, autoincrement=True),
+        Column("id", RECORD_ID, nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("actor", String(64), nullable=False),
+        Column("action", _CODE, nullable=False),
+        Column("entity", _CODE, nullable=False),
+        Column("customer", _NUMBER),
+        Column("fields", LONG_TEXT, nullable=False),
+        Column("outcome", _CODE, nullable=False),
+        Column("rows", BigInteger),
+        _pk(audit_t, "seq"),
+        _uq(audit_t, "id"),
+        _ix(audit_t, "customer", "at"),
+        _ix(audit_t, "at"),
+    )
     return CrmTables(
         metadata=md,
         prefix=prefix,
@@ -368,6 +415,7 @@ def build_tables(
         customers=customers,
         customer_emails=customer_emails,
         customer_phones=customer_phones,
+        customer_sealed=customer_sealed,
         customer_tags=customer_tags,
         aggregates=aggregates,
         transactions=transactions,
@@ -376,4 +424,5 @@ def build_tables(
         segments=segments,
         segment_runs=segment_runs,
         segment_members=segment_members,
+        audit_log=audit_log,
     )

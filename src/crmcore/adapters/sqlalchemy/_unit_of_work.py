@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 
 from crmcore.adapters.sqlalchemy._aggregates import SqlAggregates
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
+from crmcore.adapters.sqlalchemy._audit import SqlAudit
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._consents import SqlConsents
 from crmcore.adapters.sqlalchemy._context import TransactionContext
@@ -59,6 +60,7 @@ class SqlUnitOfWork:
         self.aggregates = SqlAggregates(context)
         self.segments = SqlSegments(context)
         self.consents = SqlConsents(context)
+        self.audit = SqlAudit(context)
         self.transfer = SqlTransfer(context, allocator)
 
     def __repr__(self) -> str:
@@ -142,6 +144,12 @@ class SqlUnitOfWork:
             self._context.transaction_ended()
             if restart and self._conn is not None:
                 self._begin()
+
+    @property
+    def context(self) -> TransactionContext:
+        """The transaction context its repositories share (for adapter-level maintenance
+        such as key rotation)."""
+        return self._context
 
     def commit(self) -> None:
         """Make every write of this unit durable (release the SAVEPOINT on a host connection).

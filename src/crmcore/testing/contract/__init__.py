@@ -21,9 +21,9 @@ third-party adapter that passes it behaves like crmcore's own.
 :class:`StoreContract` is composed of one class per port, each usable on its own in the same
 way: :class:`AllocatorContract`, :class:`CustomerRepositoryContract`, :class:`HistoryContract`
 (interactions and transactions), :class:`AggregateContract`,
-:class:`SegmentRepositoryContract`, :class:`ConsentContract` (the consent ledger) and
-:class:`UnitOfWorkContract`. Two more contracts are
-opt-in, because not every store offers what they test:
+:class:`SegmentRepositoryContract`, :class:`ConsentContract` (the consent ledger),
+:class:`AuditLogContract` and :class:`UnitOfWorkContract`. Two more contracts are opt-in,
+because not every store offers what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
   the fold of the stored history, and database-side rule members and RFM scores (the optional
@@ -48,6 +48,7 @@ from __future__ import annotations
 from crmcore.testing.contract._support import PROPERTY_SETTINGS
 from crmcore.testing.contract.aggregates import AggregateContract
 from crmcore.testing.contract.allocator import AllocatorContract
+from crmcore.testing.contract.audit import AuditLogContract
 from crmcore.testing.contract.concurrency import ConcurrencyContract
 from crmcore.testing.contract.consents import ConsentContract
 from crmcore.testing.contract.customers import CustomerRepositoryContract
@@ -61,6 +62,7 @@ __all__ = [
     "PROPERTY_SETTINGS",
     "AggregateContract",
     "AllocatorContract",
+    "AuditLogContract",
     "ConcurrencyContract",
     "ConsentContract",
     "CustomerRepositoryContract",
@@ -80,6 +82,7 @@ class StoreContract(
     AggregateContract,
     SegmentRepositoryContract,
     ConsentContract,
+    AuditLogContract,
     UnitOfWorkContract,
 ):
     """The behaviour every :class:`~crmcore.ports.Store` must have, as pytest test methods.
