@@ -29,10 +29,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 from crmcore.domain import (
-    ConsentRecord,
-    ConsentState,
     AuditAction,
     AuditEntry,
+    ConsentRecord,
+    ConsentState,
     CrmNumber,
     CrmNumberScheme,
     Customer,
@@ -513,6 +513,8 @@ class UnitOfWork(Protocol):
 
     @property
     def consents(self) -> ConsentLedger: ...
+
+    @property
     def audit(self) -> AuditLog: ...
 
     def __enter__(self) -> Self: ...

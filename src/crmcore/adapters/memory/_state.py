@@ -22,8 +22,8 @@ from crmcore.adapters.memory._columns import ColumnTable, new_aggregate_table
 from crmcore.adapters.memory._encoders import INTERACTION_ENCODER, TRANSACTION_ENCODER
 from crmcore.adapters.memory._history import HistoryTable
 from crmcore.domain import (
-    ConsentRecord,
     AuditEntry,
+    ConsentRecord,
     CrmNumber,
     Customer,
     Interaction,

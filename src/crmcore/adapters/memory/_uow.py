@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Self
 
 from crmcore.adapters.memory._aggregates import Aggregates
-from crmcore.adapters.memory._consents import Consents
 from crmcore.adapters.memory._audit import AuditTrail
+from crmcore.adapters.memory._consents import Consents
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._customers import Customers
 from crmcore.adapters.memory._records import Interactions, Transactions
@@ -73,6 +73,8 @@ class MemoryUnitOfWork:
     @functools.cached_property
     def consents(self) -> Consents:
         return Consents(self._context)
+
+    @functools.cached_property
     def audit(self) -> AuditTrail:
         return AuditTrail(self._context)
 
