@@ -199,8 +199,10 @@ def test_the_audit_trail_round_trips_and_a_version_1_dump_restores_without_it(
     def version_1(data: dict[str, Any]) -> None:
         data.update(format_version=1)
         del data["files"]["audit_log.parquet"]
+        del data["files"]["consents.parquet"]  # version 3 on (this source holds no consents)
 
     (copy_of / "audit_log.parquet").unlink()
+    (copy_of / "consents.parquet").unlink()
     _rewrite_manifest(copy_of, version_1)
     older = InMemoryStore()
     restore(older, copy_of)
