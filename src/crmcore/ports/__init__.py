@@ -406,6 +406,11 @@ class SegmentRepository(Protocol):
         """The most recent run (strictly before ``before``, when given), or ``None``."""
         ...
 
+    def runs_including(self, number: CrmNumber) -> Sequence[tuple[str, dt.datetime]]:
+        """``(segment, as_of)`` of every saved run whose members include ``number``, ordered
+        by segment name, then ``as_of`` (what a subject access export lists)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One atomic group of writes: everything or nothing.
