@@ -46,6 +46,7 @@ from crmcore.errors import (
 from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
 from crmcore.services._context import EventHandler, ServiceContext, stage_changed
 from crmcore.services._imports import BulkImports
+from crmcore.services._subject import SubjectAccess
 from crmcore.services._results import (
     BulkResult,
     Customer360,
@@ -110,7 +111,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm(BulkImports):
+class Crm(BulkImports, SubjectAccess):
     """The crmcore application facade.
 
     Example::
