@@ -26,7 +26,9 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, _TYPES[kind])
 
 
-def errors(schema: dict[str, Any], value: Any, root: dict[str, Any] | None = None, at: str = "$") -> list[str]:
+def errors(
+    schema: dict[str, Any], value: Any, root: dict[str, Any] | None = None, at: str = "$"
+) -> list[str]:
     """Every violation of ``schema`` by ``value``, as ``path: reason`` lines."""
     root = schema if root is None else root
     out: list[str] = []

@@ -54,7 +54,10 @@ def populate(crm: Crm) -> tuple[CrmNumber, CrmNumber]:
     s = SENTINEL
     subject = crm.register(
         PersonName(given=f"Ann{s}", family=f"Lee{s}", display=f"Dr Ann Lee {s}"),
-        emails=[EmailAddress(f"ann.{s}@example.com"), EmailAddress(f"work.{s}@example.org", ContactLabel.WORK)],
+        emails=[
+            EmailAddress(f"ann.{s}@example.com"),
+            EmailAddress(f"work.{s}@example.org", ContactLabel.WORK),
+        ],
         phones=[PhoneNumber(SENTINEL_PHONE)],
         addresses=[
             PostalAddress(
@@ -86,7 +89,9 @@ def populate(crm: Crm) -> tuple[CrmNumber, CrmNumber]:
         external_id=f"ext-{s}",
         stage="prospect",
     )
-    other = crm.register("Bob Bystander", emails=["bob@example.com"], source="erp", external_id="bob")
+    other = crm.register(
+        "Bob Bystander", emails=["bob@example.com"], source="erp", external_id="bob"
+    )
     number, bob = subject.number, other.number
     crm.change_stage(number, LifecycleStage.NEW, reason="first purchase")
     for day, ident, kind, amount in (

@@ -515,3 +515,66 @@ def test_a_refused_segment_run_leaves_the_saved_rule_alone(
             assert uow.segments.get("s1").rule == "frequency >= 0"
     finally:
         store.close()
+
+
+def _export_ann(db: str, run: Run, tmp_path: Path) -> str:
+    _customers(db, run, tmp_path)
+    store = SqlStore.from_url(db)
+    try:
+        ann = Crm(store).find_by_external_id("csv", "A1")
+    finally:
+        store.close()
+    assert ann is not None
+    return ann.number.value
+
+
+def test_customer_export_writes_the_subject_access_json(db: str, run: Run, tmp_path: Path) -> None:
+    import json
+    import stat
+
+    number = _export_ann(db, run, tmp_path)
+    out = tmp_path / "ann.json"
+    result = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert exported["schema"] == "crmcore.subject-export"
+    assert exported["crm_number"] == number
+    assert exported["contact_points"]["emails"][0]["address"] == "ann@example.com"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "ann@example.com" not in result.stderr  # only the file holds personal data
+    # An existing file is kept unless --force.
+    out.write_text("keep me", encoding="utf-8")
+    refused = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert refused.exit_code == 2
+    assert "--force" in refused.stderr
+    assert out.read_text(encoding="utf-8") == "keep me"
+    forced = run("customer", "export", number, "--db", db, "--out", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    rewritten = json.loads(out.read_text(encoding="utf-8"))
+    assert rewritten["profile"] == exported["profile"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # '-' is standard output.
+    piped = run("customer", "export", number, "--db", db, "--out", "-")
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout)["crm_number"] == number
+
+
+def test_customer_export_errors(db: str, run: Run, tmp_path: Path) -> None:
+    number = _export_ann(db, run, tmp_path)
+    out = tmp_path / "x.json"
+    mistyped = run("customer", "export", "C0000000014", "--db", db, "--out", str(out))
+    assert mistyped.exit_code == 2
+    assert "check digit" in mistyped.stderr
+    missing = run("customer", "export", "C0000009999", "--db", db, "--out", str(out))
+    assert missing.exit_code != 0
+    store = SqlStore.from_url(db)
+    try:
+        Crm(store).erase(number)
+    finally:
+        store.close()
+    erased = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert erased.exit_code == 1
+    assert "erased" in erased.stderr
+    assert not out.exists()
+    no_db = run("customer", "export", number, "--out", str(out))
+    assert no_db.exit_code == 2

@@ -113,7 +113,11 @@ def test_export_holds_everything_about_the_subject_and_nothing_of_others() -> No
     assert [e["label"] for e in exported["contact_points"]["emails"]] == ["personal", "work"]
     assert exported["contact_points"]["addresses"][0]["postal_code"] == f"10{SENTINEL}"
     assert [s["to"] for s in exported["stage_history"]] == ["new"]
-    assert [t["external_ref"] for t in exported["transactions"]] == ["order-1", "order-2", "order-3"]
+    assert [t["external_ref"] for t in exported["transactions"]] == [
+        "order-1",
+        "order-2",
+        "order-3",
+    ]
     assert exported["transactions"][0]["lines"][0] == {
         "sku": "SKU-1",
         "quantity": "2",

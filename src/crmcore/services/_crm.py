@@ -46,7 +46,6 @@ from crmcore.errors import (
 from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
 from crmcore.services._context import EventHandler, ServiceContext, stage_changed
 from crmcore.services._imports import BulkImports
-from crmcore.services._subject import SubjectAccess
 from crmcore.services._results import (
     BulkResult,
     Customer360,
@@ -54,6 +53,7 @@ from crmcore.services._results import (
     Registration,
     register_drafts,
 )
+from crmcore.services._subject import SubjectAccess
 
 __all__ = ["Crm", "CustomerFields"]
 

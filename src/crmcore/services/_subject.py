@@ -54,9 +54,7 @@ __all__ = [
     "json_ready",
 ]
 
-JsonValue: TypeAlias = (
-    str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
-)
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 """What an export is made of: exactly the values ``json.dumps`` writes without a default."""
 
 EXPORT_SCHEMA: Final = "crmcore.subject-export"
@@ -148,8 +146,9 @@ def json_ready(value: object) -> JsonValue:
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
-    if attrs.has(type(value)):
-        return {f.name: json_ready(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    kind: Any = type(value)
+    if attrs.has(kind):
+        return {f.name: json_ready(getattr(value, f.name)) for f in attrs.fields(kind)}
     if isinstance(value, Mapping):
         return {str(k): json_ready(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, set | frozenset):
@@ -208,7 +207,7 @@ def _profile(customer: Customer) -> dict[str, JsonValue]:
         "job_title": customer.job_title,
         "organisation": customer.organisation,
         "preferred_channel": _code(customer.preferred_channel),
-        "tags": sorted(customer.tags),
+        "tags": list[JsonValue](sorted(customer.tags)),
         "attributes": {key: _attribute(v) for key, v in sorted(customer.attributes.items())},
         "consents": [_consent(c) for c in customer.consents],
         "stage": _code(customer.stage),
@@ -412,8 +411,10 @@ class SubjectAccess:
 
 def export_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of :meth:`SubjectAccess.export_subject`'s output."""
-    text = resources.files("crmcore.services").joinpath("subject_export.schema.json").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("crmcore.services")
+        .joinpath("subject_export.schema.json")
+        .read_text(encoding="utf-8")
     )
     loaded: dict[str, Any] = json.loads(text)
     return loaded

@@ -91,8 +91,10 @@ class SegmentRepositoryContract(StoreFixture):
 
     def test_runs_including_a_customer(self, store: Store) -> None:
         a, b = register(store).number, register(store).number
-        for name in ("zeta", "alpha"):
-            write(store, lambda uow, name=name: uow.segments.save(Segment(name, "frequency >= 3")))
+        with store.unit_of_work() as uow:
+            for name in ("zeta", "alpha"):
+                uow.segments.save(Segment(name, "frequency >= 3"))
+            uow.commit()
         later = T0 + dt.timedelta(days=1, microseconds=7)
         for run in (
             SegmentMembership("zeta", later, frozenset({a})),
@@ -100,7 +102,9 @@ class SegmentRepositoryContract(StoreFixture):
             SegmentMembership("alpha", later, frozenset({b})),
             SegmentMembership("alpha", T0, frozenset({a})),
         ):
-            write(store, lambda uow, run=run: uow.segments.save_membership(run))
+            with store.unit_of_work() as uow:
+                uow.segments.save_membership(run)
+                uow.commit()
 
         def runs(number: Any) -> Any:
             return read(store, lambda uow: list(uow.segments.runs_including(number)))
