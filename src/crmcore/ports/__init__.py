@@ -233,6 +233,23 @@ class CustomerRepository(Protocol):
         """Every customer, ascending by number, fetched in batches."""
         ...
 
+    def inactive(
+        self,
+        cutoff: dt.datetime,
+        *,
+        include_anonymised: bool = False,
+        after: CrmNumber | None = None,
+        limit: int = 1000,
+    ) -> Sequence[CrmNumber]:
+        """Customers inactive since ``cutoff``, ascending by number: registered before it,
+        with no transaction and no interaction that occurred at or after it.
+
+        At most ``limit`` numbers greater than ``after`` (keyset paging: pass the last
+        number of one page as the next page's ``after``). Customers with ``anonymised_at``
+        set are left out unless ``include_anonymised``; erased customers always are.
+        """
+        ...
+
 
 RecordT = TypeVar("RecordT", Interaction, Transaction)
 
@@ -310,6 +327,26 @@ class InteractionRepository(Protocol):
         """The customer's interactions, newest first (ties by id), optionally before an instant."""
         ...
 
+    def with_text_before(
+        self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
+        """``(id, customer)`` of interactions that occurred before ``cutoff`` and still have a
+        subject or notes, ascending by id: at most ``limit`` ids greater than ``after``
+        (keyset paging, as :meth:`CustomerRepository.inactive`)."""
+        ...
+
+    def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
+        """Remove the free texts ``fields`` (any of ``"subject"``, ``"notes"``,
+        ``"outcome"``) of these interactions; return how many interactions changed.
+
+        Unknown ids are passed over; nothing else of an interaction changes (its aggregate
+        contribution neither).
+
+        Raises:
+            ValidationError: a field that is not one of the three.
+        """
+        ...
+
 
 class TransactionRepository(Protocol):
     """Purchases and refunds."""
@@ -357,6 +394,11 @@ class TransactionRepository(Protocol):
         self, number: CrmNumber, *, limit: int | None = None, before: dt.datetime | None = None
     ) -> Sequence[Transaction]:
         """The customer's transactions, newest first (ties by id), optionally before an instant."""
+        ...
+
+    def redact_line_descriptions(self, number: CrmNumber) -> int:
+        """Remove the free-text description of every line of the customer's transactions;
+        return how many transactions changed (amounts, SKUs and quantities stay)."""
         ...
 
 

@@ -208,6 +208,7 @@ class CustomerBatch:
             put(customer, "source", source)
             put(customer, "external_id", external_id)
             put(customer, "version", 0)
+            put(customer, "anonymised_at", None)
             out.append(customer)
         return out
 

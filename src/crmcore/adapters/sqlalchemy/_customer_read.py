@@ -63,6 +63,7 @@ _COLUMNS: Final = (
     "created_at",
     "updated_at",
     "version",
+    "anonymised_at",
 )
 
 
@@ -159,6 +160,7 @@ def _build(
             created,
             updated,
             version,
+            anonymised_at,
         ) = row
         mails = emails.get(text, empty)
         calls = phones.get(text, empty)
@@ -205,6 +207,7 @@ def _build(
         put(customer, "source", source)
         put(customer, "external_id", external_id)
         put(customer, "version", version)
+        put(customer, "anonymised_at", anonymised_at)
         out.append(customer)
     return out
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, false, select
+from sqlalchemy import Connection, Table, exists, false, or_, select, update
 
 from crmcore.adapters.sqlalchemy._aggregates import (
     fold_interactions,
@@ -23,10 +23,17 @@ from crmcore.adapters.sqlalchemy._aggregates import (
 from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
-from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_customers, where_in
+from crmcore.adapters.sqlalchemy._lookups import (
+    chunks,
+    key_of,
+    refs_in,
+    require_customers,
+    where_in,
+)
 from crmcore.adapters.sqlalchemy._mapping import (
     interaction_from_row,
     interaction_row,
+    lines_without_descriptions,
     transaction_from_row,
     transaction_row,
 )
@@ -48,6 +55,7 @@ from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConcurrencyError, DuplicateError, ErasedError, NotFound, ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
+from crmcore.ports.retention import page_limit, redactable
 
 __all__ = ["SqlInteractions", "SqlTransactions"]
 
@@ -367,6 +375,41 @@ class SqlInteractions(_History):
     ) -> Sequence[Interaction]:
         return self._for_customer(number, limit, before)
 
+    def with_text_before(
+        self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
+        conn = self._ctx.read()
+        when = aware_utc("cutoff", cutoff)
+        limit = page_limit(limit)
+        i = self._t.interactions
+        query = select(i.c.id, i.c.customer).where(
+            i.c.occurred_at < when, or_(i.c.subject.is_not(None), i.c.notes.is_not(None))
+        )
+        if after is not None:
+            query = query.where(i.c.id > after)
+        query = query.order_by(i.c.id).limit(limit)
+        with translated(self.kind):
+            rows = conn.execute(query).all()
+        return [(_as_uuid(ident), CrmNumber(customer)) for ident, customer in rows]
+
+    def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
+        conn = self._ctx.write()
+        names = redactable(fields)
+        keys = sorted({i for i in ids if isinstance(i, uuid.UUID)})
+        if not names or not keys:
+            return 0
+        i = self._t.interactions
+        changed = 0
+        with translated(self.kind):
+            for chunk in chunks(keys):
+                result = conn.execute(
+                    update(i)
+                    .where(i.c.id.in_(chunk), or_(*(i.c[n].is_not(None) for n in names)))
+                    .values(dict.fromkeys(names))
+                )
+                changed += result.rowcount
+        return changed
+
 
 class SqlTransactions(_History):
     """The transactions of one unit of work (see :class:`~crmcore.ports.TransactionRepository`)."""
@@ -412,6 +455,21 @@ class SqlTransactions(_History):
 
     def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return transaction_deltas(row)
+
+    def redact_line_descriptions(self, number: CrmNumber) -> int:
+        conn = self._ctx.write()
+        t = self._t.transactions
+        with translated(self.kind):
+            rows = conn.execute(
+                select(t.c.id, t.c.lines).where(t.c.customer == key_of(number))
+            ).all()
+            changed = 0
+            for ident, stored in rows:
+                redacted = lines_without_descriptions(stored)
+                if redacted is not None:
+                    conn.execute(update(t).where(t.c.id == ident).values(lines=redacted))
+                    changed += 1
+        return changed
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         result: Transaction = self._get(transaction_id)

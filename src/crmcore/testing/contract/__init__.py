@@ -21,7 +21,9 @@ third-party adapter that passes it behaves like crmcore's own.
 :class:`StoreContract` is composed of one class per port, each usable on its own in the same
 way: :class:`AllocatorContract`, :class:`CustomerRepositoryContract`, :class:`HistoryContract`
 (interactions and transactions), :class:`AggregateContract`,
-:class:`SegmentRepositoryContract` and :class:`UnitOfWorkContract`. Two more contracts are
+:class:`SegmentRepositoryContract`, :class:`RetentionContract` (what retention needs:
+inactive customers, redacting interaction texts and line descriptions) and
+:class:`UnitOfWorkContract`. Two more contracts are
 opt-in, because not every store offers what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
@@ -51,6 +53,7 @@ from crmcore.testing.contract.concurrency import ConcurrencyContract
 from crmcore.testing.contract.customers import CustomerRepositoryContract
 from crmcore.testing.contract.history import HistoryContract
 from crmcore.testing.contract.metrics import MetricsSourceContract
+from crmcore.testing.contract.retention import RetentionContract
 from crmcore.testing.contract.segments import SegmentRepositoryContract
 from crmcore.testing.contract.transfer import TransferContract
 from crmcore.testing.contract.unit_of_work import UnitOfWorkContract
@@ -63,6 +66,7 @@ __all__ = [
     "CustomerRepositoryContract",
     "HistoryContract",
     "MetricsSourceContract",
+    "RetentionContract",
     "SegmentRepositoryContract",
     "StoreContract",
     "TransferContract",
@@ -76,6 +80,7 @@ class StoreContract(
     HistoryContract,
     AggregateContract,
     SegmentRepositoryContract,
+    RetentionContract,
     UnitOfWorkContract,
 ):
     """The behaviour every :class:`~crmcore.ports.Store` must have, as pytest test methods.
