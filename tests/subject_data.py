@@ -93,7 +93,7 @@ def populate(crm: Crm) -> tuple[CrmNumber, CrmNumber]:
         "Bob Bystander", emails=["bob@example.com"], source="erp", external_id="bob"
     )
     number, bob = subject.number, other.number
-    crm.change_stage(number, LifecycleStage.NEW, reason="first purchase")
+    crm.change_stage(number, LifecycleStage.NEW, reason=f"first purchase, told by {s}")
     for day, ident, kind, amount in (
         (0, 1, TransactionKind.PURCHASE, "120.00"),
         (40, 2, TransactionKind.PURCHASE, "35.50"),

@@ -20,6 +20,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_edge_inputs.py": ("click", "rich", "sqlalchemy", "alembic"),
     "test_subject_export.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
     "test_export_coverage.py": ("sqlalchemy",),
+    "test_retention.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
 }
 
 

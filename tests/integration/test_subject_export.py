@@ -139,6 +139,23 @@ def test_export_holds_everything_about_the_subject_and_nothing_of_others() -> No
     assert exported["consents"] is None and exported["audit"] is None
 
 
+def test_the_profile_holds_every_field_of_the_customer() -> None:
+    import attrs
+
+    from crmcore.domain import Customer
+
+    exported = _reference_export()
+    elsewhere = {"number": "crm_number", "emails": None, "phones": None, "addresses": None}
+    elsewhere |= {"stage_history": None}
+    for field in attrs.fields(Customer):
+        if field.name in elsewhere:
+            key = elsewhere[field.name]
+            assert key is None or key in exported["profile"]
+        else:
+            assert field.name in exported["profile"], field.name
+    assert set(exported["contact_points"]) == {"emails", "phones", "addresses"}
+
+
 def test_erased_and_unknown_customers_are_refused() -> None:
     crm = Crm(InMemoryStore(reporting_currency="EUR"), clock=FixedClock(NOW))
     subject, bystander = populate(crm)

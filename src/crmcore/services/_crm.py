@@ -53,6 +53,7 @@ from crmcore.services._results import (
     Registration,
     register_drafts,
 )
+from crmcore.services._retention import Retention
 from crmcore.services._subject import SubjectAccess
 
 __all__ = ["Crm", "CustomerFields"]
@@ -111,7 +112,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm(BulkImports, SubjectAccess):
+class Crm(BulkImports, SubjectAccess, Retention):
     """The crmcore application facade.
 
     Example::

@@ -217,6 +217,7 @@ def _profile(customer: Customer) -> dict[str, JsonValue]:
         "created_at": instant(customer.created_at),
         "updated_at": instant(customer.updated_at),
         "version": customer.version,
+        "anonymised_at": _optional_instant(customer.anonymised_at),
     }
 
 
