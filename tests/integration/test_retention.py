@@ -113,7 +113,7 @@ def test_dry_run_reports_what_the_run_changes_and_a_second_run_changes_nothing(
 
 
 def test_the_dry_run_accounts_for_earlier_rules_of_the_same_run(store: Store) -> None:
-    crm, subject, bystander, _ = _world(store)
+    crm, subject, _, _ = _world(store)
     # Deleted first: its interactions are not blanked afterwards.
     rules = [DeleteInactiveCustomers(inactive_for=years(7)), BlankInteractionNotes(years(3))]
     dry = crm.apply_retention(rules, dry_run=True)
