@@ -578,3 +578,75 @@ def test_customer_export_errors(db: str, run: Run, tmp_path: Path) -> None:
     assert not out.exists()
     no_db = run("customer", "export", number, "--out", str(out))
     assert no_db.exit_code == 2
+
+
+RULES = """
+[[rule]]
+kind = "blank_interaction_notes"
+older_than = { years = 3 }
+
+[[rule]]
+kind = "anonymise_inactive_customers"
+inactive_for = { years = 7, days = 1 }
+"""
+
+
+def test_retention_run_dry_run_then_run_then_nothing_left(
+    db: str, run: Run, tmp_path: Path
+) -> None:
+    _customers(db, run, tmp_path)
+    rules = write(tmp_path / "rules.toml", RULES)
+    args = ("retention", "run", "--db", db, "--rules", str(rules), "--as-of", "2100-01-01")
+    dry = run(*args, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "anonymise customers inactive for 7 years 1 days: would change 2" in dry.stdout
+    assert "nothing changed" in dry.stderr
+    store = SqlStore.from_url(db)
+    try:
+        ann = Crm(store).find_by_external_id("csv", "A1")
+        assert ann is not None and ann.anonymised_at is None
+    finally:
+        store.close()
+    done = run(*args, "--batch-size", "1")
+    assert done.exit_code == 0, done.output
+    assert "anonymise customers inactive for 7 years 1 days: changed 2" in done.stdout
+    store = SqlStore.from_url(db)
+    try:
+        assert Crm(store).find_by_external_id("csv", "A1") is None  # the import key is gone
+        with store.unit_of_work() as uow:
+            assert all(c.anonymised_at is not None for c in uow.customers.iter_all())
+    finally:
+        store.close()
+    again = run(*args)
+    assert again.exit_code == 0
+    assert "0 records changed" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[rule]\nkind=", "not valid TOML"),
+        ('[[rule]]\nkind = "shred"\n', "rule[0].kind"),
+        ('[[rule]]\nkind = "blank_interaction_notes"\nolder_than = { weeks = 2 }\n', "older_than"),
+        ("[settings]\n", "[[rule]]"),
+    ],
+)
+def test_retention_run_refuses_a_bad_rules_file(
+    db: str, run: Run, tmp_path: Path, text: str, message: str
+) -> None:
+    rules = tmp_path / "bad.toml"
+    rules.write_text(text, encoding="utf-8")
+    result = run("retention", "run", "--db", db, "--rules", str(rules))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    bad_time = run(
+        "retention",
+        "run",
+        "--db",
+        db,
+        "--rules",
+        str(write(tmp_path / "r.toml", RULES)),
+        "--as-of",
+        "soon",
+    )
+    assert bad_time.exit_code == 2

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import click
@@ -19,11 +20,14 @@ from crmcore.cli._common import (
     db_option,
     err_console,
     open_store,
+    out_console,
+    parse_instant,
     translate_errors,
 )
+from crmcore.domain.retention import RetentionRule, parse_rules
 from crmcore.services import Crm
 
-__all__ = ["export_command"]
+__all__ = ["export_command", "retention"]
 
 _PRIVATE = 0o600  # an export is personal data: readable by its owner only
 
@@ -91,3 +95,71 @@ def export_command(number: str, db: str | None, out: str, force: bool) -> None:
         else:
             _write_new(target, text)
     err_console().print(f"exported customer {exported['crm_number']} to {target}")
+
+
+def _read_rules(path: Path) -> tuple[RetentionRule, ...]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"--rules: {path} is not valid TOML ({exc})", EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"--rules: {path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    with translate_errors():
+        return parse_rules(data)
+
+
+@click.group("retention")
+def retention() -> None:
+    """Storage limitation: blank old notes, anonymise or delete inactive customers."""
+
+
+@retention.command("run")
+@db_option
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE.toml",
+    help="The retention rules ([[rule]] tables; see docs/privacy-subject.md).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="TIME",
+    help="Count the rules' periods back from TIME (ISO 8601 with offset, or a date). Default: now.",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Records per batch (each batch is one transaction).",
+)
+def run_command(
+    db: str | None, rules_path: Path, as_of: str | None, dry_run: bool, batch_size: int
+) -> None:
+    """Apply the retention rules of FILE.toml, in order, in batches.
+
+    Prints one line per rule: what it changed (or, with --dry-run, would change) and how
+    many customers it touched. Running it again changes nothing. Exit codes: 0 done,
+    1 database error (batches committed before it stay; run again to finish), 2 bad usage
+    (malformed rules file, bad --as-of).
+    """
+    rules = _read_rules(rules_path)
+    when = None if as_of is None else parse_instant(as_of, "--as-of")
+    with open_store(db) as store, translate_errors():
+        crm = Crm(store, converter=current_config().converter)
+        report = crm.apply_retention(rules, when, dry_run=dry_run, batch_size=batch_size)
+    console = out_console()
+    verb = "would change" if dry_run else "changed"
+    for outcome in report.outcomes:
+        console.print(
+            f"{outcome.rule}: {verb} {outcome.changed} "
+            f"({len(outcome.customers)} customers; cut-off {outcome.cutoff.isoformat()})"
+        )
+    where = "dry run, nothing changed" if dry_run else f"{report.changed} records changed"
+    err_console().print(f"retention as of {report.as_of.isoformat()}: {where}")
