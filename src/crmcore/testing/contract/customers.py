@@ -154,6 +154,7 @@ class CustomerRepositoryContract(StoreFixture):
                     attributes={},
                     consents=(),
                     stage_history=(),
+                    anonymised_at=None,
                     external_id=None if external_id is None else f"{external_id}-{number.value}",
                 )
             )
