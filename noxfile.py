@@ -33,9 +33,15 @@ def tests(session: nox.Session) -> None:
     ["subprocess"]`` in pyproject.toml), and the report fails under ``[tool.coverage.report]
     fail_under``.
     """
-    # duckdb: the benchmark smoke test runs the baselines (they are not crmcore dependencies).
+    # duckdb: the benchmark smoke test runs the baselines; lifetimes: the predictive models
+    # are checked against it on the CDNOW log it ships (neither is a crmcore dependency).
     session.install(
-        "-e", PACKAGE_EXTRAS, "pytest-xdist>=3.5", "coverage[toml]>=7.10", "duckdb>=1.0"
+        "-e",
+        PACKAGE_EXTRAS,
+        "pytest-xdist>=3.5",
+        "coverage[toml]>=7.10",
+        "duckdb>=1.0",
+        "lifetimes>=0.11",
     )
     args = session.posargs or ["-n", "2"]
     env = {"PYTHONHASHSEED": "0", "COVERAGE_FILE": os.path.join(session.create_tmp(), ".coverage")}

@@ -196,3 +196,21 @@ def test_keyed_baseline_tables_mirror_crmcore(
                 conn.exec_driver_sql(ddl)
         store.tables.metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_predictive_benchmark_fits_what_lifetimes_fits() -> None:
+    pytest.importorskip("lifetimes", reason="lifetimes (the baseline) is not installed")
+    pytest.importorskip("scipy", reason="the predictive models need the [predictive] extra")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.predictive", "--customers", "3000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    ours = lines["crmcore"].split(" s ", 1)[1].strip()
+    theirs = lines["lifetimes"].split(" s ", 1)[1].strip()
+    assert ours == theirs  # the same parameters to four decimals
+    assert "ratio lifetimes / crmcore" in proc.stdout

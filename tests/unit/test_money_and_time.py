@@ -81,8 +81,12 @@ def test_aware_timestamps_are_normalised_to_the_same_utc_instant(when: dt.dateti
 def test_transactions_validate_amount_currency_and_reference() -> None:
     number = DEFAULT_SCHEME.format(7)
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    with pytest.raises(ValidationError, match="positive"):
-        Transaction(number, now, "purchase", Money("0", "EUR"))
+    free = Transaction(number, now, "purchase", Money("0", "EUR"))  # a promotional order
+    assert free.total.minor_units == 0
+    with pytest.raises(ValidationError, match="refund must be positive"):
+        Transaction(number, now, "refund", Money("0", "EUR"))
+    with pytest.raises(ValidationError, match="negative"):
+        Transaction(number, now, "purchase", Money("-1", "EUR"))
     with pytest.raises(ValidationError, match="one of") as info:
         Transaction(number, now, "gift", Money("1", "EUR"))  # type: ignore[arg-type]
     assert info.value.field == "kind"

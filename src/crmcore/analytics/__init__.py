@@ -1,15 +1,19 @@
 """Columnar customer metrics, RFM scoring, segment maps, the rule language, the lifecycle
-policy, churn risk, BG/NBD probability alive, historical value and engagement.
+policy, churn risk, historical value, engagement, and the fitted BG/NBD and Gamma-Gamma models.
 
 Analytics import only the domain and numpy; stores provide snapshots through the
 :class:`MetricsSource` protocol (implemented by each adapter) and the services wire them.
 """
 
+from crmcore.analytics._bgnbd import BgNbdModel, bgnbd_log_likelihood, fit_bgnbd
 from crmcore.analytics._evaluate import Predicate, compile_predicate, evaluate
 from crmcore.analytics._fields import FIELDS, FieldKind, FieldSpec
+from crmcore.analytics._gammagamma import GammaGammaModel, fit_gamma_gamma
 from crmcore.analytics._lifecycle import LIFECYCLE_FIELDS, LifecyclePolicy
 from crmcore.analytics._metrics import Categorical, CustomerMetrics, TagIndex
+from crmcore.analytics._paretonbd import ParetoNbdModel, fit_pareto_nbd
 from crmcore.analytics._parse import parse_rule
+from crmcore.analytics._periods import Period, RepeatSummary, summarise_purchases
 from crmcore.analytics._rfm import RFM_FIELDS, CutPoints, RfmPolicy, RfmResult, RfmScore, score_rfm
 from crmcore.analytics._rules import (
     MAX_RULE_DEPTH,
@@ -54,6 +58,7 @@ __all__ = [
     "And",
     "At",
     "Between",
+    "BgNbdModel",
     "BgNbdParameters",
     "Categorical",
     "Compare",
@@ -63,6 +68,7 @@ __all__ = [
     "FieldKind",
     "FieldRef",
     "FieldSpec",
+    "GammaGammaModel",
     "HasTag",
     "InList",
     "IsNull",
@@ -71,7 +77,10 @@ __all__ = [
     "MetricsSource",
     "Not",
     "Or",
+    "ParetoNbdModel",
+    "Period",
     "Predicate",
+    "RepeatSummary",
     "RfmPolicy",
     "RfmResult",
     "RfmScore",
@@ -85,14 +94,19 @@ __all__ = [
     "ThresholdScale",
     "Ties",
     "ago",
+    "bgnbd_log_likelihood",
     "churn_risk",
     "compile_predicate",
     "engagement",
     "evaluate",
     "field",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "fit_pareto_nbd",
     "historical_value",
     "parse_rule",
     "probability_alive",
     "score_rfm",
+    "summarise_purchases",
     "tag",
 ]

@@ -279,11 +279,11 @@ def minor_units(
     currency: ObjectArray,
     verdicts: Verdicts,
 ) -> Int64Array:
-    """Exact, positive amounts in minor units of each row's currency.
+    """Exact, non-negative amounts in minor units of each row's currency.
 
     Accepts Arrow decimals, integers and decimal text (``"12.50"``: digits, one optional
     point; no exponent, sign or grouping). An amount with more decimal places than its
-    currency allows, zero or negative amounts and amounts of 10**17 minor units or more are
+    currency allows, negative amounts and amounts of 10**17 minor units or more are
     rejected, as ``Money`` and ``Transaction`` reject them.
 
     Raises:
@@ -339,7 +339,7 @@ def minor_units(
         minor[i] = value
     too_large_after = np.abs(minor) >= _MAX_MINOR
     verdicts.reject(too_large_after, field, column, "is too large")
-    verdicts.reject(minor <= 0, field, column, "must be positive (a refund is a kind)")
+    verdicts.reject(minor < 0, field, column, "must not be negative (a refund is a kind)")
     good = verdicts.ok
     out[good] = minor[good]
     return out

@@ -37,6 +37,7 @@ from crmcore.domain import (
     CrmNumberScheme,
     Money,
     SalesChannel,
+    TransactionKind,
 )
 from crmcore.errors import CrmError
 from crmcore.ports import CurrencyConverter
@@ -228,6 +229,9 @@ def transaction_batch(
     kind = members(_column(batch, "kind"), size, "kind", TRANSACTION_KIND_CODES, verdicts)
     currency, exponents = currencies(_column(batch, "currency"), size, "currency", verdicts)
     total = minor_units(_column(batch, "amount"), size, "amount", exponents, currency, verdicts)
+    # A free purchase is a purchase (it counts for frequency); a refund of nothing is not.
+    refund = TRANSACTION_KIND_CODES[TransactionKind.REFUND]
+    verdicts.reject((total == 0) & (kind == refund), "amount", None, "a refund must be positive")
     channel = members(
         _column(batch, "channel"),
         size,
@@ -288,7 +292,7 @@ def _reporting(
             continue
         if not isinstance(converted, Money) or converted.currency != target:
             verdicts.reject(single, "currency", currency, f"converter did not return {target}")
-        elif converted.amount <= 0:
+        elif converted.amount < 0 or (converted.amount == 0) != (total[i] == 0):
             verdicts.reject(single, "reporting_total", currency, "must be positive")
         else:
             out[i] = converted.minor_units

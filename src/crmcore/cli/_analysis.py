@@ -10,8 +10,9 @@ from typing import IO, Final
 import numpy as np
 
 from crmcore.analytics import RfmPolicy, RfmResult
-from crmcore.cli._report import Movement, ReportData, SegmentRow
-from crmcore.domain import LifecycleStage, Money
+from crmcore.cli._report import Movement, ReportData, SegmentRow, ValueBand, ValueSection
+from crmcore.domain import LifecycleStage, Money, currency_exponent
+from crmcore.errors import ConfigurationError, ValidationError
 from crmcore.services import Analytics, Crm
 
 __all__ = [
@@ -103,10 +104,67 @@ def movements(analytics: Analytics) -> list[Movement]:
     return out
 
 
+VALUE_BANDS: Final = (
+    (0.8, "likely active (P(alive) >= 0.8)"),
+    (0.5, "cooling (0.5 to 0.8)"),
+    (0.2, "at risk (0.2 to 0.5)"),
+    (0.0, "likely lost (P(alive) < 0.2)"),
+)
+"""Lower bounds and labels of the report's churn bands."""
+
+
+def value_section(analytics: Analytics, as_of: dt.datetime, horizon_days: int) -> ValueSection:
+    """Fit BG/NBD and Gamma-Gamma as of ``as_of`` and band the buyers by P(alive).
+
+    A store the models cannot be fitted on (no repeat buyers yet, SciPy not installed) gives
+    a section with a ``note`` saying why, never an error: the rest of the report stands.
+    """
+    try:
+        purchases = analytics.fit_bgnbd(as_of)
+        spend = analytics.fit_gamma_gamma(as_of)
+    except (ValidationError, ConfigurationError) as exc:
+        return ValueSection(horizon_days=horizon_days, note=f"not available ({exc})")
+    alive = purchases.probability_alive()
+    expected = purchases.expected_purchases(horizon_days / purchases.model.period_days)
+    clv = analytics.customer_lifetime_value(purchases, spend, horizon_days=horizon_days)
+    scale = 10 ** currency_exponent(analytics.crm.store.reporting_currency)
+    bands = []
+    upper = np.inf
+    for lower, label in VALUE_BANDS:
+        members = (alive >= lower) & (alive < upper)
+        bands.append(
+            ValueBand(
+                label=label,
+                customers=int(members.sum()),
+                expected_purchases=float(expected[members].sum()),
+                clv_minor=round(float(clv[members].sum()) * scale),
+            )
+        )
+        upper = lower
+    ranked = np.sort(clv)[::-1]
+    top = ranked[: max(1, len(ranked) // 10)].sum()
+    total = ranked.sum()
+    return ValueSection(
+        horizon_days=horizon_days,
+        buyers=len(alive),
+        bands=tuple(bands),
+        top_decile_clv_share=float(top / total) if total > 0 else 0.0,
+        parameters={**purchases.model.parameters, **spend.model.parameters},
+    )
+
+
 def report_data(
-    analytics: Analytics, as_of: dt.datetime, policy: RfmPolicy | None = None
+    analytics: Analytics,
+    as_of: dt.datetime,
+    policy: RfmPolicy | None = None,
+    *,
+    value_horizon_days: int | None = 365,
 ) -> ReportData:
-    """Score, group and count everything the report shows (no personal data)."""
+    """Score, group and count everything the report shows (no personal data).
+
+    ``value_horizon_days`` (``None``: leave the section out) is the horizon of the value and
+    churn section.
+    """
     policy = policy or RfmPolicy()
     result = analytics.rfm(as_of, policy)
     metrics = result.metrics
@@ -147,4 +205,7 @@ def report_data(
         movements=movements(analytics),
         k=k,
         ties=str(policy.ties),
+        value=None
+        if value_horizon_days is None
+        else value_section(analytics, as_of, value_horizon_days),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 from rich.console import Console
@@ -16,7 +16,15 @@ from rich.table import Table
 
 from crmcore.domain import Money
 
-__all__ = ["Movement", "ReportData", "SegmentRow", "render_html", "render_text"]
+__all__ = [
+    "Movement",
+    "ReportData",
+    "SegmentRow",
+    "ValueBand",
+    "ValueSection",
+    "render_html",
+    "render_text",
+]
 
 
 @attrs.frozen
@@ -41,6 +49,44 @@ class Movement:
 
 
 @attrs.frozen
+class ValueBand:
+    """Buyers whose probability of still being a customer lies in one band.
+
+    Attributes:
+        label: the band, e.g. ``"likely lost (P(alive) < 0.2)"``.
+        customers: buyers in it.
+        expected_purchases: their summed expected purchase days over the horizon.
+        clv_minor: their summed CLV over the horizon, minor units.
+    """
+
+    label: str
+    customers: int
+    expected_purchases: float
+    clv_minor: int
+
+
+@attrs.frozen
+class ValueSection:
+    """The predictive part of a report (BG/NBD + Gamma-Gamma, :mod:`crmcore.services`).
+
+    Attributes:
+        horizon_days: what the expectations and CLV cover.
+        buyers: customers with a purchase (the fitted ones).
+        bands: buyers by P(alive), most likely alive first.
+        top_decile_clv_share: share of the total CLV held by the 10% most valuable buyers.
+        parameters: the fitted BG/NBD and Gamma-Gamma parameters.
+        note: why the section is empty (too few buyers, SciPy missing), or ``""``.
+    """
+
+    horizon_days: int
+    buyers: int = 0
+    bands: Sequence[ValueBand] = ()
+    top_decile_clv_share: float = 0.0
+    parameters: Mapping[str, float] = attrs.field(factory=dict)
+    note: str = ""
+
+
+@attrs.frozen
 class ReportData:
     """Everything a report shows.
 
@@ -53,6 +99,7 @@ class ReportData:
         grid_value: the same cells' summed value in minor units.
         lifecycle: ``(stage, customers)`` in funnel order.
         movements: rule segments, each compared with its previous run.
+        value: expected purchases, churn (P(alive)) and CLV, or ``None`` when not asked.
     """
 
     as_of: dt.datetime
@@ -66,6 +113,7 @@ class ReportData:
     movements: Sequence[Movement]
     k: int = 5
     ties: str = "shared"
+    value: ValueSection | None = None
 
 
 def _money(minor: int, currency: str) -> str:
@@ -125,6 +173,9 @@ def render_text(console: Console, data: ReportData) -> None:
         life.add_row(stage, f"{count:,}", _share(count, data.customers))
     console.print(life)
 
+    if data.value is not None:
+        _value_text(console, data.value, data.currency)
+
     if data.movements:
         moves = Table(title="Segment runs: changes since the previous run", title_justify="left")
         moves.add_column("segment")
@@ -141,6 +192,32 @@ def render_text(console: Console, data: ReportData) -> None:
                 m.previous_as_of.date().isoformat() if m.previous_as_of else "(first run)",
             )
         console.print(moves)
+
+
+def _value_title(value: ValueSection) -> str:
+    return f"Value and churn: the next {value.horizon_days} days (BG/NBD + Gamma-Gamma)"
+
+
+def _value_text(console: Console, value: ValueSection, currency: str) -> None:
+    if value.note:
+        console.print(f"[bold]{_value_title(value)}[/bold]: {value.note}")
+        return
+    table = Table(title=_value_title(value), title_justify="left")
+    for name in ("buyers", "customers", "share", "expected purchases", "CLV"):
+        table.add_column(name, justify="left" if name == "buyers" else "right")
+    for band in value.bands:
+        table.add_row(
+            band.label,
+            f"{band.customers:,}",
+            _share(band.customers, value.buyers),
+            f"{band.expected_purchases:,.0f}",
+            _money(band.clv_minor, currency),
+        )
+    console.print(table)
+    console.print(
+        f"the 10% most valuable buyers hold {100 * value.top_decile_clv_share:.1f}% of the CLV; "
+        + ", ".join(f"{k}={v:.3g}" for k, v in value.parameters.items())
+    )
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -210,6 +287,30 @@ def _funnel(lifecycle: Sequence[tuple[str, int]]) -> str:
     return "".join(out)
 
 
+def _value_html(value: ValueSection | None, currency: str) -> str:
+    if value is None:
+        return ""
+    esc = html.escape
+    if value.note:
+        return f'<h2>{esc(_value_title(value))}</h2><p class="muted">{esc(value.note)}</p>'
+    rows = "".join(
+        f"<tr><td>{esc(b.label)}</td><td>{b.customers:,}</td>"
+        f"<td>{_share(b.customers, value.buyers)}</td><td>{b.expected_purchases:,.0f}</td>"
+        f"<td>{esc(_money(b.clv_minor, currency))}</td></tr>"
+        for b in value.bands
+    )
+    parameters = ", ".join(f"{esc(k)}={v:.3g}" for k, v in value.parameters.items())
+    return (
+        f"<h2>{esc(_value_title(value))}</h2>"
+        '<p class="muted">Buyers by the probability that they are still customers (P(alive)), '
+        "with the purchase days and the discounted value the models expect from them.</p>"
+        "<table><tr><th>buyers</th><th>customers</th><th>share</th>"
+        f"<th>expected purchases</th><th>CLV</th></tr>{rows}</table>"
+        f'<p class="muted">The 10% most valuable buyers hold '
+        f"{100 * value.top_decile_clv_share:.1f}% of the CLV. Fitted: {parameters}.</p>"
+    )
+
+
 def render_html(data: ReportData) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, no external assets)."""
     esc = html.escape
@@ -251,6 +352,7 @@ score (columns, {data.k} = most frequent).</p>
 {_heat(data.grid)}
 <h2>Lifecycle funnel</h2>
 {_funnel(data.lifecycle)}
+{_value_html(data.value, data.currency)}
 {movements}
 <p class="muted">Generated by crmcore. Counts and sums only: no personal data.</p>
 </body></html>

@@ -70,7 +70,9 @@ def _lines(field: str, value: object) -> tuple[TransactionLine, ...]:
 class Transaction:
     """A purchase or a refund.
 
-    ``total`` is positive for both kinds; a refund subtracts it from the customer's value.
+    ``total`` is never negative; a refund subtracts it from the customer's value. A purchase
+    may be free (a promotional order of 0.00 is still a purchase: it counts for frequency and
+    recency); a refund of nothing is refused.
     ``reporting_total`` is the same amount in the store's reporting currency; the recording
     service fills it in (converting when the currencies differ), so analytics sum exact
     integers of one currency. ``(source, external_ref)``, when given, identifies the record in
@@ -101,10 +103,17 @@ class Transaction:
     id: uuid.UUID = attrs.field(factory=uuid.uuid4, metadata=_checks.converts(_checks.uuid_value))
 
     def __attrs_post_init__(self) -> None:
-        if self.total.amount <= 0:
-            raise ValidationError("total", self.total, "must be positive (a refund is a kind)")
-        if self.reporting_total is not None and self.reporting_total.amount <= 0:
-            raise ValidationError("reporting_total", self.reporting_total, "must be positive")
+        if self.total.amount < 0:
+            raise ValidationError("total", self.total, "must not be negative (a refund is a kind)")
+        if self.total.amount == 0 and self.kind is TransactionKind.REFUND:
+            raise ValidationError("total", self.total, "a refund must be positive")
+        if self.reporting_total is not None and (
+            self.reporting_total.amount < 0
+            or (self.reporting_total.amount == 0) != (self.total.amount == 0)
+        ):
+            raise ValidationError(
+                "reporting_total", self.reporting_total, "must be positive (zero only if total is)"
+            )
         for i, line in enumerate(self.lines):
             if line.unit_price.currency != self.total.currency:
                 raise ValidationError(

@@ -95,7 +95,7 @@ class TransactionBatch:
         kind: :data:`~crmcore.analytics.columns.TRANSACTION_KIND_CODES`.
         channel: :data:`~crmcore.analytics.columns.SALES_CHANNEL_CODES`.
         currency: ISO 4217 code of each total.
-        total_minor: the total in minor units of ``currency`` (positive).
+        total_minor: the total in minor units of ``currency`` (0 only for a free purchase).
         reporting_minor: the total in minor units of the store's reporting currency.
         source: import source or ``None``.
         external_ref: reference in ``source`` or ``None`` (never without a source).

@@ -4,6 +4,7 @@ segment and reclassify; export a subject's data and apply retention rules."""
 from crmcore.services._analytics import Analytics, CustomerRefresh, SegmentRun, StageMove
 from crmcore.services._context import ServiceContext
 from crmcore.services._crm import Crm, CustomerFields
+from crmcore.services._predictive import GammaGammaFit, HoldoutRow, PurchaseFit
 from crmcore.services._results import BulkResult, Customer360, RecordResult, Registration
 from crmcore.services._retention import RetentionReport, RuleOutcome
 from crmcore.services._subject import EXPORT_SCHEMA, EXPORT_VERSION, export_json_schema
@@ -17,6 +18,9 @@ __all__ = [
     "Customer360",
     "CustomerFields",
     "CustomerRefresh",
+    "GammaGammaFit",
+    "HoldoutRow",
+    "PurchaseFit",
     "RecordResult",
     "Registration",
     "RetentionReport",

@@ -47,6 +47,7 @@ from crmcore.errors import ConfigurationError
 from crmcore.ports import UnitOfWork
 from crmcore.services._context import stage_changed
 from crmcore.services._crm import Crm
+from crmcore.services._predictive import Predictions
 
 __all__ = ["Analytics", "CustomerRefresh", "SegmentRun", "StageMove"]
 
@@ -96,7 +97,7 @@ class CustomerRefresh:
     stage_changes: tuple[StageChange, ...]
 
 
-class Analytics:
+class Analytics(Predictions):
     """Scoring and segmentation use cases over one :class:`~crmcore.Crm`.
 
     Example::

@@ -21,6 +21,7 @@ from crmcore.domain import (
     InteractionChannel,
     InteractionKind,
     LifecycleStage,
+    Money,
     PostalAddress,
     SalesChannel,
     Transaction,
@@ -210,6 +211,7 @@ def transactions(
     min_occurred: dt.datetime = DEFAULT_MIN_TIME,
     max_occurred: dt.datetime = DEFAULT_MAX_TIME,
     refund_probability: float = 0.1,
+    free_probability: float = 0.05,
     sources: Sequence[str] | None = ("erp", "webshop"),
     external_refs: st.SearchStrategy[str] | None = None,
     with_lines: bool = True,
@@ -220,12 +222,16 @@ def transactions(
         customer: a number or a strategy of numbers (default: any number).
         currency: a code or a strategy of codes (default: a mix, see :func:`currencies`).
         refund_probability: share of refunds, 0..1.
+        free_probability: share of purchases whose total is zero (free promotional orders
+            are real purchases), 0..1.
         sources: sources drawn for ``(source, external_ref)``; ``None`` for no references.
         external_refs: strategy for references (a small ``sampled_from`` provokes duplicates).
         with_lines: whether to draw transaction lines.
     """
     if not 0 <= refund_probability <= 1:
         raise InvalidArgument(f"refund_probability={refund_probability!r} must lie in [0, 1]")
+    if not 0 <= free_probability <= 1:
+        raise InvalidArgument(f"free_probability={free_probability!r} must lie in [0, 1]")
     _check_bounds("occurred", min_occurred, max_occurred)
     who = (
         crm_numbers()
@@ -242,6 +248,8 @@ def transactions(
     def build(draw: st.DrawFn) -> Transaction:
         total = draw(money(currency, min_amount=min_amount, max_amount=max_amount))
         is_refund = draw(st.floats(0, 1, exclude_max=True)) < refund_probability
+        if not is_refund and draw(st.floats(0, 1, exclude_max=True)) < free_probability:
+            total = Money.zero(total.currency)
         use_ref = sources is not None and draw(st.booleans())
         lines: list[TransactionLine] = []
         if with_lines and draw(st.booleans()):

@@ -175,7 +175,8 @@ def make_transaction(
 
 def with_reporting_total(store: Store, tx: Transaction) -> Transaction:
     """Give a generated transaction a reporting total in the store's currency."""
-    minor = max(1, tx.total.minor_units % 10**9)
+    # Zero only for a free purchase, as Transaction requires; otherwise any positive amount.
+    minor = 0 if tx.total.minor_units == 0 else max(1, tx.total.minor_units % 10**9)
     return attrs.evolve(tx, reporting_total=Money.from_minor_units(minor, store.reporting_currency))
 
 
