@@ -15,7 +15,6 @@ from crmcore.domain import (
     Consent,
     ContactLabel,
     CrmNumber,
-    Customer,
     Direction,
     EmailAddress,
     Interaction,
@@ -151,7 +150,3 @@ def populate(crm: Crm) -> tuple[CrmNumber, CrmNumber]:
     analytics.run_segment("buyers", as_of=T0 + dt.timedelta(days=100))
     analytics.run_segment("buyers", as_of=T0 + dt.timedelta(days=500))
     return number, bob
-
-
-def subject_of(crm: Crm, number: CrmNumber) -> Customer:
-    return crm.get(number)
