@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from crmcore.clock import SystemClock as SystemClock
     from crmcore.domain import DEFAULT_SCHEME as DEFAULT_SCHEME
     from crmcore.domain import TRANSITIONS as TRANSITIONS
+    from crmcore.domain import AuditAction as AuditAction
+    from crmcore.domain import AuditEntry as AuditEntry
+    from crmcore.domain import AuditOutcome as AuditOutcome
     from crmcore.domain import CheckAlgorithm as CheckAlgorithm
     from crmcore.domain import Consent as Consent
     from crmcore.domain import ConsentPurpose as ConsentPurpose
@@ -52,6 +55,9 @@ if TYPE_CHECKING:
     from crmcore.domain import Transaction as Transaction
     from crmcore.domain import TransactionKind as TransactionKind
     from crmcore.domain import TransactionLine as TransactionLine
+    from crmcore.domain.access import AccessPolicy as AccessPolicy
+    from crmcore.domain.access import Decision as Decision
+    from crmcore.errors import AccessDenied as AccessDenied
     from crmcore.errors import BackupError as BackupError
     from crmcore.errors import ConcurrencyError as ConcurrencyError
     from crmcore.errors import ConfigurationError as ConfigurationError
@@ -73,7 +79,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SCHEME",
     "TRANSITIONS",
+    "AccessDenied",
+    "AccessPolicy",
     "Analytics",
+    "AuditAction",
+    "AuditEntry",
+    "AuditOutcome",
     "BackupError",
     "BulkResult",
     "CheckAlgorithm",
@@ -90,6 +101,7 @@ __all__ = [
     "Customer",
     "Customer360",
     "CustomerAggregate",
+    "Decision",
     "Direction",
     "DuplicateError",
     "EmailAddress",
@@ -158,6 +170,12 @@ _LAZY: dict[str, str] = {
     "Transaction": "crmcore.domain",
     "TransactionKind": "crmcore.domain",
     "TransactionLine": "crmcore.domain",
+    "AuditAction": "crmcore.domain",
+    "AuditEntry": "crmcore.domain",
+    "AuditOutcome": "crmcore.domain",
+    "AccessPolicy": "crmcore.domain.access",
+    "Decision": "crmcore.domain.access",
+    "AccessDenied": "crmcore.errors",
     "BackupError": "crmcore.errors",
     "ConcurrencyError": "crmcore.errors",
     "ConfigurationError": "crmcore.errors",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "BackupError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -127,6 +128,23 @@ class RuleSyntaxError(CrmError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.rule, self.position))
+
+
+class AccessDenied(CrmError, PermissionError):
+    """The host's access policy refused an actor a use case (the refusal is audited).
+
+    Attributes:
+        actor: who was refused (an actor id, not personal data).
+        action: what they tried (an audit action's value, e.g. ``"read"``).
+    """
+
+    def __init__(self, actor: str, action: str) -> None:
+        self.actor = actor
+        self.action = action
+        super().__init__(f"actor {actor!r} may not {action}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.actor, self.action))
 
 
 class ConfigurationError(CrmError):

@@ -166,7 +166,9 @@ def _leftover_rows(store: Any, number: CrmNumber) -> list[str]:
     kept = {"number", "erased", "version"}
     with store.engine.connect() as conn:
         for table in store.tables.all:
-            if "customer" in table.c:
+            # The audit log keeps its entries about an erased customer by design: they hold
+            # nothing personal (tests/integration/test_audit.py dumps them to prove it).
+            if "customer" in table.c and table is not store.tables.audit_log:
                 rows = conn.execute(
                     sqlalchemy.select(sqlalchemy.func.count())
                     .select_from(table)

@@ -18,6 +18,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_cli*.py": ("click", "rich", "sqlalchemy", "alembic", "psycopg"),
     "test_error_privacy.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
     "test_edge_inputs.py": ("click", "rich", "sqlalchemy", "alembic"),
+    "test_audit.py": ("sqlalchemy", "alembic", "pyarrow"),
+    "test_access_policy.py": ("sqlalchemy", "alembic"),
     "test_cli_predict.py": ("scipy",),
     "test_subject_export.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
     "test_export_coverage.py": ("sqlalchemy",),

@@ -186,6 +186,29 @@ def test_another_format_version_is_refused(copy_of: Path, target: Store) -> None
     assert caught.value.file == MANIFEST
 
 
+def test_the_audit_trail_round_trips_and_a_version_1_dump_restores_without_it(
+    dumped: Path, copy_of: Path, target: Store
+) -> None:
+    with _source().unit_of_work() as uow:
+        expected = [(e.actor, e.action, e.customer) for e in uow.audit.query()]
+    assert expected  # the source's erase and merge were audited
+    restore(target, dumped)
+    with target.unit_of_work() as uow:
+        assert [(e.actor, e.action, e.customer) for e in uow.audit.query()] == expected
+
+    def version_1(data: dict[str, Any]) -> None:
+        data.update(format_version=1)
+        del data["files"]["audit_log.parquet"]
+
+    (copy_of / "audit_log.parquet").unlink()
+    _rewrite_manifest(copy_of, version_1)
+    older = InMemoryStore()
+    restore(older, copy_of)
+    with older.unit_of_work() as uow:
+        assert list(uow.audit.query()) == []
+        assert uow.customers.count() == 38
+
+
 def test_a_directory_without_a_dump_is_refused(tmp_path: Path, target: Store) -> None:
     with pytest.raises(BackupError, match="no dump") as caught:
         restore(target, tmp_path)

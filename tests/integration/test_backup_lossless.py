@@ -142,7 +142,7 @@ def _build(store: Store, scenario: dict[str, Any]) -> None:
 
     with store.unit_of_work() as uow:
         for i, tx in scenario["transactions"]:
-            minor = max(1, tx.total.minor_units % 10**9)
+            minor = 0 if tx.total.minor_units == 0 else max(1, tx.total.minor_units % 10**9)
             uow.transactions.add(
                 attrs.evolve(
                     tx,

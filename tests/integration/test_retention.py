@@ -20,6 +20,7 @@ from crmcore.analytics import RFM_FIELDS
 from crmcore.clock import FixedClock
 from crmcore.domain import Interaction, Money, SalesChannel, Transaction, TransactionKind
 from crmcore.domain.retention import (
+    ANONYMISED_FIELDS,
     ANONYMISED_NAME,
     AnonymiseInactiveCustomers,
     BlankInteractionNotes,
@@ -31,6 +32,7 @@ from crmcore.errors import ErasedError, ValidationError
 from crmcore.ports import Store
 from crmcore.services import Analytics, Crm
 
+_NOTES = ("notes", "subject")
 BACKENDS = ("memory", "sqlite-memory", "postgresql", "mariadb")
 AS_OF = T0 + dt.timedelta(days=3650)
 _MARKERS = (SENTINEL, SENTINEL_PHONE.removeprefix("+"), SENTINEL_DAY.isoformat())
@@ -93,9 +95,12 @@ def test_dry_run_reports_what_the_run_changes_and_a_second_run_changes_nothing(
         AnonymiseInactiveCustomers(inactive_for=years(7)),
         DeleteInactiveCustomers(inactive_for=years(20)),
     ]
-    before = crm.export_subject(subject)
+    audit_before = len(crm.audit())
+    before = crm.export_subject(subject) | {"audit": None}
     dry = crm.apply_retention(rules, dry_run=True, batch_size=1)
-    assert crm.export_subject(subject) == before  # a dry run changes nothing
+    # A dry run changes nothing and writes no audit entry.
+    assert [e.action.value for e in crm.audit()[audit_before:]] == ["export"]
+    assert crm.export_subject(subject) | {"audit": None} == before
     real = crm.apply_retention(rules, batch_size=1)
     assert _summary(dry) == _summary(real)
     assert dry.dry_run and not real.dry_run and real.as_of == AS_OF
@@ -105,6 +110,10 @@ def test_dry_run_reports_what_the_run_changes_and_a_second_run_changes_nothing(
         ("delete_inactive_customers", 0, []),
     ]
     assert real.outcomes[1].cutoff == AS_OF.replace(year=AS_OF.year - 7)
+    entries = [(e.action.value, e.entity.value, e.customer, e.fields, e.rows) for e in crm.audit()]
+    blanked = [e for e in entries if e[:4] == ("retention", "interaction", subject, _NOTES)]
+    assert sum(e[4] for e in blanked) == 2  # one entry per customer and batch, with a count
+    assert ("retention", "customer", subject, ANONYMISED_FIELDS, None) in entries
     again = crm.apply_retention(rules)
     assert again.changed == 0
     assert crm.apply_retention(rules, dry_run=True).changed == 0

@@ -237,6 +237,10 @@ RECORD_ONE_STATEMENTS = {"sqlite": 3, "postgresql": 1, "mysql": 4, "mariadb": 4}
 # Refreshing that customer (Analytics.refresh): the saved segments, then the customer's
 # flags, aggregate row, tags and the latest instants of both histories in one SELECT.
 REFRESH_ONE_STATEMENTS = 2
+# What the audit trail adds to each use case above: its entry's INSERT, in the same
+# transaction (a refresh writes nothing else, so on SQLite it also starts the write with
+# BEGIN IMMEDIATE).
+AUDIT_STATEMENTS = 1
 
 
 def test_recording_one_new_transaction_checks_for_duplicates_once(
@@ -298,8 +302,10 @@ def test_one_event_sends_the_pinned_statements(crm: Crm, store: SqlStore) -> Non
         reads = list(sent)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
-    assert len(recorded) == RECORD_ONE_STATEMENTS[store.dialect_name], recorded
-    assert len(reads) == REFRESH_ONE_STATEMENTS, reads
+    assert len(recorded) == RECORD_ONE_STATEMENTS[store.dialect_name] + AUDIT_STATEMENTS, recorded
+    assert recorded[-1].startswith(f"INSERT INTO {store.tables.audit_log.name}")
+    refresh_audit = AUDIT_STATEMENTS + (store.dialect_name == "sqlite")
+    assert len(reads) == REFRESH_ONE_STATEMENTS + refresh_audit, reads
     assert refreshed.segments == {"vip-buyers": True, "big": False}
     assert refreshed.metrics["frequency"] == 2
     assert refreshed.metrics["monetary"] == 3250

@@ -48,6 +48,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         sql.close()
 
 
+def _without_entry_ids(exported: dict[str, Any]) -> dict[str, Any]:
+    # Audit entries carry random ids (uuid4): the one part of the data that is not the same
+    # on two stores fed the same use cases.
+    return exported | {"audit": [{**e, "id": "-"} for e in exported["audit"]]}
+
+
 def _reference_export() -> dict[str, Any]:
     crm = Crm(InMemoryStore(reporting_currency="EUR"), clock=FixedClock(NOW))
     subject, _ = populate(crm)
@@ -65,10 +71,11 @@ def _plain(value: Any) -> bool:
 def test_export_is_identical_on_every_backend(store: Store) -> None:
     crm = Crm(store, clock=FixedClock(NOW))
     subject, _ = populate(crm)
-    exported = crm.export_subject(subject.value)
-    assert exported == _reference_export()
+    exported = _without_entry_ids(crm.export_subject(subject.value))
+    reference = _without_entry_ids(_reference_export())
+    assert exported == reference
     # Byte for byte, not only equal as values (1 == 1.0 == True would pass above).
-    assert json.dumps(exported, sort_keys=True) == json.dumps(_reference_export(), sort_keys=True)
+    assert json.dumps(exported, sort_keys=True) == json.dumps(reference, sort_keys=True)
 
 
 def test_export_is_plain_json_valid_against_the_shipped_schema() -> None:
@@ -135,8 +142,17 @@ def test_export_holds_everything_about_the_subject_and_nothing_of_others() -> No
     assert scores["rfm"]["monetary"] == {"amount": "145.25", "currency": "EUR"}
     assert 0.0 <= scores["churn_risk"] <= 1.0
     assert "bob" not in json.dumps(exported).lower()
-    # This store keeps no consent ledger and no audit trail: said as null, not as [].
-    assert exported["consents"] is None and exported["audit"] is None
+    # This store keeps no consent ledger: said as null, not as [].
+    assert exported["consents"] is None
+    # The audit trail about the subject, oldest first, without this export's own entry.
+    actions = [entry["action"] for entry in exported["audit"]]
+    assert actions[0] == "register" and "export" not in actions
+    assert all(entry["customer"] == exported["crm_number"] for entry in exported["audit"])
+    assert SENTINEL not in json.dumps(exported["audit"])
+    again = Crm(InMemoryStore(reporting_currency="EUR"), clock=FixedClock(NOW))
+    number, _ = populate(again)
+    again.export_subject(number)
+    assert again.export_subject(number)["audit"][-1]["action"] == "export"
 
 
 def test_the_profile_holds_every_field_of_the_customer() -> None:
@@ -146,7 +162,9 @@ def test_the_profile_holds_every_field_of_the_customer() -> None:
 
     exported = _reference_export()
     elsewhere = {"number": "crm_number", "emails": None, "phones": None, "addresses": None}
-    elsewhere |= {"stage_history": None}
+    # stage_history has its own section; masked marks a policy's masked view, never stored
+    # (an export under a masking decision is refused).
+    elsewhere |= {"stage_history": None, "masked": None}
     for field in attrs.fields(Customer):
         if field.name in elsewhere:
             key = elsewhere[field.name]
@@ -198,3 +216,25 @@ def test_consent_and_audit_sections_read_their_repositories_when_the_store_has_t
     assert ledger.asked == [subject] and log.asked == [subject]
     assert consents_section(_Uow(), subject) is None  # type: ignore[arg-type]
     assert audit_section(_Uow(), subject) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("decision", ["mask", "deny"])
+def test_an_export_the_policy_masks_or_denies_is_refused_and_audited(decision: str) -> None:
+    from crmcore.domain.access import Decision
+    from crmcore.domain.audit import AuditAction, AuditOutcome
+    from crmcore.errors import AccessDenied
+
+    def policy(actor: str, action: AuditAction, number: object) -> Decision:
+        return Decision(decision) if action is AuditAction.EXPORT else Decision.ALLOW
+
+    store = InMemoryStore(reporting_currency="EUR")
+    crm = Crm(store, clock=FixedClock(NOW), policy=policy, actor="user:7")
+    subject, _ = populate(crm)
+    with pytest.raises(AccessDenied):
+        crm.export_subject(subject)
+    last = crm.audit(subject)[-1]
+    assert (last.action, last.outcome, last.actor) == (
+        AuditAction.EXPORT,
+        AuditOutcome.DENIED,
+        "user:7",
+    )

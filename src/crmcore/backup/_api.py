@@ -20,7 +20,7 @@ from crmcore.backup._move import (
     read_store,
     transfer_unit,
 )
-from crmcore.domain import CrmNumber, Customer, Segment, SegmentMembership
+from crmcore.domain import AuditEntry, CrmNumber, Customer, Segment, SegmentMembership
 from crmcore.errors import BackupError, ConfigurationError, CrmError
 from crmcore.ports import Store
 from crmcore.ports.batches import InteractionBatch
@@ -36,6 +36,7 @@ _PARTS = {
     "aggregates": "aggregates.parquet",
     "segments": "segments.parquet",
     "runs": "segment_runs.parquet",
+    "audit": "audit_log.parquet",
 }
 
 
@@ -104,6 +105,9 @@ class _ParquetSink:
 
     def runs(self, runs: Sequence[SegmentMembership]) -> None:
         self._write("runs", self.arrow.runs_table(runs))
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        self._write("audit", self.arrow.audit_table(entries))
 
     def close(self) -> dict[str, FileEntry]:
         """Close every file (an empty one for a part with no rows) and describe each."""
@@ -258,10 +262,13 @@ def restore(store: Store, directory: str | os.PathLike[str]) -> Manifest:
             _read(arrow.aggregates_from, iter([tables("aggregates")]), _PARTS["aggregates"])
         )
         loader.aggregates(aggregates)
-        for part, convert, load in (
+        parts: list[tuple[str, Callable[[Any], Any], Callable[[Any], None]]] = [
             ("segments", arrow.segments_from, loader.segments),
             ("runs", arrow.runs_from, loader.runs),
-        ):
+        ]
+        if _PARTS["audit"] in manifest.files:  # format version 2 on
+            parts.append(("audit", arrow.audit_from, loader.audit))
+        for part, convert, load in parts:
             for item in _read(convert, tables(part), _PARTS[part]):
                 _load(load, item, _PARTS[part])
         loader.finish(manifest.allocator_position)

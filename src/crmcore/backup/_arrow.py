@@ -13,6 +13,7 @@ pyarrow is imported when this module is: callers reach it through :func:`require
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -30,6 +31,7 @@ from crmcore.analytics.columns import (
     TRANSACTION_KIND_CODES,
 )
 from crmcore.domain import (
+    AuditEntry,
     CrmNumber,
     Customer,
     Money,
@@ -45,6 +47,8 @@ __all__ = [
     "SCHEMAS",
     "aggregates_from",
     "aggregates_table",
+    "audit_from",
+    "audit_table",
     "customers_from",
     "customers_table",
     "interactions_from",
@@ -126,6 +130,19 @@ SCHEMAS: Final = {
     ),
     "segment_runs.parquet": pa.schema(
         [("segment", pa.string()), ("as_of", _TIME), ("members", pa.list_(pa.string()))]
+    ),
+    "audit_log.parquet": pa.schema(
+        [
+            ("id", _ID),
+            ("at", _TIME),
+            ("actor", pa.string()),
+            ("action", pa.string()),
+            ("entity", pa.string()),
+            ("customer", pa.string()),
+            ("fields", pa.list_(pa.string())),
+            ("outcome", pa.string()),
+            ("rows", pa.int64()),
+        ]
     ),
 }
 """The Arrow schema of each file."""
@@ -415,6 +432,55 @@ def runs_from(table: pa.Table) -> list[SegmentMembership]:
             _required(table["segment"], "segment"),
             table["as_of"].to_pylist(),
             table["members"].to_pylist(),
+            strict=True,
+        )
+    ]
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> pa.Table:
+    """Audit entries as rows of ``audit_log.parquet``, in the order given."""
+    return pa.table(
+        {
+            "id": pa.array([e.id.bytes for e in entries], _ID),
+            "at": pa.array([e.at for e in entries], _TIME),
+            "actor": [e.actor for e in entries],
+            "action": [e.action.value for e in entries],
+            "entity": [e.entity.value for e in entries],
+            "customer": [None if e.customer is None else e.customer.value for e in entries],
+            "fields": [list(e.fields) for e in entries],
+            "outcome": [e.outcome.value for e in entries],
+            "rows": pa.array([e.rows for e in entries], pa.int64()),
+        },
+        schema=SCHEMAS["audit_log.parquet"],
+    )
+
+
+def audit_from(table: pa.Table) -> list[AuditEntry]:
+    """The audit entries of rows of ``audit_log.parquet`` (each checked as it is built)."""
+    if table["at"].null_count or table["fields"].null_count or table["id"].null_count:
+        raise ValueError("id, at, fields: nulls")
+    return [
+        AuditEntry(
+            id=uuid.UUID(bytes=key),
+            at=at,
+            actor=actor,
+            action=action,
+            entity=entity,
+            customer=None if customer is None else CrmNumber(customer),
+            fields=tuple(fields),
+            outcome=outcome,
+            rows=rows,
+        )
+        for key, at, actor, action, entity, customer, fields, outcome, rows in zip(
+            table["id"].to_pylist(),
+            table["at"].to_pylist(),
+            _required(table["actor"], "actor"),
+            _required(table["action"], "action"),
+            _required(table["entity"], "entity"),
+            table["customer"].to_pylist(),
+            table["fields"].to_pylist(),
+            _required(table["outcome"], "outcome"),
+            table["rows"].to_pylist(),
             strict=True,
         )
     ]

@@ -31,9 +31,10 @@ __all__ = [
 ]
 
 FORMAT: Final = "crmcore-dump"
-FORMAT_VERSION: Final = 1
-"""The dump format's version. A restore accepts dumps of this version only; a later crmcore
-that changes the format bumps it and keeps reading the older versions it knows."""
+FORMAT_VERSION: Final = 2
+"""The dump format's version. A later crmcore that changes the format bumps it and keeps
+reading the older versions it knows: version 2 added ``audit_log.parquet`` (the audit
+trail); a version 1 dump restores with an empty trail."""
 MANIFEST: Final = "manifest.json"
 FILES: Final = (
     "customers.parquet",
@@ -43,8 +44,12 @@ FILES: Final = (
     "aggregates.parquet",
     "segments.parquet",
     "segment_runs.parquet",
+    "audit_log.parquet",
 )
 """The files of a dump, in the order a restore loads them."""
+
+FILES_OF_VERSION: Final = {1: FILES[:-1], 2: FILES}
+"""The files a dump of each readable format version holds."""
 
 
 def sha256_of(path: Path) -> str:
@@ -133,12 +138,13 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BackupError(f"not a crmcore dump manifest (format is not {FORMAT!r})", MANIFEST)
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version not in FILES_OF_VERSION:
             raise BackupError(
                 f"dump format version {version!r} is not supported (this crmcore reads "
-                f"version {FORMAT_VERSION})",
+                f"versions {', '.join(map(str, FILES_OF_VERSION))})",
                 MANIFEST,
             )
+        expected = FILES_OF_VERSION[version]
         try:
             scheme = data["scheme"]
             files = {
@@ -160,9 +166,9 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupError(f"malformed manifest ({exc!r})", MANIFEST) from None
-        if set(files) != set(FILES):
-            missing = sorted(set(FILES) - set(files))
-            extra = sorted(set(files) - set(FILES))
+        if set(files) != set(expected):
+            missing = sorted(set(expected) - set(files))
+            extra = sorted(set(files) - set(expected))
             raise BackupError(
                 f"the manifest lists the wrong files (missing {missing}, unknown {extra})",
                 MANIFEST,
@@ -175,7 +181,7 @@ class Manifest:
         Raises:
             BackupError: naming the first file that is missing, truncated or changed.
         """
-        for name in FILES:
+        for name in FILES_OF_VERSION[self.format_version]:
             entry = self.files[name]
             path = directory / name
             try:

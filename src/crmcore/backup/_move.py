@@ -14,7 +14,14 @@ from typing import Final, Protocol
 import attrs
 import numpy as np
 
-from crmcore.domain import CrmNumber, CrmNumberScheme, Customer, Segment, SegmentMembership
+from crmcore.domain import (
+    AuditEntry,
+    CrmNumber,
+    CrmNumberScheme,
+    Customer,
+    Segment,
+    SegmentMembership,
+)
 from crmcore.errors import BackupError, ConfigurationError
 from crmcore.ports import Store, UnitOfWork
 from crmcore.ports.batches import InteractionBatch
@@ -46,6 +53,7 @@ class Sink(Protocol):
     def aggregates(self, columns: AggregateColumns) -> None: ...
     def segments(self, segments: Sequence[Segment]) -> None: ...
     def runs(self, runs: Sequence[SegmentMembership]) -> None: ...
+    def audit(self, entries: Sequence[AuditEntry]) -> None: ...
 
 
 def transfer_unit(store: Store) -> TransferUnitOfWork:
@@ -84,6 +92,9 @@ def read_store(uow: TransferUnitOfWork, sink: Sink) -> int:
             sink.runs(runs)
             runs = []
     sink.runs(runs)
+    entries = uow.audit.query()
+    for start in range(0, len(entries), CUSTOMER_BATCH):
+        sink.audit(entries[start : start + CUSTOMER_BATCH])
     # Read last, in the same unit: a number handed out meanwhile is not in this state anyway.
     return transfer.allocator_position()
 
@@ -207,6 +218,11 @@ class Loader:
     def runs(self, runs: Sequence[SegmentMembership]) -> None:
         for run in runs:
             self.uow.segments.save_membership(run)
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        # Appended in the source's order (instant, then insertion), which the target keeps.
+        if entries:
+            self.uow.audit.append_many(entries)
 
     def finish(self, allocator_position: int) -> None:
         """Raise the allocator above every loaded number and ``allocator_position``, commit."""

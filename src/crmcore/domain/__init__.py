@@ -1,6 +1,14 @@
 """The customer domain: entities, value objects, rules and events. Pure: no I/O."""
 
 from crmcore.domain.aggregates import CustomerAggregate
+from crmcore.domain.audit import (
+    DEFAULT_ACTOR,
+    AuditAction,
+    AuditEntity,
+    AuditEntry,
+    AuditOutcome,
+    check_actor,
+)
 from crmcore.domain.contact import ContactLabel, EmailAddress, PhoneNumber, PostalAddress
 from crmcore.domain.customer import (
     AttributeValue,
@@ -34,9 +42,14 @@ from crmcore.domain.transaction import SalesChannel, Transaction, TransactionKin
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "DEFAULT_ACTOR",
     "DEFAULT_SCHEME",
     "TRANSITIONS",
     "AttributeValue",
+    "AuditAction",
+    "AuditEntity",
+    "AuditEntry",
+    "AuditOutcome",
     "CheckAlgorithm",
     "Consent",
     "ConsentPurpose",
@@ -76,6 +89,7 @@ __all__ = [
     "TransactionLine",
     "TransactionRecorded",
     "TransactionsImported",
+    "check_actor",
     "check_transition",
     "currency_exponent",
 ]

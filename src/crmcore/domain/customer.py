@@ -193,6 +193,12 @@ def _version(field: str, value: object) -> int:
     return value
 
 
+def _masked(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, value, "must be True or False")
+    return value
+
+
 def _opt_text(max_length: int) -> dict[str, Any]:
     return _checks.converts(lambda f, v: _checks.optional_text(f, v, max_length=max_length))
 
@@ -262,20 +268,35 @@ class Customer:
     anonymised_at: dt.datetime | None = attrs.field(
         default=None, metadata=_checks.converts(_checks.optional_aware_utc)
     )
+    # Set by an access policy's masking (crmcore.domain.access.mask_customer) on what a read
+    # returns; frozen so a host cannot clear it and store the masked values back.
+    masked: bool = attrs.field(
+        default=False,
+        metadata=_checks.converts(_masked),
+        on_setattr=attrs.setters.frozen,
+    )
 
     def __attrs_post_init__(self) -> None:
-        self.validate()
+        self._check()
 
     def validate(self) -> None:
         """Check the rules that span several fields (single fields are checked on assignment).
 
         Repositories call this before storing, so a customer changed field by field into an
-        inconsistent state is refused instead of stored.
+        inconsistent state is refused instead of stored, and so is a masked copy (its contact
+        points are placeholders such as ``a***@example.com``).
 
         Raises:
-            ValidationError: ``updated_at`` before ``created_at``, or ``external_id``
-                without ``source``.
+            ValidationError: ``updated_at`` before ``created_at``, ``external_id`` without
+                ``source``, or the customer is :attr:`masked`.
         """
+        self._check()
+        if self.masked:
+            raise ValidationError(
+                "masked", True, "a masked customer (an access policy's view) cannot be stored"
+            )
+
+    def _check(self) -> None:
         if self.updated_at < self.created_at:
             raise ValidationError("updated_at", self.updated_at, "is before created_at")
         if self.external_id is not None and self.source is None:
@@ -285,7 +306,7 @@ class Customer:
         # Personal data stays out of reprs (they end up in logs and tracebacks).
         return (
             f"Customer(number={self.number.value!r}, stage={self.stage.value!r}, "
-            f"version={self.version})"
+            f"version={self.version}{', masked' if self.masked else ''})"
         )
 
     # -- behaviour -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from crmcore.domain.customer import Customer, PersonName
 from crmcore.errors import ValidationError
 
 __all__ = [
+    "ANONYMISED_FIELDS",
     "ANONYMISED_NAME",
     "AnonymiseInactiveCustomers",
     "BlankInteractionNotes",
@@ -198,6 +199,24 @@ def parse_rules(data: Mapping[str, object]) -> tuple[RetentionRule, ...]:
         except ValidationError as exc:
             raise ValidationError(f"{where}.{field}", period, str(exc)) from None
     return tuple(out)
+
+
+ANONYMISED_FIELDS: Final = (
+    "addresses",
+    "attributes",
+    "birth_date",
+    "consents",
+    "emails",
+    "external_id",
+    "gender",
+    "job_title",
+    "name",
+    "organisation",
+    "phones",
+    "stage_history",
+    "title",
+)
+"""The customer fields :func:`anonymised` removes or replaces (stage history: the reasons)."""
 
 
 def anonymised(customer: Customer, at: dt.datetime) -> Customer:

@@ -29,6 +29,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 from crmcore.domain import (
+    AuditAction,
+    AuditEntry,
     CrmNumber,
     CrmNumberScheme,
     Customer,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AggregateRepository",
+    "AuditLog",
     "Clock",
     "CurrencyConverter",
     "CustomerRepository",
@@ -454,6 +457,43 @@ class SegmentRepository(Protocol):
         ...
 
 
+class AuditLog(Protocol):
+    """The audit trail: append-only entries of who did what to whose data.
+
+    Entries are written in the unit of work of the use case they record, so a use case that
+    rolls back leaves no entry. No method changes or deletes an entry; erasure of a customer
+    keeps its entries (they hold nothing personal, see :class:`~crmcore.domain.AuditEntry`).
+    """
+
+    def append(self, entry: AuditEntry) -> None:
+        """Add one entry.
+
+        Raises:
+            DuplicateError: an entry with this id exists.
+        """
+        ...
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> None:
+        """Add several entries (one round trip on SQL stores), in order."""
+        ...
+
+    def query(
+        self,
+        *,
+        number: CrmNumber | None = None,
+        actor: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        action: AuditAction | None = None,
+        limit: int | None = None,
+    ) -> Sequence[AuditEntry]:
+        """Entries matching every given filter, oldest first (ties in the order appended).
+
+        ``since`` is inclusive, ``until`` exclusive; ``limit`` keeps the first ``limit``.
+        """
+        ...
+
+
 class UnitOfWork(Protocol):
     """One atomic group of writes: everything or nothing.
 
@@ -475,6 +515,9 @@ class UnitOfWork(Protocol):
 
     @property
     def segments(self) -> SegmentRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     def __enter__(self) -> Self: ...
 

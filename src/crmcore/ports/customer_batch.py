@@ -210,6 +210,7 @@ class CustomerBatch:
             put(customer, "external_id", external_id)
             put(customer, "version", 0)
             put(customer, "anonymised_at", None)
+            put(customer, "masked", False)
             out.append(customer)
         return out
 

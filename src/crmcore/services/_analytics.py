@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
 import numpy as np
@@ -32,6 +32,8 @@ from crmcore.analytics import (
 )
 from crmcore.analytics.ports import MetricsSource, RfmScorer, RuleSelector, SavedRules
 from crmcore.domain import (
+    AuditAction,
+    AuditEntity,
     CrmNumber,
     Customer,
     LifecycleStage,
@@ -50,6 +52,8 @@ from crmcore.services._crm import Crm
 from crmcore.services._predictive import Predictions
 
 __all__ = ["Analytics", "CustomerRefresh", "SegmentRun", "StageMove"]
+
+_CUSTOMERS: Final = AuditEntity.CUSTOMER
 
 
 @attrs.frozen
@@ -134,7 +138,20 @@ class Analytics(Predictions):
             as_of: aware instant; later transactions and interactions do not count.
             fields: fields to compute (``None``: all; fewer is faster).
         """
+        self.context.authorize(AuditAction.SNAPSHOT, _CUSTOMERS)
+        metrics = self._snapshot(as_of, fields)
+        self._audited(AuditAction.SNAPSHOT, len(metrics))
+        return metrics
+
+    def _snapshot(
+        self, as_of: dt.datetime | None, fields: Collection[str] | None
+    ) -> CustomerMetrics:
         return self.source.snapshot(self._as_of(as_of), fields)
+
+    def _audited(self, action: AuditAction, rows: int) -> None:
+        """Audit a bulk read in a unit of its own (it changed nothing to share one with)."""
+        with self.context.unit() as uow:
+            self.context.audit(uow, action, _CUSTOMERS, rows=rows)
 
     def rfm(
         self,
@@ -160,6 +177,7 @@ class Analytics(Predictions):
             ConfigurationError: ``engine="sql"`` on a source that cannot score itself, or
                 an unknown engine.
         """
+        self.context.authorize(AuditAction.SCORE, _CUSTOMERS)
         if engine == "sql":
             if not isinstance(self.source, RfmScorer):
                 raise ConfigurationError(
@@ -168,11 +186,13 @@ class Analytics(Predictions):
                 )
             result = self.source.score_rfm(self._as_of(as_of), policy)
             self.last_rfm = result
+            self._audited(AuditAction.SCORE, len(result))
             return result
         if engine != "numpy":
             raise ConfigurationError(f"engine must be 'numpy' or 'sql', got {engine!r}")
-        result = score_rfm(self.snapshot(as_of, RFM_FIELDS), policy)
+        result = score_rfm(self._snapshot(as_of, RFM_FIELDS), policy)
         self.last_rfm = result
+        self._audited(AuditAction.SCORE, len(result))
         return result
 
     def evaluate(self, rule: Rule | str, as_of: dt.datetime | None = None) -> frozenset[CrmNumber]:
@@ -182,10 +202,14 @@ class Analytics(Predictions):
             RuleSyntaxError: malformed rule.
         """
         parsed = parse_rule(rule)
+        self.context.authorize(AuditAction.EVALUATE, _CUSTOMERS)
         if isinstance(self.source, RuleSelector):
-            return self.source.members({"rule": parsed}, self._as_of(as_of))["rule"]
-        metrics = self.snapshot(as_of, parsed.fields())
-        return frozenset(metrics.numbers()[evaluate(parsed, metrics)].tolist())
+            members = self.source.members({"rule": parsed}, self._as_of(as_of))["rule"]
+        else:
+            metrics = self._snapshot(as_of, parsed.fields())
+            members = frozenset(metrics.numbers()[evaluate(parsed, metrics)].tolist())
+        self._audited(AuditAction.EVALUATE, len(members))
+        return members
 
     # -- segment definitions -------------------------------------------------------------------
 
@@ -208,8 +232,10 @@ class Analytics(Predictions):
         parsed = parse_rule(rule)  # refuse a bad rule before anything is saved
         text = rule if isinstance(rule, str) else str(parsed)
         segment = Segment(name, text, description)
+        self.context.authorize(AuditAction.DEFINE_SEGMENT, AuditEntity.SEGMENT)
         with self.context.unit() as uow:
             uow.segments.save(segment)
+            self.context.audit(uow, AuditAction.DEFINE_SEGMENT, AuditEntity.SEGMENT)
         return segment
 
     def delete_segment(self, name: str) -> None:
@@ -218,8 +244,10 @@ class Analytics(Predictions):
         Raises:
             NotFound: no segment of that name.
         """
+        self.context.authorize(AuditAction.DELETE_SEGMENT, AuditEntity.SEGMENT)
         with self.context.unit() as uow:
             uow.segments.delete(name)
+            self.context.audit(uow, AuditAction.DELETE_SEGMENT, AuditEntity.SEGMENT)
 
     def segment(self, name: str) -> Segment:
         """The saved segment of that name.
@@ -255,6 +283,7 @@ class Analytics(Predictions):
             One :class:`SegmentRun` per segment, in the order given (or by name).
         """
         when = self._as_of(as_of)
+        self.context.authorize(AuditAction.RUN_SEGMENT, AuditEntity.SEGMENT)
         with self.context.reading() as uow:
             segments = (
                 list(uow.segments.list()) if names is None else [uow.segments.get(n) for n in names]
@@ -280,9 +309,12 @@ class Analytics(Predictions):
         parsed = parse_rule(rule)
         segment = Segment(name, rule if isinstance(rule, str) else str(parsed), description)
         when = self._as_of(as_of)
+        self.context.authorize(AuditAction.DEFINE_SEGMENT, AuditEntity.SEGMENT)
+        self.context.authorize(AuditAction.RUN_SEGMENT, AuditEntity.SEGMENT)
         members = self._members({name: parsed}, when)
         with self.context.unit() as uow:
             uow.segments.save(segment)
+            self.context.audit(uow, AuditAction.DEFINE_SEGMENT, AuditEntity.SEGMENT)
             return self._save_runs(uow, [segment], members, when)[0]
 
     def _save_runs(
@@ -309,6 +341,14 @@ class Analytics(Predictions):
                     membership, entered, exited, None if previous is None else previous.as_of
                 )
             )
+        # One entry per call, counting the members saved (who is in a segment is a list
+        # of CRM numbers, kept in the runs themselves).
+        self.context.audit(
+            uow,
+            AuditAction.RUN_SEGMENT,
+            AuditEntity.SEGMENT,
+            rows=sum(len(run.membership.members) for run in runs),
+        )
         return runs
 
     def latest_run(self, name: str, before: dt.datetime | None = None) -> SegmentMembership | None:
@@ -331,7 +371,7 @@ class Analytics(Predictions):
         needed: set[str] = set()
         for rule in rules.values():
             needed |= rule.fields()
-        metrics = self.snapshot(when, needed)
+        metrics = self._snapshot(when, needed)
         numbers = metrics.numbers()
         return {
             name: frozenset(numbers[evaluate(rule, metrics)].tolist())
@@ -354,7 +394,8 @@ class Analytics(Predictions):
         """
         policy = policy or LifecyclePolicy()
         when = self._as_of(as_of)
-        metrics = self.snapshot(when, LIFECYCLE_FIELDS)
+        self.context.authorize(AuditAction.RECLASSIFY, _CUSTOMERS)
+        metrics = self._snapshot(when, LIFECYCLE_FIELDS)
         rows = np.flatnonzero(policy.candidates(metrics)).tolist()
         numbers = metrics.numbers()
         moves: list[StageMove] = []
@@ -364,6 +405,7 @@ class Analytics(Predictions):
                 changes = self._apply_policy(uow, numbers[row], policy, when, now, metrics.row(row))
                 if changes:
                     moves.append(StageMove(numbers[row], changes))
+            self.context.audit(uow, AuditAction.RECLASSIFY, _CUSTOMERS, rows=len(moves))
         return moves
 
     def _apply_policy(
@@ -421,6 +463,7 @@ class Analytics(Predictions):
         """
         key = self.context.number(number)
         when = self._as_of(as_of)
+        self.context.authorize(AuditAction.REFRESH, _CUSTOMERS, key)
         source = self.source
         if segments is None and _reads_saved_rules(type(source)):
             rules = tuple(cast(SavedRules, source).saved_rules())  # one read, no unit of work
@@ -445,10 +488,12 @@ class Analytics(Predictions):
             )
         matches = {name: predicate(values) for name, predicate in predicates}
         changes: tuple[StageChange, ...] = ()
-        if policy is not None:
-            now = self.context.now()
-            with self.context.unit() as uow:
+        now = self.context.now()
+        with self.context.unit() as uow:
+            if policy is not None:
                 changes = self._apply_policy(uow, key, policy, when, now, values)
+            fields = ("stage", "stage_history") if changes else ()
+            self.context.audit(uow, AuditAction.REFRESH, _CUSTOMERS, key, fields=fields)
         return CustomerRefresh(key, when, values, score, matches, changes)
 
 

@@ -8,22 +8,47 @@ other's members.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import Callable, Iterable
+import itertools
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
 
 import attrs
 
 from crmcore.clock import SystemClock
-from crmcore.domain import CrmNumber, DomainEvent, StageChange, StageChanged, Transaction
+from crmcore.domain import (
+    DEFAULT_ACTOR,
+    AuditAction,
+    AuditEntity,
+    AuditEntry,
+    AuditOutcome,
+    CrmNumber,
+    Customer,
+    DomainEvent,
+    StageChange,
+    StageChanged,
+    Transaction,
+    check_actor,
+)
 from crmcore.domain._checks import aware_utc
-from crmcore.errors import CurrencyConversionError, EventDeliveryError
+from crmcore.domain.access import AccessPolicy, Decision, Masker, allow_all, mask_customer
+from crmcore.errors import (
+    AccessDenied,
+    ConfigurationError,
+    CurrencyConversionError,
+    EventDeliveryError,
+)
 from crmcore.ports import Clock, CurrencyConverter, Store, UnitOfWork
 
 __all__ = ["EventHandler", "ServiceContext", "stage_changed"]
 
 EventHandler = Callable[[DomainEvent], None]
+
+_CONTEXTS = itertools.count()
 
 
 class ServiceContext:
@@ -33,20 +58,147 @@ class ServiceContext:
         store: where customers live.
         clock: source of "now" (default: the system clock, UTC).
         converter: foreign-currency converter for transactions (``None``: none).
+        actor: who the use cases run for unless :meth:`acting_as` says otherwise (an actor
+            id such as ``"user:42"``; default ``"system"``).
+        policy: the host's access policy (default: allow everything).
+        masker: how a policy's :attr:`~crmcore.domain.access.Decision.MASK` shows a
+            customer (default :func:`~crmcore.domain.access.mask_customer`).
+
+    Raises:
+        ValidationError: ``actor`` is not an actor id.
     """
 
-    __slots__ = ("_handlers", "clock", "converter", "store")
+    __slots__ = ("_actor", "_handlers", "clock", "converter", "masker", "policy", "store")
 
     def __init__(
         self,
         store: Store,
         clock: Clock | None = None,
         converter: CurrencyConverter | None = None,
+        *,
+        actor: str = DEFAULT_ACTOR,
+        policy: AccessPolicy | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.converter = converter
         self._handlers: list[EventHandler] = []
+        # One variable per context, so two Crm facades in one thread keep their own actors;
+        # a ContextVar so a thread or an asyncio task sees only the actor it set itself.
+        default_actor = check_actor("actor", actor)
+        self._actor: contextvars.ContextVar[str] = contextvars.ContextVar(
+            f"crmcore_actor_{next(_CONTEXTS)}", default=default_actor
+        )
+        self.policy: AccessPolicy = allow_all if policy is None else policy
+        self.masker: Masker = mask_customer if masker is None else masker
+
+    # -- actor, policy, audit ------------------------------------------------------------------
+
+    @property
+    def actor(self) -> str:
+        """Who the current use case runs for (this thread's or task's :meth:`acting_as`)."""
+        return self._actor.get()
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str) -> Iterator[str]:
+        """Run the use cases inside the ``with`` block for ``actor``; nests, and is local
+        to the thread or asyncio task that entered it.
+
+        Raises:
+            ValidationError: ``actor`` is not an actor id.
+        """
+        token = self._actor.set(check_actor("actor", actor))
+        try:
+            yield self._actor.get()
+        finally:
+            self._actor.reset(token)
+
+    def decide(self, action: AuditAction, number: CrmNumber | None) -> Decision:
+        """The access policy's decision for the current actor.
+
+        Raises:
+            ConfigurationError: the policy returned something other than a Decision.
+        """
+        decision = self.policy(self.actor, action, number)
+        if not isinstance(decision, Decision):
+            raise ConfigurationError(
+                f"the access policy must return a Decision, got {type(decision).__name__}"
+            )
+        return decision
+
+    def authorize(
+        self, action: AuditAction, entity: AuditEntity, number: CrmNumber | None = None
+    ) -> Decision:
+        """Ask the policy about a use case before it starts; refuse it if denied.
+
+        A refusal is audited in a unit of its own (committed) before
+        :class:`~crmcore.errors.AccessDenied` is raised.
+
+        Raises:
+            AccessDenied: the policy said :attr:`~crmcore.domain.access.Decision.DENY`.
+        """
+        decision = self.decide(action, number)
+        if decision is Decision.DENY:
+            with self.unit() as uow:
+                self.audit(uow, action, entity, number, outcome=AuditOutcome.DENIED)
+            raise AccessDenied(self.actor, action.value)
+        return decision
+
+    def entry(
+        self,
+        action: AuditAction,
+        entity: AuditEntity,
+        number: CrmNumber | None = None,
+        *,
+        fields: Collection[str] = (),
+        outcome: AuditOutcome = AuditOutcome.ALLOWED,
+        rows: int | None = None,
+    ) -> AuditEntry:
+        """An audit entry of the current actor, now."""
+        return AuditEntry(
+            id=uuid.uuid4(),
+            at=self.now(),
+            actor=self.actor,
+            action=action,
+            entity=entity,
+            customer=number,
+            fields=tuple(fields),
+            outcome=outcome,
+            rows=rows,
+        )
+
+    def audit(
+        self,
+        uow: UnitOfWork,
+        action: AuditAction,
+        entity: AuditEntity,
+        number: CrmNumber | None = None,
+        *,
+        fields: Collection[str] = (),
+        outcome: AuditOutcome = AuditOutcome.ALLOWED,
+        rows: int | None = None,
+    ) -> None:
+        """Append an audit entry to ``uow`` (it commits, or vanishes, with the use case)."""
+        uow.audit.append(
+            self.entry(action, entity, number, fields=fields, outcome=outcome, rows=rows)
+        )
+
+    def shown(self, customer: Customer, decision: Decision) -> Customer:
+        """``customer`` as the decision lets the actor see it (masked, or as it is).
+
+        Raises:
+            ConfigurationError: the masker returned a customer not marked ``masked``.
+        """
+        if decision is not Decision.MASK:
+            return customer
+        view = self.masker(customer)
+        if not isinstance(view, Customer) or not view.masked:
+            raise ConfigurationError(
+                "the masker must return a Customer with masked=True (use attrs.evolve(..., "
+                "masked=True))"
+            )
+        return view
 
     def __repr__(self) -> str:
         return f"ServiceContext(store={self.store!r}, clock={self.clock!r})"
@@ -61,9 +213,14 @@ class ServiceContext:
             return number
         return self.store.scheme.parse(number)
 
-    def reading(self) -> UnitOfWork:
-        """A unit of work for reads only (nothing is committed, no events are published)."""
-        return self.store.unit_of_work()
+    def reading(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work for reads: committed on success (so an audit entry the read
+        appended is stored in the same transaction as the read), rolled back on failure.
+
+        Committing a transaction that only read costs what the rollback it replaces cost,
+        so a read that appends no entry (a count, a segment definition) pays nothing extra.
+        """
+        return _Unit(self)
 
     def unit(self) -> AbstractContextManager[UnitOfWork]:
         """A use case's unit of work: commit on success, then publish its events.

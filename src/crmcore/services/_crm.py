@@ -15,6 +15,8 @@ import attrs
 
 from crmcore.domain import (
     AttributeValue,
+    AuditAction,
+    AuditEntity,
     Consent,
     CrmNumber,
     Customer,
@@ -37,6 +39,8 @@ from crmcore.domain import (
     TransactionRecorded,
 )
 from crmcore.domain._checks import lookup_key, member
+from crmcore.domain.access import AccessPolicy, Decision, Masker
+from crmcore.domain.audit import DEFAULT_ACTOR
 from crmcore.domain.contact import normalize_phone, phone_numbers
 from crmcore.errors import (
     DuplicateError,
@@ -44,6 +48,7 @@ from crmcore.errors import (
     ValidationError,
 )
 from crmcore.ports import Clock, CurrencyConverter, HistoryRepository, Store, UnitOfWork
+from crmcore.services._audit import AuditTrail
 from crmcore.services._context import EventHandler, ServiceContext, stage_changed
 from crmcore.services._imports import BulkImports
 from crmcore.services._results import (
@@ -59,6 +64,8 @@ from crmcore.services._subject import SubjectAccess
 __all__ = ["Crm", "CustomerFields"]
 
 _MOST_RECENT: Final = 2**31 - 1  # the largest ``recent`` of customer_360 (larger: clamped)
+_CUSTOMER: Final = AuditEntity.CUSTOMER
+_UNCHANGED: Final = frozenset({"number", "updated_at", "version", "masked"})
 _T = TypeVar("_T")
 _R = TypeVar("_R", Interaction, Transaction)
 
@@ -94,6 +101,23 @@ def _union(first: tuple[_T, ...], second: tuple[_T, ...]) -> tuple[_T, ...]:
     return first + tuple(item for item in second if item not in first)
 
 
+def _changed(stored: Customer | None, customer: Customer) -> tuple[str, ...]:
+    """Names of the fields ``customer`` changed relative to ``stored`` (never their values)."""
+    if stored is None:
+        return ()
+    return tuple(
+        a.name
+        for a in attrs.fields(Customer)
+        if a.name not in _UNCHANGED and getattr(stored, a.name) != getattr(customer, a.name)
+    )
+
+
+def _masked_interaction(interaction: Interaction) -> Interaction:
+    """An interaction of a masked 360 view: what was said (subject, notes, outcome) dropped,
+    when, how and by which agent kept."""
+    return attrs.evolve(interaction, subject=None, notes=None, outcome=None)
+
+
 def _interactions(uow: UnitOfWork) -> HistoryRepository[Interaction]:
     return uow.interactions
 
@@ -112,7 +136,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm(BulkImports, SubjectAccess, Retention):
+class Crm(BulkImports, AuditTrail, SubjectAccess, Retention):
     """The crmcore application facade.
 
     Example::
@@ -127,6 +151,16 @@ class Crm(BulkImports, SubjectAccess, Retention):
         clock: source of "now" (default: the system clock, UTC).
         converter: converts foreign-currency transactions into the store's reporting
             currency; without one, such transactions are rejected.
+        actor: who the use cases run for, unless :meth:`acting_as` says otherwise: a short
+            pseudonymous id chosen by the host (``"user:42"``, ``"job:nightly-import"``),
+            recorded in the audit trail (default ``"system"``).
+        policy: the host's access policy, ``(actor, action, number) -> Decision``
+            (default: allow everything); see ``docs/privacy-audit.md``.
+        masker: how a :attr:`~crmcore.domain.access.Decision.MASK` shows a customer
+            (default :func:`~crmcore.domain.access.mask_customer`).
+
+    Raises:
+        ValidationError: ``actor`` is not an actor id.
     """
 
     def __init__(
@@ -135,8 +169,13 @@ class Crm(BulkImports, SubjectAccess, Retention):
         *,
         clock: Clock | None = None,
         converter: CurrencyConverter | None = None,
+        actor: str = DEFAULT_ACTOR,
+        policy: AccessPolicy | None = None,
+        masker: Masker | None = None,
     ) -> None:
-        self.context = ServiceContext(store, clock, converter)
+        self.context = ServiceContext(
+            store, clock, converter, actor=actor, policy=policy, masker=masker
+        )
         """The store, clock, converter and subscribers shared with :class:`Analytics`."""
 
     def __repr__(self) -> str:
@@ -232,6 +271,7 @@ class Crm(BulkImports, SubjectAccess, Retention):
         # Validate everything with a placeholder number first, so bad input uses no number.
         draft = self.new_customer(name, **fields)
         now = draft.created_at
+        self.context.authorize(AuditAction.REGISTER, _CUSTOMER)
         with self.context.unit() as uow:
             if draft.source is not None and draft.external_id is not None:
                 existing = uow.customers.find_by_external_id(draft.source, draft.external_id)
@@ -241,6 +281,7 @@ class Crm(BulkImports, SubjectAccess, Retention):
             draft = attrs.evolve(draft, number=scheme.format(self.store.allocator.allocate()))
             uow.customers.add(draft)
             uow.add_event(CustomerRegistered(at=now, customer=draft.number))
+            self.context.audit(uow, AuditAction.REGISTER, _CUSTOMER, draft.number)
         return draft
 
     def register_many(self, customers: Iterable[Customer]) -> Registration:
@@ -265,12 +306,18 @@ class Crm(BulkImports, SubjectAccess, Retention):
         for index, item in enumerate(customers):
             if not isinstance(item, Customer):
                 raise ValidationError(f"customers[{index}]", item, "must be a Customer")
+            if item.masked:
+                raise ValidationError(
+                    f"customers[{index}]", item, "is a masked view and cannot be stored"
+                )
             drafts.append(item)
         now = self.context.now()
+        self.context.authorize(AuditAction.REGISTER_MANY, _CUSTOMER)
         with self.context.unit() as uow:
             done = register_drafts(self.store, uow, drafts)
             for customer in done.registered:
                 uow.add_event(CustomerRegistered(at=now, customer=customer.number))
+            self.context.audit(uow, AuditAction.REGISTER_MANY, _CUSTOMER, rows=len(done.registered))
         return done
 
     def get(self, number: CrmNumber | str) -> Customer:
@@ -281,8 +328,11 @@ class Crm(BulkImports, SubjectAccess, Retention):
             NotFound: no such customer (``ErasedError`` if it was erased).
         """
         key = self.context.number(number)
+        decision = self.context.authorize(AuditAction.READ, _CUSTOMER, key)
         with self.context.reading() as uow:
-            return uow.customers.get(key)
+            customer = uow.customers.get(key)
+            self.context.audit(uow, AuditAction.READ, _CUSTOMER, key, outcome=decision.outcome)
+        return self.context.shown(customer, decision)
 
     def update(self, customer: Customer) -> Customer:
         """Store the changes made to ``customer`` (loaded earlier with :meth:`get`).
@@ -294,13 +344,24 @@ class Crm(BulkImports, SubjectAccess, Retention):
         """
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "must be a Customer")
+        if customer.masked:
+            raise ValidationError("customer", customer, "is a masked view and cannot be stored")
         now = self.context.now()
+        self.context.authorize(AuditAction.UPDATE, _CUSTOMER, customer.number)
         previous = (customer.updated_at, customer.version)
         customer.updated_at = max(now, customer.created_at)
         committed = False
         try:
-            with self.context.reading() as uow:
+            with self.store.unit_of_work() as uow:
+                stored = uow.customers.find(customer.number)
                 uow.customers.update(customer)
+                self.context.audit(
+                    uow,
+                    AuditAction.UPDATE,
+                    _CUSTOMER,
+                    customer.number,
+                    fields=_changed(stored, customer),
+                )
                 uow.add_event(
                     CustomerUpdated(at=now, customer=customer.number, version=customer.version)
                 )
@@ -326,6 +387,7 @@ class Crm(BulkImports, SubjectAccess, Retention):
         """
         key = self.context.number(number)
         now = self.context.now()
+        self.context.authorize(AuditAction.CHANGE_STAGE, _CUSTOMER, key)
         with self.context.unit() as uow:
             customer = uow.customers.get(key)
             change = customer.change_stage(
@@ -334,18 +396,23 @@ class Crm(BulkImports, SubjectAccess, Retention):
             customer.updated_at = max(now, customer.created_at)
             uow.customers.update(customer)
             uow.add_event(stage_changed(key, change, now))
+            self.context.audit(
+                uow, AuditAction.CHANGE_STAGE, _CUSTOMER, key, fields=("stage", "stage_history")
+            )
         return change
 
     def record_consent(self, number: CrmNumber | str, consent: Consent) -> Customer:
         """Append a consent decision (grant or withdrawal) to the customer's record."""
         key = self.context.number(number)
         now = self.context.now()
+        self.context.authorize(AuditAction.CONSENT, _CUSTOMER, key)
         with self.context.unit() as uow:
             customer = uow.customers.get(key)
             customer.record_consent(consent)
             customer.updated_at = max(now, customer.created_at)
             uow.customers.update(customer)
             uow.add_event(CustomerUpdated(at=now, customer=key, version=customer.version))
+            self.context.audit(uow, AuditAction.CONSENT, _CUSTOMER, key, fields=("consents",))
         return customer
 
     def erase(self, number: CrmNumber | str) -> None:
@@ -355,9 +422,11 @@ class Crm(BulkImports, SubjectAccess, Retention):
         says "erased" rather than "never existed".
         """
         key = self.context.number(number)
+        self.context.authorize(AuditAction.ERASE, _CUSTOMER, key)
         with self.context.unit() as uow:
             uow.customers.erase(key)
             uow.add_event(CustomerErased(at=self.context.now(), customer=key))
+            self.context.audit(uow, AuditAction.ERASE, _CUSTOMER, key)
 
     def merge(self, survivor: CrmNumber | str, duplicate: CrmNumber | str) -> Customer:
         """Merge ``duplicate`` into ``survivor`` (the same person registered twice).
@@ -379,12 +448,15 @@ class Crm(BulkImports, SubjectAccess, Retention):
         if keep == drop:
             raise ValidationError("duplicate", drop.value, "cannot merge a customer into itself")
         now = self.context.now()
+        self.context.authorize(AuditAction.MERGE, _CUSTOMER, keep)
+        self.context.authorize(AuditAction.MERGE, _CUSTOMER, drop)
         with self.context.unit() as uow:
             # Both rows held before anything is read: a transaction recorded for the
             # duplicate meanwhile is either committed and read below (and moves with the
             # rest) or waits and then finds the duplicate retired; never lost in between.
             uow.customers.lock((keep, drop))
             target = uow.customers.get(keep)
+            before = attrs.evolve(target)
             source = uow.customers.get(drop)
             interactions = uow.interactions.for_customer(drop)
             transactions = uow.transactions.for_customer(drop)
@@ -414,6 +486,10 @@ class Crm(BulkImports, SubjectAccess, Retention):
                 [attrs.evolve(t, customer=keep) for t in reversed(transactions)]
             )
             uow.add_event(CustomersMerged(at=now, survivor=keep, merged=drop))
+            self.context.audit(uow, AuditAction.MERGE, _CUSTOMER, drop)
+            self.context.audit(
+                uow, AuditAction.MERGE, _CUSTOMER, keep, fields=_changed(before, target)
+            )
         return target
 
     # -- lookups -----------------------------------------------------------------------------
@@ -421,19 +497,24 @@ class Crm(BulkImports, SubjectAccess, Retention):
     def find_by_number(self, text: str) -> Customer | None:
         """The customer whose number is ``text``, or ``None`` (bad check digit raises)."""
         key = self.context.number(text)
+        decision = self.context.authorize(AuditAction.READ, _CUSTOMER, key)
         with self.context.reading() as uow:
-            return uow.customers.find(key)
+            customer = uow.customers.find(key)
+            self.context.audit(uow, AuditAction.READ, _CUSTOMER, key, outcome=decision.outcome)
+        return None if customer is None else self.context.shown(customer, decision)
 
     def find_by_email(self, email: str) -> list[Customer]:
         """Customers with this e-mail address (compared in normalised form)."""
         with self.context.reading() as uow:
-            return list(uow.customers.find_by_email(email))
+            found = self._disclosed(uow, AuditAction.FIND, uow.customers.find_by_email(email))
+        return found.result()
 
     def find_by_phone(self, phone: str, region: str | None = None) -> list[Customer]:
         """Customers with this phone number (national numbers read relative to ``region``)."""
         e164 = normalize_phone(phone, region)
         with self.context.reading() as uow:
-            return list(uow.customers.find_by_phone(e164))
+            found = self._disclosed(uow, AuditAction.FIND, uow.customers.find_by_phone(e164))
+        return found.result()
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
         """The customer registered under ``(source, external_id)``, or ``None``.
@@ -444,7 +525,10 @@ class Crm(BulkImports, SubjectAccess, Retention):
         lookup_key("source", source)
         lookup_key("external_id", external_id)
         with self.context.reading() as uow:
-            return uow.customers.find_by_external_id(source, external_id)
+            customer = uow.customers.find_by_external_id(source, external_id)
+            found = self._disclosed(uow, AuditAction.READ, [] if customer is None else [customer])
+        shown = found.result()
+        return shown[0] if shown else None
 
     def numbers_by_external_id(
         self, source: str, external_ids: Iterable[str]
@@ -491,10 +575,11 @@ class Crm(BulkImports, SubjectAccess, Retention):
         recent = min(recent, _MOST_RECENT)
         key = self.context.number(number)
         now = self.context.now()
+        decision = self.context.authorize(AuditAction.VIEW_360, _CUSTOMER, key)
         with self.context.reading() as uow:
             customer = uow.customers.get(key)
             interactions = uow.interactions.for_customer(key)
-            return Customer360(
+            view = Customer360(
                 customer=customer,
                 aggregate=uow.aggregates.get(key),
                 recent_interactions=tuple(interactions[:recent]),
@@ -505,6 +590,16 @@ class Crm(BulkImports, SubjectAccess, Retention):
                     if i.follow_up_due is not None and i.follow_up_due >= now
                 ),
             )
+            self.context.audit(uow, AuditAction.VIEW_360, _CUSTOMER, key, outcome=decision.outcome)
+        if decision is not Decision.MASK:
+            return view
+        return Customer360(
+            customer=self.context.shown(customer, decision),
+            aggregate=view.aggregate,
+            recent_interactions=tuple(_masked_interaction(i) for i in view.recent_interactions),
+            recent_transactions=view.recent_transactions,
+            open_follow_ups=tuple(_masked_interaction(i) for i in view.open_follow_ups),
+        )
 
     # -- history -----------------------------------------------------------------------------
 
@@ -519,7 +614,13 @@ class Crm(BulkImports, SubjectAccess, Retention):
         """
         if not isinstance(interaction, Interaction):
             raise ValidationError("interaction", interaction, "must be an Interaction")
-        return self._record(interaction, _interactions, _interaction_recorded, "interaction")
+        return self._record(
+            interaction,
+            _interactions,
+            _interaction_recorded,
+            AuditAction.RECORD_INTERACTION,
+            AuditEntity.INTERACTION,
+        )
 
     def record_interactions(self, interactions: Iterable[Interaction]) -> BulkResult:
         """Record many interactions in one unit of work (all or nothing), in bulk.
@@ -536,8 +637,12 @@ class Crm(BulkImports, SubjectAccess, Retention):
             if not isinstance(item, Interaction):
                 raise ValidationError(f"interactions[{index}]", item, "must be an Interaction")
             prepared.append(item)
+        self.context.authorize(AuditAction.RECORD_INTERACTIONS, AuditEntity.INTERACTION)
         with self.context.unit() as uow:
             created = uow.interactions.add_many(prepared)
+            self.context.audit(
+                uow, AuditAction.RECORD_INTERACTIONS, AuditEntity.INTERACTION, rows=created
+            )
         return BulkResult(created=created, already_recorded=len(prepared) - created)
 
     def with_reporting_total(self, transaction: Transaction) -> Transaction:
@@ -561,14 +666,21 @@ class Crm(BulkImports, SubjectAccess, Retention):
         if not isinstance(transaction, Transaction):
             raise ValidationError("transaction", transaction, "must be a Transaction")
         tx = self.with_reporting_total(transaction)
-        return self._record(tx, _transactions, _transaction_recorded, "transaction")
+        return self._record(
+            tx,
+            _transactions,
+            _transaction_recorded,
+            AuditAction.RECORD_TRANSACTION,
+            AuditEntity.TRANSACTION,
+        )
 
     def _record(
         self,
         item: _R,
         repository: Callable[[UnitOfWork], HistoryRepository[_R]],
         recorded: Callable[[_R, dt.datetime], DomainEvent],
-        what: str,
+        action: AuditAction,
+        entity: AuditEntity,
     ) -> RecordResult[_R]:
         """The one path both history kinds are recorded by.
 
@@ -576,17 +688,20 @@ class Crm(BulkImports, SubjectAccess, Retention):
         its ``(source, external_ref)`` is taken (also when a concurrent writer took it first),
         and only then is the earlier record read back.
         """
+        self.context.authorize(action, entity, item.customer)
         with self.context.unit() as uow:
             created = repository(uow).add(item)
             if created:
                 uow.add_event(recorded(item, self.context.now()))
+            # Also when already recorded: the attempt to write is what the trail records.
+            self.context.audit(uow, action, entity, item.customer)
         if created:
             return RecordResult(item, created=True)
         assert item.source is not None and item.external_ref is not None
         with self.context.reading() as uow:
             earlier = repository(uow).find_by_external_ref(item.source, item.external_ref)
         if earlier is None:  # pragma: no cover - only if erased between the two units
-            raise NotFound(what, f"{item.source}/{item.external_ref}")
+            raise NotFound(entity.value, f"{item.source}/{item.external_ref}")
         return RecordResult(earlier, created=False)
 
     def record_transactions(self, transactions: Iterable[Transaction]) -> BulkResult:
@@ -601,6 +716,10 @@ class Crm(BulkImports, SubjectAccess, Retention):
             if not isinstance(item, Transaction):
                 raise ValidationError(f"transactions[{index}]", item, "must be a Transaction")
             prepared.append(self.with_reporting_total(item))
+        self.context.authorize(AuditAction.RECORD_TRANSACTIONS, AuditEntity.TRANSACTION)
         with self.context.unit() as uow:
             created = uow.transactions.add_many(prepared)
+            self.context.audit(
+                uow, AuditAction.RECORD_TRANSACTIONS, AuditEntity.TRANSACTION, rows=created
+            )
         return BulkResult(created=created, already_recorded=len(prepared) - created)

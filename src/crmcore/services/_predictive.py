@@ -22,7 +22,13 @@ from crmcore.analytics._gammagamma import GammaGammaModel, fit_gamma_gamma
 from crmcore.analytics._paretonbd import ParetoNbdModel, fit_pareto_nbd
 from crmcore.analytics._periods import PERIODS, Period, RepeatSummary, summarise_purchases
 from crmcore.analytics.columns import TRANSACTION_KIND_CODES
-from crmcore.domain import CrmNumber, TransactionKind, currency_exponent
+from crmcore.domain import (
+    AuditAction,
+    AuditEntity,
+    CrmNumber,
+    TransactionKind,
+    currency_exponent,
+)
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import ConfigurationError, ValidationError
 from crmcore.ports.transfer import TransferUnitOfWork
@@ -289,6 +295,7 @@ class Predictions:
     def _summary(self, end: dt.datetime, period: Period, tz: str | dt.tzinfo) -> RepeatSummary:
         if period not in PERIODS:
             raise ValidationError("period", period, f"must be one of {sorted(PERIODS)}")
+        self.context.authorize(AuditAction.PREDICT, AuditEntity.CUSTOMER)
         end_us = to_us(end)
         customers: list[npt.NDArray[np.object_]] = []
         instants: list[npt.NDArray[np.int64]] = []
@@ -308,7 +315,7 @@ class Predictions:
         if not customers or not sum(len(c) for c in customers):
             raise ValidationError("as_of", end, "no customer has a purchase by then")
         exponent = currency_exponent(self.context.store.reporting_currency)
-        return summarise_purchases(
+        summary = summarise_purchases(
             np.concatenate(customers),
             np.concatenate(instants),
             np.concatenate(values),
@@ -317,3 +324,9 @@ class Predictions:
             tz=tz,
             minor_per_unit=10**exponent,
         )
+        # Profiling every customer: audited once per read, with the customers summarised.
+        with self.context.unit() as uow:
+            self.context.audit(
+                uow, AuditAction.PREDICT, AuditEntity.CUSTOMER, rows=len(summary.numbers)
+            )
+        return summary

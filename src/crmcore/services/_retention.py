@@ -24,7 +24,9 @@ import attrs
 
 from crmcore.domain import CrmNumber, CustomerErased, CustomerUpdated
 from crmcore.domain._checks import aware_utc
+from crmcore.domain.audit import AuditAction, AuditEntity
 from crmcore.domain.retention import (
+    ANONYMISED_FIELDS,
     AnonymiseInactiveCustomers,
     BlankInteractionNotes,
     DeleteInactiveCustomers,
@@ -107,6 +109,18 @@ def _blank_notes(run: _Run, rule: BlankInteractionNotes, cutoff: dt.datetime) ->
             ]
             if not run.dry_run and chosen:
                 uow.interactions.redact([ident for ident, _ in chosen], _NOTES)
+                per_customer: dict[CrmNumber, int] = {}
+                for _, number in chosen:
+                    per_customer[number] = per_customer.get(number, 0) + 1
+                for number, count in sorted(per_customer.items()):
+                    run.context.audit(
+                        uow,
+                        AuditAction.RETENTION,
+                        AuditEntity.INTERACTION,
+                        number,
+                        fields=_NOTES,
+                        rows=count,
+                    )
         changed += len(chosen)
         customers.update(number for _, number in chosen)
     return RuleOutcome(rule, cutoff, changed, tuple(sorted(customers)))
@@ -151,6 +165,9 @@ def _anonymise(run: _Run, rule: AnonymiseInactiveCustomers, cutoff: dt.datetime)
         uow.interactions.redact([i.id for i in uow.interactions.for_customer(number)], REDACTABLE)
         uow.transactions.redact_line_descriptions(number)
         uow.add_event(CustomerUpdated(at=now, customer=number, version=customer.version))
+        run.context.audit(
+            uow, AuditAction.RETENTION, AuditEntity.CUSTOMER, number, fields=ANONYMISED_FIELDS
+        )
 
     done = _each_inactive_page(run, cutoff, False, anonymise)
     run.anonymised.update(done)
@@ -163,6 +180,7 @@ def _delete(run: _Run, rule: DeleteInactiveCustomers, cutoff: dt.datetime) -> Ru
     def delete(uow: UnitOfWork, number: CrmNumber) -> None:
         uow.customers.erase(number)
         uow.add_event(CustomerErased(at=now, customer=number))
+        run.context.audit(uow, AuditAction.ERASE, AuditEntity.CUSTOMER, number)
 
     done = _each_inactive_page(run, cutoff, True, delete)
     # A real run's deleted customers are gone; a dry run remembers them for the later rules.
@@ -207,9 +225,13 @@ class Retention:
         of ``batch_size`` records is its own unit of work (committed batches stay if a later
         one fails; running again completes the work), and a second run changes nothing.
         Anonymising publishes :class:`~crmcore.events.CustomerUpdated` and deleting
-        :class:`~crmcore.events.CustomerErased` per customer.
+        :class:`~crmcore.events.CustomerErased` per customer. The audit trail gets, in each
+        batch's transaction, a ``retention`` entry per customer whose interaction notes were
+        blanked (entity ``interaction``, with the count) or who was anonymised (the removed
+        field names), and an ``erase`` entry per deleted customer; a dry run writes none.
 
         Raises:
+            AccessDenied: the access policy refused ``retention`` (audited).
             ValidationError: not a rule, a naive ``as_of``, a bad ``batch_size`` (nothing
                 is changed).
         """
@@ -225,6 +247,7 @@ class Retention:
             else rule.inactive_for.before(when)
             for rule in chosen
         ]
+        self.context.authorize(AuditAction.RETENTION, AuditEntity.CUSTOMER)
         run = _Run(self.context, dry_run, batch_size)
         outcomes: list[RuleOutcome] = []
         for rule, cutoff in zip(chosen, cutoffs, strict=True):

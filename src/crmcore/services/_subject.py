@@ -39,6 +39,9 @@ from crmcore.domain import (
     StageChange,
     Transaction,
 )
+from crmcore.domain.access import Decision
+from crmcore.domain.audit import AuditAction, AuditEntity, AuditOutcome
+from crmcore.errors import AccessDenied
 from crmcore.ports import UnitOfWork
 from crmcore.services._context import ServiceContext
 
@@ -71,6 +74,7 @@ EXPORT_COVERAGE: Final[Mapping[str, str]] = {
     "transactions": "transactions",
     "interactions": "interactions",
     "segment_members": "segment_memberships",
+    "audit_log": "audit",
 }
 """Stored table (name without the store's prefix) -> the export section holding its rows.
 
@@ -379,6 +383,14 @@ class SubjectAccess:
             NotFound: no such customer.
         """
         key = self.context.number(number)
+        decision = self.context.authorize(AuditAction.EXPORT, AuditEntity.CUSTOMER, key)
+        if decision is Decision.MASK:
+            # A masked copy is no answer to an access request: refuse it, audited.
+            with self.context.unit() as uow:
+                self.context.audit(
+                    uow, AuditAction.EXPORT, AuditEntity.CUSTOMER, key, outcome=AuditOutcome.DENIED
+                )
+            raise AccessDenied(self.context.actor, AuditAction.EXPORT.value)
         now = self.context.now()
         currency = self.context.store.reporting_currency
         with self.context.reading() as uow:
@@ -388,7 +400,8 @@ class SubjectAccess:
             totals = uow.aggregates.get(key)
             runs = uow.segments.runs_including(key)
             consents = consents_section(uow, key)
-            audit = audit_section(uow, key)
+            audit = audit_section(uow, key)  # read before this export's own entry
+            self.context.audit(uow, AuditAction.EXPORT, AuditEntity.CUSTOMER, key)
         return {
             "schema": EXPORT_SCHEMA,
             "version": EXPORT_VERSION,

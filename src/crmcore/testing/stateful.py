@@ -179,7 +179,8 @@ class DifferentialStoreMachine(RuleBasedStateMachine):
         return out
 
     def _prepare_transaction(self, tx: Transaction, number: CrmNumber) -> Transaction:
-        minor = max(1, tx.total.minor_units % 10**9)
+        # Zero only for a free purchase (Transaction requires it), else any positive amount.
+        minor = 0 if tx.total.minor_units == 0 else max(1, tx.total.minor_units % 10**9)
         return attrs.evolve(
             tx, customer=number, reporting_total=Money.from_minor_units(minor, self.currency)
         )

@@ -10,7 +10,9 @@ it. Nothing here is re-exported: the package's public names are ``InMemoryStore`
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import uuid
 from types import TracebackType
 
 import attrs
@@ -20,6 +22,7 @@ from crmcore.adapters.memory._columns import ColumnTable, new_aggregate_table
 from crmcore.adapters.memory._encoders import INTERACTION_ENCODER, TRANSACTION_ENCODER
 from crmcore.adapters.memory._history import HistoryTable
 from crmcore.domain import (
+    AuditEntry,
     CrmNumber,
     Customer,
     Interaction,
@@ -66,6 +69,9 @@ class MemoryState:
         latest_event_us: the latest ``occurred_at`` of any stored transaction or interaction
             (analytics use it to know when the maintained aggregates are current).
         generation: bumped by every commit that changed something.
+        audit: the audit trail, ordered by ``(at, order appended)``; ``audit_keys`` holds
+            those keys (for ``bisect``), ``audit_ids`` the entries' ids, ``audit_sequence``
+            the last order number given. Erasure leaves them alone.
     """
 
     customers: dict[CrmNumber, Customer] = attrs.Factory(dict)
@@ -84,6 +90,10 @@ class MemoryState:
     memberships: dict[str, list[SegmentMembership]] = attrs.Factory(dict)
     latest_event_us: int = NONE_MIN
     generation: int = 0
+    audit: list[AuditEntry] = attrs.Factory(list)
+    audit_keys: list[tuple[dt.datetime, int]] = attrs.Factory(list)
+    audit_ids: set[uuid.UUID] = attrs.Factory(set)
+    audit_sequence: int = 0
 
 
 class StateGuard:

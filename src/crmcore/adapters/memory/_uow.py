@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from crmcore.adapters.memory._aggregates import Aggregates
+from crmcore.adapters.memory._audit import AuditTrail
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._customers import Customers
 from crmcore.adapters.memory._records import Interactions, Transactions
@@ -67,6 +68,10 @@ class MemoryUnitOfWork:
     @functools.cached_property
     def segments(self) -> Segments:
         return Segments(self._context)
+
+    @functools.cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self._context)
 
     @functools.cached_property
     def transfer(self) -> MemoryTransfer:

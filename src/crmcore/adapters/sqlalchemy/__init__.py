@@ -11,6 +11,7 @@ and for running the bundled Alembic migrations.
 """
 
 from crmcore.adapters.sqlalchemy._errors import DriverError
+from crmcore.adapters.sqlalchemy._grants import audit_append_only_grants
 from crmcore.adapters.sqlalchemy._migrate import (
     BRANCH_LABEL,
     MIGRATIONS_DIR,
@@ -37,6 +38,7 @@ __all__ = [
     "SqlUnitOfWork",
     "UtcDateTime",
     "alembic_config",
+    "audit_append_only_grants",
     "build_tables",
     "configure_sqlite_engine",
     "upgrade",

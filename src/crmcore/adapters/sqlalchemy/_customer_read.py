@@ -208,6 +208,7 @@ def _build(
         put(customer, "external_id", external_id)
         put(customer, "version", version)
         put(customer, "anonymised_at", anonymised_at)
+        put(customer, "masked", False)
         out.append(customer)
     return out
 

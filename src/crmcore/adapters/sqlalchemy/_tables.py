@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.naming import conv
 
-from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
+from crmcore.adapters.sqlalchemy._types import AUDIT_SEQUENCE, LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.errors import ConfigurationError
 
 __all__ = ["NAMING_CONVENTION", "CrmTables", "build_tables"]
@@ -70,6 +70,7 @@ class CrmTables:
     segments: Table
     segment_runs: Table
     segment_members: Table
+    audit_log: Table
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -87,6 +88,7 @@ class CrmTables:
             self.segments,
             self.segment_runs,
             self.segment_members,
+            self.audit_log,
         )
 
 
@@ -334,6 +336,26 @@ def build_tables(
         _fk(members_t, ["segment", "as_of"], [f"{runs_ref}.segment", f"{runs_ref}.as_of"]),
         _ix(members_t, "customer"),
     )
+    audit_t = f"{p}audit_log"
+    # No foreign key to customers: an entry may name a number that never existed (a denied
+    # read of it), and entries outlive erasure by design.
+    audit_log = table(
+        "audit_log",
+        Column("seq", AUDIT_SEQUENCE, nullable=False, autoincrement=True),
+        Column("id", RECORD_ID, nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("actor", String(64), nullable=False),
+        Column("action", _CODE, nullable=False),
+        Column("entity", _CODE, nullable=False),
+        Column("customer", _NUMBER),
+        Column("fields", LONG_TEXT, nullable=False),
+        Column("outcome", _CODE, nullable=False),
+        Column("rows", BigInteger),
+        _pk(audit_t, "seq"),
+        _uq(audit_t, "id"),
+        _ix(audit_t, "customer", "at"),
+        _ix(audit_t, "at"),
+    )
     return CrmTables(
         metadata=md,
         prefix=prefix,
@@ -350,4 +372,5 @@ def build_tables(
         segments=segments,
         segment_runs=segment_runs,
         segment_members=segment_members,
+        audit_log=audit_log,
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final
 
-from sqlalchemy import DateTime, Text, Uuid
+from sqlalchemy import BigInteger, DateTime, Integer, Text, Uuid
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from crmcore.errors import ValidationError
 
-__all__ = ["LONG_TEXT", "RECORD_ID", "UtcDateTime"]
+__all__ = ["AUDIT_SEQUENCE", "LONG_TEXT", "RECORD_ID", "UtcDateTime"]
+
+AUDIT_SEQUENCE: Final = BigInteger().with_variant(Integer(), "sqlite")
+"""The audit log's insertion order: a 64-bit auto-increment key (SQLite auto-increments only
+an ``INTEGER PRIMARY KEY``, which is 64-bit there anyway)."""
 
 RECORD_ID: Final = Uuid().with_variant(Uuid(native_uuid=False), "mysql", "mariadb")
 """The type of transaction and interaction ids.

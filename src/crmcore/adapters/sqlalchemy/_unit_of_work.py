@@ -1,4 +1,4 @@
-"""``SqlUnitOfWork``: one database transaction (or SAVEPOINT) shared by five repositories."""
+"""``SqlUnitOfWork``: one database transaction (or SAVEPOINT) shared by six repositories."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 
 from crmcore.adapters.sqlalchemy._aggregates import SqlAggregates
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
+from crmcore.adapters.sqlalchemy._audit import SqlAudit
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
@@ -57,6 +58,7 @@ class SqlUnitOfWork:
         self.transactions = SqlTransactions(context)
         self.aggregates = SqlAggregates(context)
         self.segments = SqlSegments(context)
+        self.audit = SqlAudit(context)
         self.transfer = SqlTransfer(context, allocator)
 
     def __repr__(self) -> str:

@@ -21,10 +21,10 @@ third-party adapter that passes it behaves like crmcore's own.
 :class:`StoreContract` is composed of one class per port, each usable on its own in the same
 way: :class:`AllocatorContract`, :class:`CustomerRepositoryContract`, :class:`HistoryContract`
 (interactions and transactions), :class:`AggregateContract`,
-:class:`SegmentRepositoryContract`, :class:`RetentionContract` (what retention needs:
-inactive customers, redacting interaction texts and line descriptions) and
-:class:`UnitOfWorkContract`. Two more contracts are
-opt-in, because not every store offers what they test:
+:class:`SegmentRepositoryContract`, :class:`AuditLogContract`, :class:`RetentionContract`
+(what retention needs: inactive customers, redacting interaction texts and line
+descriptions) and :class:`UnitOfWorkContract`. Two more contracts are opt-in, because not
+every store offers what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
   the fold of the stored history, and database-side rule members and RFM scores (the optional
@@ -49,6 +49,7 @@ from __future__ import annotations
 from crmcore.testing.contract._support import PROPERTY_SETTINGS
 from crmcore.testing.contract.aggregates import AggregateContract
 from crmcore.testing.contract.allocator import AllocatorContract
+from crmcore.testing.contract.audit import AuditLogContract
 from crmcore.testing.contract.concurrency import ConcurrencyContract
 from crmcore.testing.contract.customers import CustomerRepositoryContract
 from crmcore.testing.contract.history import HistoryContract
@@ -62,6 +63,7 @@ __all__ = [
     "PROPERTY_SETTINGS",
     "AggregateContract",
     "AllocatorContract",
+    "AuditLogContract",
     "ConcurrencyContract",
     "CustomerRepositoryContract",
     "HistoryContract",
@@ -80,6 +82,7 @@ class StoreContract(
     HistoryContract,
     AggregateContract,
     SegmentRepositoryContract,
+    AuditLogContract,
     RetentionContract,
     UnitOfWorkContract,
 ):

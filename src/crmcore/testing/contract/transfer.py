@@ -3,6 +3,7 @@ restored and copied, see :mod:`crmcore.ports.transfer`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crmcore.domain import (
+    AuditAction,
+    AuditOutcome,
     CustomerAggregate,
     Money,
     Segment,
@@ -237,3 +240,22 @@ class TransferContract(StoreFixture):
         assert [r.members for r in listed] == [
             r.members for r in sorted(runs, key=lambda r: (r.segment, r.as_of))
         ]
+
+    def test_a_copy_keeps_the_audit_trail_in_order(self, store: Store) -> None:
+        from crmcore.adapters.memory import InMemoryStore
+        from crmcore.backup import copy
+        from crmcore.testing.contract.audit import entry
+
+        number = register(store).number
+        later = T0 + dt.timedelta(seconds=1)
+        entries = [
+            entry(later, customer=number, action=AuditAction.UPDATE, fields=("emails",)),
+            entry(T0, actor="job:import", action=AuditAction.IMPORT_TRANSACTIONS, rows=7),
+            entry(later, customer=number, outcome=AuditOutcome.DENIED),
+        ]
+        write(store, lambda uow: uow.audit.append_many(entries))
+        target = InMemoryStore(scheme=store.scheme, reporting_currency=store.reporting_currency)
+        copy(store, target)
+        with target.unit_of_work() as uow:
+            copied = list(uow.audit.query())
+        assert copied == [entries[1], entries[0], entries[2]]
