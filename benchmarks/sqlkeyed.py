@@ -122,6 +122,7 @@ def keyed_ddl(dialect: str) -> list[str]:
             kind VARCHAR(32) NOT NULL, subject VARCHAR(500), notes {long},
             outcome VARCHAR(500), agent VARCHAR(200), follow_up_due {ts},
             source VARCHAR(100), external_ref VARCHAR(200), occurred_us BIGINT NOT NULL,
+            sealed {long}, key_id VARCHAR(16),
             CONSTRAINT pk_{p}interactions PRIMARY KEY (id),
             CONSTRAINT uq_{p}interactions_source_external_ref UNIQUE (source, external_ref),
             {fk("interactions")}""",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from crmcore.adapters.sqlalchemy import SqlStore as SqlStore
     from crmcore.clock import FixedClock as FixedClock
     from crmcore.clock import SystemClock as SystemClock
+    from crmcore.crypto import KeyRing as KeyRing
     from crmcore.domain import DEFAULT_SCHEME as DEFAULT_SCHEME
     from crmcore.domain import TRANSITIONS as TRANSITIONS
     from crmcore.domain import AuditAction as AuditAction
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from crmcore.errors import ConfigurationError as ConfigurationError
     from crmcore.errors import CrmError as CrmError
     from crmcore.errors import CurrencyConversionError as CurrencyConversionError
+    from crmcore.errors import DecryptionError as DecryptionError
     from crmcore.errors import DuplicateError as DuplicateError
     from crmcore.errors import ErasedError as ErasedError
     from crmcore.errors import EventDeliveryError as EventDeliveryError
@@ -102,6 +104,7 @@ __all__ = [
     "Customer360",
     "CustomerAggregate",
     "Decision",
+    "DecryptionError",
     "Direction",
     "DuplicateError",
     "EmailAddress",
@@ -114,6 +117,7 @@ __all__ = [
     "InteractionChannel",
     "InteractionKind",
     "InvalidTransition",
+    "KeyRing",
     "LifecycleStage",
     "Money",
     "NotFound",
@@ -181,6 +185,8 @@ _LAZY: dict[str, str] = {
     "ConfigurationError": "crmcore.errors",
     "CrmError": "crmcore.errors",
     "CurrencyConversionError": "crmcore.errors",
+    "DecryptionError": "crmcore.errors",
+    "KeyRing": "crmcore.crypto",
     "DuplicateError": "crmcore.errors",
     "ErasedError": "crmcore.errors",
     "EventDeliveryError": "crmcore.errors",
@@ -218,6 +224,7 @@ _SUBMODULES = frozenset(
         "adapters",
         "analytics",
         "clock",
+        "crypto",
         "domain",
         "errors",
         "events",

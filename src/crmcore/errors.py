@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "CrmError",
     "CurrencyConversionError",
+    "DecryptionError",
     "DuplicateError",
     "ErasedError",
     "EventDeliveryError",
@@ -149,6 +150,14 @@ class AccessDenied(CrmError, PermissionError):
 
 class ConfigurationError(CrmError):
     """crmcore was set up inconsistently (unknown dialect, exhausted number scheme, ...)."""
+
+
+class DecryptionError(CrmError):
+    """A stored ciphertext does not authenticate: it was altered, moved to another row or
+    field, or sealed under a key that is not the one of that key id.
+
+    Never carries the ciphertext, the plaintext or a key: only where the value was stored.
+    """
 
 
 class EventDeliveryError(CrmError):

@@ -14,6 +14,10 @@ import importlib.util
 NEEDS: dict[str, tuple[str, ...]] = {
     "test_sql_*.py": ("sqlalchemy", "alembic"),
     "test_sql_errors.py": ("pymysql",),
+    "test_sql_encryption.py": ("cryptography", "pyarrow"),
+    "test_crypto_cipher.py": ("cryptography",),
+    "test_bench_encryption.py": ("cryptography", "sqlalchemy", "psycopg"),
+    "test_cli_keys.py": ("click", "rich", "sqlalchemy", "alembic", "cryptography"),
     "test_analytics_sql.py": ("sqlalchemy",),
     "test_cli*.py": ("click", "rich", "sqlalchemy", "alembic", "psycopg"),
     "test_error_privacy.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),

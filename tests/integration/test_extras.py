@@ -33,6 +33,7 @@ def test_integration_module_is_collected(pattern: str) -> None:
 EXTRAS = (
     "alembic",
     "click",
+    "cryptography",
     "duckdb",
     "pandas",
     "polars",

@@ -32,6 +32,7 @@ from crmcore.cli._common import (
     translate_errors,
 )
 from crmcore.cli._importing import ErrorReport, import_csv
+from crmcore.cli._keys import keys
 from crmcore.cli._predict import lifecycle, predict_command
 from crmcore.cli._privacy import export_command, retention
 from crmcore.cli._report import render_html, render_text
@@ -478,6 +479,7 @@ cli.add_command(retention)
 cli.add_command(dump_command)
 cli.add_command(restore_command)
 db.add_command(copy_command)
+cli.add_command(keys)
 
 # -- predict, lifecycle reclassify (the predictive models, the lifecycle policy) --------------
 

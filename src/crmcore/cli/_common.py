@@ -162,8 +162,19 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path.partition("?")[0])
 
 
-def open_sql_store(url: str, *, must_exist: bool = True) -> Store:
+def env_keyring() -> Any:
+    """The key ring in ``$CRMCORE_KEYRING`` (an encrypted store's keys), or ``None``."""
+    from crmcore.crypto import DEFAULT_ENV, KeyRing
+
+    return KeyRing.from_env() if os.environ.get(DEFAULT_ENV) else None
+
+
+def open_sql_store(
+    url: str, *, must_exist: bool = True, keyring: Any = None, encrypt_existing: bool = False
+) -> Store:
     """Open the SQL store at ``url`` and check that it is reachable and has crmcore's schema.
+
+    An encrypted store's keys come from ``keyring`` or else ``$CRMCORE_KEYRING``.
 
     Raises:
         CliError: the extra is missing, a SQLite file does not exist (with ``must_exist``),
@@ -183,7 +194,11 @@ def open_sql_store(url: str, *, must_exist: bool = True) -> Store:
             f"no database file {file}; create one with: crmcore db upgrade --db {file}",
             EXIT_FAILURE,
         )
-    store = SqlStore.from_url(url)
+    store = SqlStore.from_url(
+        url,
+        keyring=env_keyring() if keyring is None else keyring,
+        encrypt_existing=encrypt_existing,
+    )
     try:
         with store.unit_of_work() as uow:
             uow.customers.count()

@@ -67,6 +67,7 @@ EXPORT_VERSION: Final = 1
 
 EXPORT_COVERAGE: Final[Mapping[str, str]] = {
     "customers": "profile",
+    "customer_sealed": "profile",
     "customer_emails": "contact_points",
     "customer_phones": "contact_points",
     "customer_tags": "profile",

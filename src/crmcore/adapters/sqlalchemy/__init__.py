@@ -18,6 +18,7 @@ from crmcore.adapters.sqlalchemy._migrate import (
     alembic_config,
     upgrade,
 )
+from crmcore.adapters.sqlalchemy._rotation import RotationReport, rotate_keys
 from crmcore.adapters.sqlalchemy._store import (
     SqlNumberAllocator,
     SqlStore,
@@ -33,6 +34,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "CrmTables",
     "DriverError",
+    "RotationReport",
     "SqlNumberAllocator",
     "SqlStore",
     "SqlUnitOfWork",
@@ -41,5 +43,6 @@ __all__ = [
     "audit_append_only_grants",
     "build_tables",
     "configure_sqlite_engine",
+    "rotate_keys",
     "upgrade",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 
 from crmcore._epoch import NONE_MIN
 from crmcore.adapters.sqlalchemy._mapping import _NO_LINES
+from crmcore.adapters.sqlalchemy._sealing import INTERACTION_FIELDS, RowSealer
 from crmcore.analytics.columns import (
     CHANNEL_CODES,
     INTERACTION_KIND_CODES,
@@ -89,27 +90,55 @@ def transaction_columns(batch: TransactionBatch) -> tuple[Any, bool]:
     return table, _has_refs(batch)
 
 
-def interaction_columns(batch: InteractionBatch) -> tuple[Any, bool]:
-    """The batch as the interactions table's columns, and whether any row has a reference."""
+def interaction_columns(
+    batch: InteractionBatch, sealer: RowSealer | None = None
+) -> tuple[Any, bool]:
+    """The batch as the interactions table's columns, and whether any row has a reference.
+
+    With ``sealer`` (an encrypted store) subject, notes and outcome are sealed row by row
+    into ``sealed`` (their own columns left NULL) and ``key_id`` names the active key.
+    """
     import pyarrow as pa
 
     follow = np.asarray(batch.follow_up_us, dtype=np.int64)
+    columns: dict[str, Any] = {
+        "subject": _text(batch.subject),
+        "notes": _text(batch.notes),
+        "outcome": _text(batch.outcome),
+    }
+    ids = hex_ids(batch.id_high, batch.id_low)
+    sealed: dict[str, Any] = {}
+    if sealer is not None:
+        values = zip(
+            batch.subject.tolist(), batch.notes.tolist(), batch.outcome.tolist(), strict=True
+        )
+        sealed = {
+            "sealed": _text(
+                [
+                    sealer.seal_interaction_fields(number, rid, fields)
+                    for number, rid, fields in zip(
+                        batch.customer.tolist(), ids.to_pylist(), values, strict=True
+                    )
+                ]
+            ),
+            "key_id": pa.repeat(pa.scalar(sealer.cipher.active_key_id, pa.string()), len(batch)),
+        }
+        columns = {f: pa.nulls(len(batch), pa.string()) for f in INTERACTION_FIELDS}
     table = pa.table(
         {
-            "id": hex_ids(batch.id_high, batch.id_low),
+            "id": ids,
             "customer": _text(batch.customer),
             "occurred_at": _instants(batch.occurred_us),
             "occurred_us": pa.array(batch.occurred_us, pa.int64()),
             "channel": _labels(CHANNEL_CODES, batch.channel),
             "direction": _labels(DIRECTION_CODES, batch.direction),
             "kind": _labels(INTERACTION_KIND_CODES, batch.kind),
-            "subject": _text(batch.subject),
-            "notes": _text(batch.notes),
-            "outcome": _text(batch.outcome),
+            **columns,
             "agent": _text(batch.agent),
             "follow_up_due": _instants(follow, follow == NONE_MIN),
             "source": _text(batch.source),
             "external_ref": _text(batch.external_ref),
+            **sealed,
         }
     )
     return table, _has_refs(batch)

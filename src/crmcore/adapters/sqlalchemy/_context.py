@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from crmcore.adapters.sqlalchemy._errors import translated
+from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.adapters.sqlalchemy._settings import StoreSettings
 from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.adapters.sqlalchemy._upsert import InsertCache
@@ -30,9 +31,10 @@ class TransactionContext:
         settings: the store's settings (the reporting currency).
         inserts: the store's compiled INSERTs.
         lazy_begin: the first write must start the transaction (``BEGIN IMMEDIATE``).
+        sealer: seals and opens personal fields (an encrypted store), or ``None``.
 
     Attributes:
-        tables, dialect, settings, inserts: as given.
+        tables, dialect, settings, inserts, sealer: as given.
     """
 
     def __init__(
@@ -43,11 +45,13 @@ class TransactionContext:
         settings: StoreSettings,
         inserts: InsertCache,
         lazy_begin: bool,
+        sealer: RowSealer | None = None,
     ) -> None:
         self.tables = tables
         self.dialect = dialect
         self.settings = settings
         self.inserts = inserts
+        self.sealer = sealer
         self._lazy_begin = lazy_begin
         self._conn: Connection | None = None
         self._writing = False

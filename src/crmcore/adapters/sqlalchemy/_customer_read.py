@@ -19,7 +19,9 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, select
 
+from crmcore.adapters.sqlalchemy._customers import open_customer
 from crmcore.adapters.sqlalchemy._mapping import customer_from_row
+from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.adapters.sqlalchemy._tables import CrmTables
 from crmcore.domain import (
     ContactLabel,
@@ -68,12 +70,17 @@ _COLUMNS: Final = (
 
 
 def read_customer_chunks(
-    conn: Connection, tables: CrmTables, size: int
+    conn: Connection, tables: CrmTables, size: int, sealer: RowSealer | None = None
 ) -> Iterator[list[Customer]]:
     """Every live customer of ``conn``'s store, ascending by number, ``size`` at a time.
 
     One keyset-paged query per chunk for the customers, one range query per child table.
+    An encrypted store's (``sealer``) customers are opened and built with their validators
+    (:func:`~crmcore.adapters.sqlalchemy._customers.open_customer`).
     """
+    if sealer is not None:
+        yield from _read_sealed(conn, tables, size, sealer)
+        return
     c = tables.customers
     after = ""
     while True:
@@ -94,6 +101,59 @@ def read_customer_chunks(
         finally:
             if collecting:
                 gc.enable()
+        if len(rows) < size:
+            return
+        after = last
+
+
+def _read_sealed(
+    conn: Connection, tables: CrmTables, size: int, sealer: RowSealer
+) -> Iterator[list[Customer]]:
+    c, s = tables.customers, tables.customer_sealed
+    e, p, g = tables.customer_emails, tables.customer_phones, tables.customer_tags
+    after = ""
+    while True:
+        rows = (
+            conn.execute(
+                select(c, s.c.sealed.label("crmcore_sealed_fields"))
+                .select_from(c.outerjoin(s, s.c.customer == c.c.number))
+                .where(c.c.number > after, c.c.erased.is_(False))
+                .order_by(c.c.number)
+                .limit(size)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return
+        last = rows[-1]["number"]
+        emails: dict[str, list[Any]] = defaultdict(list)
+        phones: dict[str, list[Any]] = defaultdict(list)
+        tags: dict[str, list[str]] = defaultdict(list)
+        for child, into in ((e, emails), (p, phones)):
+            for r in conn.execute(
+                select(child)
+                .where(child.c.customer > after, child.c.customer <= last)
+                .order_by(child.c.customer, child.c.position)
+            ).mappings():
+                into[r["customer"]].append(r)
+        for customer, tag in conn.execute(
+            select(g.c.customer, g.c.tag).where(g.c.customer > after, g.c.customer <= last)
+        ):
+            tags[customer].append(tag)
+        yield [
+            open_customer(
+                sealer,
+                r,
+                None
+                if r["crmcore_sealed_fields"] is None
+                else {"sealed": r["crmcore_sealed_fields"]},
+                emails[r["number"]],
+                phones[r["number"]],
+                tags[r["number"]],
+            )
+            for r in rows
+        ]
         if len(rows) < size:
             return
         after = last

@@ -21,6 +21,7 @@ from crmcore.adapters.sqlalchemy._lookups import (
     where_in,
 )
 from crmcore.adapters.sqlalchemy._mapping import customer_from_row, customer_rows
+from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.domain import CrmNumber, Customer
 from crmcore.domain._checks import aware_utc
 from crmcore.domain.contact import email_lookup_key
@@ -35,7 +36,9 @@ from crmcore.errors import (
 from crmcore.ports.customer_batch import CustomerBatch
 from crmcore.ports.retention import page_limit
 
-__all__ = ["SqlCustomers"]
+__all__ = ["SqlCustomers", "open_customer"]
+
+_SEALED = "crmcore_sealed_fields"  # the label of customer_sealed.sealed in a customer query
 
 
 class SqlCustomers:
@@ -93,14 +96,19 @@ class SqlCustomers:
                     if hit is not None:
                         raise DuplicateError("external id", f"{hit[0]}/{hit[1]}")
             rows, emails, phones, tags = [], [], [], []
+            sealed: list[dict[str, Any]] = []
+            sealer = self._ctx.sealer
             for item in batch:
                 row, e, p, tg = customer_rows(item)
+                if sealer is not None:
+                    sealed.append(sealer.seal_customer(row, e, p))
                 rows.append(row)
                 emails.extend(e)
                 phones.extend(p)
                 tags.extend(tg)
             self._ctx.inserts.insert_rows(conn, c, rows)
             self._insert_children(conn, emails, phones, tags)
+            self._ctx.inserts.insert_rows(conn, t.customer_sealed, sealed)
             self._ctx.inserts.insert_rows(
                 conn, t.aggregates, [zero_aggregate(r["number"]) for r in rows]
             )
@@ -153,6 +161,9 @@ class SqlCustomers:
                 if holder is not None:
                     raise DuplicateError("external id", f"{customer.source}/{customer.external_id}")
             row, emails, phones, tags = customer_rows(customer)
+            sealed = []
+            if self._ctx.sealer is not None:
+                sealed.append(self._ctx.sealer.seal_customer(row, emails, phones))
             row["version"] = customer.version + 1
             del row["number"]
             result = conn.execute(
@@ -166,9 +177,10 @@ class SqlCustomers:
             )
             if result.rowcount != 1:
                 raise _stale(number, None, customer.version)
-            for child in (t.customer_emails, t.customer_phones, t.customer_tags):
+            for child in (t.customer_emails, t.customer_phones, t.customer_tags, t.customer_sealed):
                 conn.execute(delete(child).where(child.c.customer == number.value))
             self._insert_children(conn, emails, phones, tags)
+            self._ctx.inserts.insert_rows(conn, t.customer_sealed, sealed)
         customer.version += 1
 
     def lock(self, numbers: Collection[CrmNumber]) -> None:
@@ -208,6 +220,7 @@ class SqlCustomers:
                 t.segment_members,
                 t.customer_emails,
                 t.customer_phones,
+                t.customer_sealed,
                 t.customer_tags,
                 t.transactions,
                 t.interactions,
@@ -230,7 +243,18 @@ class SqlCustomers:
     def _load(self, conn: Connection, where: Any, *, limit: int | None = None) -> list[Customer]:
         t = self._t
         c = t.customers
-        query = select(c).where(where, c.c.erased.is_(False)).order_by(c.c.number)
+        sealer = self._ctx.sealer
+        if sealer is None:
+            query = select(c)
+        else:
+            # The sealed fields in the same statement as the row: a reader outside a
+            # transaction (SQLite) or under READ COMMITTED never pairs a live row with the
+            # sealed row an erase removed in between.
+            s = t.customer_sealed
+            query = select(c, s.c.sealed.label(_SEALED)).select_from(
+                c.outerjoin(s, s.c.customer == c.c.number)
+            )
+        query = query.where(where, c.c.erased.is_(False)).order_by(c.c.number)
         if limit is not None:
             query = query.limit(limit)
         rows = conn.execute(query).mappings().all()
@@ -254,8 +278,20 @@ class SqlCustomers:
                 select(g.c.customer, g.c.tag).where(g.c.customer.in_(chunk))
             ):
                 tags[customer].append(tag)
+        if sealer is None:
+            return [
+                customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+                for r in rows
+            ]
         return [
-            customer_from_row(r, emails[r["number"]], phones[r["number"]], tags[r["number"]])
+            open_customer(
+                sealer,
+                r,
+                None if r[_SEALED] is None else {"sealed": r[_SEALED]},
+                emails[r["number"]],
+                phones[r["number"]],
+                tags[r["number"]],
+            )
             for r in rows
         ]
 
@@ -283,19 +319,42 @@ class SqlCustomers:
         except ValidationError:
             return []
         e = self._t.customer_emails
+        sealer = self._ctx.sealer
         with translated("customer"):
-            return self._load(
+            if sealer is None:
+                return self._load(
+                    conn,
+                    self._t.customers.c.number.in_(
+                        select(e.c.customer).where(e.c.lookup_key == key)
+                    ),
+                )
+            # Blind indexes are short (see crmcore.crypto.INDEX_BYTES): candidates whose
+            # index collides are dropped once decrypted, so the answer stays exact.
+            found = self._load(
                 conn,
-                self._t.customers.c.number.in_(select(e.c.customer).where(e.c.lookup_key == key)),
+                self._t.customers.c.number.in_(
+                    select(e.c.customer).where(e.c.lookup_key.in_(sealer.email_keys(key)))
+                ),
             )
+            return [c for c in found if any(m.lookup_key == key for m in c.emails)]
 
     def find_by_phone(self, e164: str) -> Sequence[Customer]:
         conn = self._ctx.read()
         p = self._t.customer_phones
+        sealer = self._ctx.sealer
         with translated("customer"):
-            return self._load(
-                conn, self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164))
+            if sealer is None:
+                return self._load(
+                    conn,
+                    self._t.customers.c.number.in_(select(p.c.customer).where(p.c.e164 == e164)),
+                )
+            found = self._load(
+                conn,
+                self._t.customers.c.number.in_(
+                    select(p.c.customer).where(p.c.e164.in_(sealer.phone_keys(e164)))
+                ),
             )
+            return [c for c in found if any(m.e164 == e164 for m in c.phones)]
 
     def find_by_external_id(self, source: str, external_id: str) -> Customer | None:
         conn = self._ctx.read()
@@ -400,6 +459,32 @@ class SqlCustomers:
             if len(batch) < batch_size:
                 return
             after = batch[-1].number.value
+
+
+def open_customer(
+    sealer: RowSealer,
+    row: Any,
+    sealed_row: Any,
+    emails: Sequence[Any],
+    phones: Sequence[Any],
+    tags: Sequence[str],
+) -> Customer:
+    """A customer of an encrypted store from its rows (sealed fields opened)."""
+    opened = sealer.open_customer(row, sealed_row)
+    number = opened["number"]
+    sealed = sealed_row is not None
+    return customer_from_row(
+        opened,
+        [
+            {"address": sealer.open_email(number, e, sealed_parent=sealed), "label": e["label"]}
+            for e in emails
+        ],
+        [
+            {"e164": sealer.open_phone(number, p, sealed_parent=sealed), "label": p["label"]}
+            for p in phones
+        ],
+        tags,
+    )
 
 
 def _stale(number: CrmNumber, stored: int | None, yours: int) -> ConcurrencyError:

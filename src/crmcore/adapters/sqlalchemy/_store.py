@@ -26,13 +26,17 @@ from sqlalchemy import Connection, Engine, MetaData
 from crmcore.adapters.sqlalchemy._allocator import SqlNumberAllocator
 from crmcore.adapters.sqlalchemy._binding import Binding
 from crmcore.adapters.sqlalchemy._context import TransactionContext
+from crmcore.adapters.sqlalchemy._encryption import open_encryption, reconcile
 from crmcore.adapters.sqlalchemy._engine import configure_sqlite_engine, engine_for_url
 from crmcore.adapters.sqlalchemy._errors import translated
 from crmcore.adapters.sqlalchemy._metrics import SqlMetrics
+from crmcore.adapters.sqlalchemy._rotation import RotationReport, rotate_keys
+from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.adapters.sqlalchemy._settings import StoreSettings, check_currency, initialize_rows
 from crmcore.adapters.sqlalchemy._tables import CrmTables, build_tables
 from crmcore.adapters.sqlalchemy._unit_of_work import SqlUnitOfWork
 from crmcore.adapters.sqlalchemy._upsert import InsertCache
+from crmcore.crypto import KeyRing
 from crmcore.domain import DEFAULT_SCHEME, CrmNumberScheme
 from crmcore.errors import ConfigurationError
 
@@ -58,10 +62,19 @@ class SqlStore:
         table_prefix: prepended to every table name.
         schema: database schema of the tables (``None``: the default one).
         metadata: the host's ``MetaData`` to define the tables on (default: a new one).
+        keyring: the keys of an encrypted store (``crmcore[crypto]``): personal fields are
+            sealed on every write and opened on every read, e-mail and phone look-ups go
+            through blind indexes (see ``docs/privacy-encryption.md``). ``None``: a
+            plaintext store.
+        encrypt_existing: with ``keyring``, turn encryption on for a store that already
+            holds plaintext rows: new writes are sealed at once, the old rows stay readable
+            until :meth:`rotate_keys` seals them.
 
     Raises:
-        ConfigurationError: a conflicting reporting currency, a bad prefix, or an unusable
-            bind.
+        ConfigurationError: a conflicting reporting currency, a bad prefix, an unusable
+            bind; an encrypted store opened without its keys (or with another key under a
+            recorded key id), a plaintext store with rows opened with a key ring without
+            ``encrypt_existing``.
     """
 
     def __init__(
@@ -73,6 +86,8 @@ class SqlStore:
         table_prefix: str = "crm_",
         schema: str | None = None,
         metadata: MetaData | None = None,
+        keyring: KeyRing | None = None,
+        encrypt_existing: bool = False,
     ) -> None:
         if not isinstance(scheme, CrmNumberScheme):
             raise ConfigurationError(f"scheme must be a CrmNumberScheme, got {scheme!r}")
@@ -86,6 +101,11 @@ class SqlStore:
         self._inserts = InsertCache(self._binding.name)
         self._allocator = SqlNumberAllocator(self._binding, self._tables)
         self._settings.refresh()
+        self._keyring = keyring
+        self._encrypt_existing = encrypt_existing
+        self._sealer: RowSealer | None = open_encryption(
+            self._binding, self._tables, keyring, encrypt_existing=encrypt_existing
+        )
 
     @classmethod
     def from_url(
@@ -98,6 +118,8 @@ class SqlStore:
         table_prefix: str = "crm_",
         schema: str | None = None,
         metadata: MetaData | None = None,
+        keyring: KeyRing | None = None,
+        encrypt_existing: bool = False,
     ) -> SqlStore:
         """Create a store with an engine of its own (disposed by :meth:`close`).
 
@@ -105,8 +127,8 @@ class SqlStore:
             url: a SQLAlchemy URL (``sqlite:///crm.db``, ``sqlite://`` for memory,
                 ``postgresql+psycopg://...``, ``mysql+pymysql://...``).
             create_schema: create crmcore's tables if missing (see :meth:`create_schema`).
-            scheme, reporting_currency, table_prefix, schema, metadata: as for the
-                constructor.
+            scheme, reporting_currency, table_prefix, schema, metadata, keyring,
+                encrypt_existing: as for the constructor.
 
         Raises:
             ConfigurationError: a malformed URL, a missing driver, an unreachable database.
@@ -120,6 +142,8 @@ class SqlStore:
                 table_prefix=table_prefix,
                 schema=schema,
                 metadata=metadata,
+                keyring=keyring,
+                encrypt_existing=encrypt_existing,
             )
         except BaseException:
             engine.dispose()
@@ -156,6 +180,11 @@ class SqlStore:
         return self._tables
 
     @property
+    def encrypted(self) -> bool:
+        """Whether personal fields are sealed (the store was opened with a key ring)."""
+        return self._sealer is not None
+
+    @property
     def engine(self) -> Engine | None:
         """The engine (``None`` when the store is bound to a host's connection)."""
         return self._binding.engine
@@ -182,13 +211,15 @@ class SqlStore:
             settings=self._settings,
             inserts=self._inserts,
             lazy_begin=self._binding.lazy_begin,
+            sealer=self._sealer,
         )
         return SqlUnitOfWork(self._binding, context, self, self._allocator)
 
     def __repr__(self) -> str:
         return (
             f"SqlStore(dialect={self.dialect_name!r}, prefix={self._tables.prefix!r}, "
-            f"schema={self._tables.schema!r}, scheme={self._scheme.prefix}/{self._scheme.width})"
+            f"schema={self._tables.schema!r}, scheme={self._scheme.prefix}/{self._scheme.width}"
+            + (", encrypted)" if self._sealer is not None else ")")
         )
 
     # -- schema -------------------------------------------------------------------------
@@ -204,6 +235,9 @@ class SqlStore:
         with self._binding.admin() as conn, translated("schema"):
             self._tables.metadata.create_all(conn, tables=list(self._tables.all))
             initialize_rows(conn, self._tables, self._settings.given_currency or "USD")
+            self._sealer = reconcile(
+                conn, self._tables, self._keyring, encrypt_existing=self._encrypt_existing
+            )
         self._settings.forget()
         self._settings.refresh()
 
@@ -230,6 +264,21 @@ class SqlStore:
                     conn.exec_driver_sql(f"ANALYZE TABLE {name}").fetchall()
                 else:
                     conn.exec_driver_sql(f"ANALYZE {name}")
+
+    def rotate_keys(
+        self, *, batch_size: int = 500, max_batches: int | None = None
+    ) -> RotationReport:
+        """Re-seal every row under the active data key and recompute the blind indexes under
+        the active index key, ``batch_size`` rows per transaction; resumable (run it again
+        after an interruption). See :func:`~crmcore.adapters.sqlalchemy.rotate_keys`."""
+        if self._sealer is None:
+            raise ConfigurationError("rotating keys needs the store opened with keyring=...")
+        return rotate_keys(self, batch_size=batch_size, max_batches=max_batches)
+
+    def _rotation_finished(self) -> None:
+        """Every row is sealed under the active keys: plaintext rows are refused again."""
+        if self._sealer is not None:
+            self._sealer = RowSealer(self._sealer.cipher, allow_plain=False)
 
     def close(self) -> None:
         """Dispose the engine if this store created it (a host's engine is left alone)."""

@@ -43,6 +43,7 @@ MAX_IDENTIFIER: Final = 63
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,19}|")
 _NUMBER = String(32)
 _CODE = String(32)
+_KEY_ID = String(16)
 
 
 @attrs.frozen
@@ -63,6 +64,7 @@ class CrmTables:
     customers: Table
     customer_emails: Table
     customer_phones: Table
+    customer_sealed: Table
     customer_tags: Table
     aggregates: Table
     transactions: Table
@@ -81,6 +83,7 @@ class CrmTables:
             self.customers,
             self.customer_emails,
             self.customer_phones,
+            self.customer_sealed,
             self.customer_tags,
             self.aggregates,
             self.transactions,
@@ -230,6 +233,9 @@ def build_tables(
         Column("address", String(320), nullable=False),
         Column("lookup_key", String(320), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the address sealed here, "" in address, and lookup_key holds the
+        # blind index (so look-ups stay one indexed equality).
+        Column("sealed", LONG_TEXT),
         _pk(emails_t, "customer", "position"),
         _ix(emails_t, "lookup_key"),
     )
@@ -239,8 +245,24 @@ def build_tables(
         Column("position", Integer, nullable=False),
         Column("e164", String(20), nullable=False),
         Column("label", _CODE, nullable=False),
+        # Encrypted stores: the number sealed here and e164 holds its blind index.
+        Column("sealed", LONG_TEXT),
         _pk(phones_t, "customer", "position"),
         _ix(phones_t, "e164"),
+    )
+    sealed_t = f"{p}customer_sealed"
+    customer_sealed = child(
+        "customer_sealed",
+        # Encryption at rest (docs/privacy-encryption.md): the personal fields of the
+        # customer row sealed one by one (a JSON object of field -> ciphertext; those columns
+        # of ``customers`` are then NULL), and the data key and index key its values were
+        # sealed and indexed under (a rotation finds the rows still under an old key by
+        # them; no row: a plaintext customer). A table of its own, so the customers rows
+        # the analytics scan stay as narrow as a plaintext store's.
+        Column("sealed", LONG_TEXT, nullable=False),
+        Column("key_id", _KEY_ID, nullable=False),
+        Column("index_key_id", _KEY_ID, nullable=False),
+        _pk(sealed_t, "customer"),
     )
     tags_t = f"{p}customer_tags"
     customer_tags = child(
@@ -303,6 +325,9 @@ def build_tables(
         Column("source", String(100)),
         Column("external_ref", String(200)),
         Column("occurred_us", BigInteger, nullable=False),
+        # Encrypted stores: subject, notes and outcome sealed here (those columns NULL).
+        Column("sealed", LONG_TEXT),
+        Column("key_id", _KEY_ID),
         _pk(ix_t, "id"),
         _uq(ix_t, "source", "external_ref"),
         _ix(ix_t, "customer", "occurred_at"),
@@ -365,6 +390,7 @@ def build_tables(
         customers=customers,
         customer_emails=customer_emails,
         customer_phones=customer_phones,
+        customer_sealed=customer_sealed,
         customer_tags=customer_tags,
         aggregates=aggregates,
         transactions=transactions,

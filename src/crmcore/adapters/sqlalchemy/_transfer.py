@@ -26,6 +26,7 @@ from crmcore.adapters.sqlalchemy._customer_read import read_customer_chunks
 from crmcore.adapters.sqlalchemy._customers import SqlCustomers
 from crmcore.adapters.sqlalchemy._errors import translate, translated
 from crmcore.adapters.sqlalchemy._lookups import chunks
+from crmcore.adapters.sqlalchemy._sealing import RowSealer, record_hex
 from crmcore.adapters.sqlalchemy._settings import COUNTER_NAME
 from crmcore.analytics.columns import (
     CHANNEL_CODES,
@@ -83,6 +84,23 @@ def _lines(text: str, currency: str) -> tuple[TransactionLine, ...]:
         TransactionLine(sku, Decimal(qty), Money.from_minor_units(unit, currency), desc)
         for sku, qty, unit, desc in json.loads(text)
     )
+
+
+def _opened(
+    sealer: RowSealer, customers: Sequence[str], ids: Sequence[str], *columns: Sequence[Any]
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """Subject, notes and outcome of interaction rows of an encrypted store, opened."""
+    key_ids, sealed, subject, notes, outcome = columns
+    opened = [
+        sealer.open_interaction_fields(number, record_hex(rid), kid, tokens, plain)
+        for number, rid, kid, tokens, *plain in zip(
+            customers, ids, key_ids, sealed, subject, notes, outcome, strict=True
+        )
+    ]
+    if not opened:
+        return (), (), ()
+    a, b, c = zip(*opened, strict=True)
+    return a, b, c
 
 
 def _naive_us(value: dt.datetime | str) -> int:
@@ -148,7 +166,7 @@ class SqlTransfer:
     def customer_chunks(self, size: int) -> Iterator[Sequence[Customer]]:
         conn = self._ctx.read()
         with translated("customer"):
-            yield from read_customer_chunks(conn, self._t, _size(size))
+            yield from read_customer_chunks(conn, self._t, _size(size), self._ctx.sealer)
 
     def add_customers(self, customers: Sequence[Customer]) -> None:
         # Rows are written set-wise by add_many already; nothing is kept in memory here.
@@ -267,7 +285,10 @@ class SqlTransfer:
             t.c.source,
             t.c.external_ref,
             self._id(t.c.id),
+            t.c.key_id,
+            t.c.sealed,
         )
+        sealer = self._ctx.sealer
         for part in self._stream(query, _size(size)):
             (
                 cust,
@@ -283,8 +304,14 @@ class SqlTransfer:
                 src,
                 ref,
                 ids,
+                key_ids,
+                sealed,
             ) = zip(*part, strict=True)
             high, low = _id_halves(ids)
+            if sealer is not None:
+                subj, notes, outcome = _opened(
+                    sealer, cust, ids, key_ids, sealed, subj, notes, outcome
+                )
             yield InteractionBatch(
                 customer=_objects(cust),
                 occurred_us=np.array(occurred, dtype=np.int64),

@@ -143,6 +143,12 @@ class SqlUnitOfWork:
             if restart and self._conn is not None:
                 self._begin()
 
+    @property
+    def context(self) -> TransactionContext:
+        """The transaction context its repositories share (for adapter-level maintenance
+        such as key rotation)."""
+        return self._context
+
     def commit(self) -> None:
         """Make every write of this unit durable (release the SAVEPOINT on a host connection).
 

@@ -1,7 +1,7 @@
 """crmcore: retention (``customers.anonymised_at``: when retention anonymised a customer).
 
 Revision ID: crmcore_0005_retention
-Revises: crmcore_0003_audit
+Revises: crmcore_0004_encryption
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from crmcore.adapters.sqlalchemy._types import UtcDateTime
 from crmcore.adapters.sqlalchemy.migrations import options
 
 revision = "crmcore_0005_retention"
-down_revision = "crmcore_0003_audit"
+down_revision = "crmcore_0004_encryption"
 branch_labels = None
 depends_on = None
 
