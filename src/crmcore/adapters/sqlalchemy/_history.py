@@ -45,6 +45,7 @@ from crmcore.adapters.sqlalchemy._row_writes import (
     row_totals,
     transaction_deltas,
 )
+from crmcore.adapters.sqlalchemy._sealing import INTERACTION_FIELDS, record_hex
 from crmcore.adapters.sqlalchemy._staging import (
     fold_staged_interactions,
     fold_staged_transactions,
@@ -55,7 +56,6 @@ from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import (
     ConcurrencyError,
-    ConfigurationError,
     DuplicateError,
     ErasedError,
     NotFound,
@@ -388,50 +388,77 @@ class SqlInteractions(_History):
     ) -> Sequence[Interaction]:
         return self._for_customer(number, limit, before)
 
-    def _refuse_sealed(self) -> None:
-        # Sealed texts sit in one ciphertext per field whatever their value: finding and
-        # blanking them needs the cipher, which these statements do not use yet. Refuse
-        # rather than report "nothing to blank" and keep the texts.
-        if self._ctx.sealer is not None:
-            raise ConfigurationError(
-                "interaction text retention is not supported on an encrypted store yet"
-            )
-
     def with_text_before(
         self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
     ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
-        self._refuse_sealed()
         conn = self._ctx.read()
         when = aware_utc("cutoff", cutoff)
         limit = page_limit(limit)
         i = self._t.interactions
-        query = select(i.c.id, i.c.customer).where(
-            i.c.occurred_at < when, or_(i.c.subject.is_not(None), i.c.notes.is_not(None))
-        )
-        if after is not None:
-            query = query.where(i.c.id > after)
-        query = query.order_by(i.c.id).limit(limit)
-        with translated(self.kind):
-            rows = conn.execute(query).all()
-        return [(_as_uuid(ident), CrmNumber(customer)) for ident, customer in rows]
+        sealer = self._ctx.sealer
+        if sealer is None:
+            query = select(i.c.id, i.c.customer).where(
+                i.c.occurred_at < when, or_(i.c.subject.is_not(None), i.c.notes.is_not(None))
+            )
+            if after is not None:
+                query = query.where(i.c.id > after)
+            with translated(self.kind):
+                rows = conn.execute(query.order_by(i.c.id).limit(limit)).all()
+            return [(_as_uuid(ident), CrmNumber(customer)) for ident, customer in rows]
+        # Sealed texts are one ciphertext per field whatever the value: open them to tell.
+        found: list[tuple[uuid.UUID, CrmNumber]] = []
+        while len(found) < limit:
+            query = select(i).where(i.c.occurred_at < when)
+            if after is not None:
+                query = query.where(i.c.id > after)
+            with translated(self.kind):
+                page = conn.execute(query.order_by(i.c.id).limit(limit)).mappings().all()
+            if not page:
+                break
+            for row in page:
+                opened = sealer.open_interaction(dict(row))
+                if opened["subject"] is not None or opened["notes"] is not None:
+                    found.append((_as_uuid(row["id"]), CrmNumber(row["customer"])))
+            after = _as_uuid(page[-1]["id"])
+        return found[:limit]
 
     def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
-        self._refuse_sealed()
         conn = self._ctx.write()
         names = redactable(fields)
         keys = sorted({i for i in ids if isinstance(i, uuid.UUID)})
         if not names or not keys:
             return 0
         i = self._t.interactions
+        sealer = self._ctx.sealer
         changed = 0
         with translated(self.kind):
             for chunk in chunks(keys):
-                result = conn.execute(
-                    update(i)
-                    .where(i.c.id.in_(chunk), or_(*(i.c[n].is_not(None) for n in names)))
-                    .values(dict.fromkeys(names))
-                )
-                changed += result.rowcount
+                if sealer is None:
+                    result = conn.execute(
+                        update(i)
+                        .where(i.c.id.in_(chunk), or_(*(i.c[n].is_not(None) for n in names)))
+                        .values(dict.fromkeys(names))
+                    )
+                    changed += result.rowcount
+                    continue
+                for row in conn.execute(select(i).where(i.c.id.in_(chunk))).mappings().all():
+                    opened = sealer.open_interaction(dict(row))
+                    if all(opened[n] is None for n in names):
+                        continue
+                    values = [None if f in names else opened[f] for f in INTERACTION_FIELDS]
+                    sealed = sealer.seal_interaction_fields(
+                        row["customer"], record_hex(row["id"]), values
+                    )
+                    conn.execute(
+                        update(i)
+                        .where(i.c.id == row["id"])
+                        .values(
+                            sealed=sealed,
+                            key_id=sealer.cipher.active_key_id,
+                            **dict.fromkeys(INTERACTION_FIELDS),
+                        )
+                    )
+                    changed += 1
         return changed
 
 
