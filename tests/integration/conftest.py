@@ -25,6 +25,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_audit.py": ("sqlalchemy", "alembic", "pyarrow"),
     "test_access_policy.py": ("sqlalchemy", "alembic"),
     "test_cli_predict.py": ("scipy",),
+    "test_subject_export.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
+    "test_export_coverage.py": ("sqlalchemy",),
+    "test_retention.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
 }
 
 

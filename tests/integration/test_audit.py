@@ -28,6 +28,7 @@ from crmcore.domain import (
     ConsentPurpose,
     CrmNumber,
 )
+from crmcore.domain.retention import AnonymiseInactiveCustomers, days
 from crmcore.errors import ConcurrencyError, NotFound, ValidationError
 from crmcore.ports import Store
 from crmcore.services import Analytics
@@ -361,6 +362,19 @@ METHODS: dict[str, tuple[Kind, Call, Callable[[World], Expected]]] = {
         "personal read",
         lambda w: w.analytics.bgnbd_holdout(T0 - dt.timedelta(days=100)),
         lambda w: [(A.PREDICT, C, None), (A.PREDICT, C, None)],  # calibration, then whole
+    ),
+    # -- Crm: subject access and retention
+    "export_subject": (
+        "personal read",
+        lambda w: w.crm.export_subject(w.ann),
+        lambda w: [(A.EXPORT, C, w.ann)],
+    ),
+    "apply_retention": (
+        "write",
+        lambda w: w.crm.apply_retention(
+            [AnonymiseInactiveCustomers(inactive_for=days(1))], T0 + dt.timedelta(days=400)
+        ),
+        lambda w: [(A.RETENTION, C, n) for n in w.result.outcomes[0].customers],
     ),
     "customer_lifetime_value": (
         "non-personal read",  # computes on two fits already made (and audited): no read

@@ -548,3 +548,138 @@ def test_a_segment_can_require_a_consent(db: str, run: Run, tmp_path: Path) -> N
             assert uow.segments.get("mail").requires_consent == ("marketing", "email")
     finally:
         store.close()
+
+
+def _export_ann(db: str, run: Run, tmp_path: Path) -> str:
+    _customers(db, run, tmp_path)
+    store = SqlStore.from_url(db)
+    try:
+        ann = Crm(store).find_by_external_id("csv", "A1")
+    finally:
+        store.close()
+    assert ann is not None
+    return ann.number.value
+
+
+def test_customer_export_writes_the_subject_access_json(db: str, run: Run, tmp_path: Path) -> None:
+    import json
+    import stat
+
+    number = _export_ann(db, run, tmp_path)
+    out = tmp_path / "ann.json"
+    result = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert exported["schema"] == "crmcore.subject-export"
+    assert exported["crm_number"] == number
+    assert exported["contact_points"]["emails"][0]["address"] == "ann@example.com"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "ann@example.com" not in result.stderr  # only the file holds personal data
+    # An existing file is kept unless --force.
+    out.write_text("keep me", encoding="utf-8")
+    refused = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert refused.exit_code == 2
+    assert "--force" in refused.stderr
+    assert out.read_text(encoding="utf-8") == "keep me"
+    forced = run("customer", "export", number, "--db", db, "--out", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    rewritten = json.loads(out.read_text(encoding="utf-8"))
+    assert rewritten["profile"] == exported["profile"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # '-' is standard output.
+    piped = run("customer", "export", number, "--db", db, "--out", "-")
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout)["crm_number"] == number
+
+
+def test_customer_export_errors(db: str, run: Run, tmp_path: Path) -> None:
+    number = _export_ann(db, run, tmp_path)
+    out = tmp_path / "x.json"
+    mistyped = run("customer", "export", "C0000000014", "--db", db, "--out", str(out))
+    assert mistyped.exit_code == 2
+    assert "check digit" in mistyped.stderr
+    missing = run("customer", "export", "C0000009999", "--db", db, "--out", str(out))
+    assert missing.exit_code != 0
+    store = SqlStore.from_url(db)
+    try:
+        Crm(store).erase(number)
+    finally:
+        store.close()
+    erased = run("customer", "export", number, "--db", db, "--out", str(out))
+    assert erased.exit_code == 1
+    assert "erased" in erased.stderr
+    assert not out.exists()
+    no_db = run("customer", "export", number, "--out", str(out))
+    assert no_db.exit_code == 2
+
+
+RULES = """
+[[rule]]
+kind = "blank_interaction_notes"
+older_than = { years = 3 }
+
+[[rule]]
+kind = "anonymise_inactive_customers"
+inactive_for = { years = 7, days = 1 }
+"""
+
+
+def test_retention_run_dry_run_then_run_then_nothing_left(
+    db: str, run: Run, tmp_path: Path
+) -> None:
+    _customers(db, run, tmp_path)
+    rules = write(tmp_path / "rules.toml", RULES)
+    args = ("retention", "run", "--db", db, "--rules", str(rules), "--as-of", "2100-01-01")
+    dry = run(*args, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "anonymise customers inactive for 7 years 1 days: would change 2" in dry.stdout
+    assert "nothing changed" in dry.stderr
+    store = SqlStore.from_url(db)
+    try:
+        ann = Crm(store).find_by_external_id("csv", "A1")
+        assert ann is not None and ann.anonymised_at is None
+    finally:
+        store.close()
+    done = run(*args, "--batch-size", "1")
+    assert done.exit_code == 0, done.output
+    assert "anonymise customers inactive for 7 years 1 days: changed 2" in done.stdout
+    store = SqlStore.from_url(db)
+    try:
+        assert Crm(store).find_by_external_id("csv", "A1") is None  # the import key is gone
+        with store.unit_of_work() as uow:
+            assert all(c.anonymised_at is not None for c in uow.customers.iter_all())
+    finally:
+        store.close()
+    again = run(*args)
+    assert again.exit_code == 0
+    assert "0 records changed" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[rule]\nkind=", "not valid TOML"),
+        ('[[rule]]\nkind = "shred"\n', "rule[0].kind"),
+        ('[[rule]]\nkind = "blank_interaction_notes"\nolder_than = { weeks = 2 }\n', "older_than"),
+        ("[settings]\n", "[[rule]]"),
+    ],
+)
+def test_retention_run_refuses_a_bad_rules_file(
+    db: str, run: Run, tmp_path: Path, text: str, message: str
+) -> None:
+    rules = tmp_path / "bad.toml"
+    rules.write_text(text, encoding="utf-8")
+    result = run("retention", "run", "--db", db, "--rules", str(rules))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    bad_time = run(
+        "retention",
+        "run",
+        "--db",
+        db,
+        "--rules",
+        str(write(tmp_path / "r.toml", RULES)),
+        "--as-of",
+        "soon",
+    )
+    assert bad_time.exit_code == 2

@@ -34,6 +34,7 @@ from crmcore.cli._common import (
 from crmcore.cli._importing import ErrorReport, import_csv
 from crmcore.cli._keys import keys
 from crmcore.cli._predict import lifecycle, predict_command
+from crmcore.cli._privacy import export_command, retention
 from crmcore.cli._report import render_html, render_text
 from crmcore.clock import FixedClock
 from crmcore.domain import Segment
@@ -503,6 +504,8 @@ def demo(db: str | None, customers: int, seed: int) -> None:
 
 # -- dump, restore, db copy (crmcore.backup) ----------------------------------------------------
 
+customer.add_command(export_command)
+cli.add_command(retention)
 cli.add_command(dump_command)
 cli.add_command(restore_command)
 db.add_command(copy_command)

@@ -229,6 +229,11 @@ class Customer:
     source: str | None = attrs.field(default=None, metadata=_opt_text(100))
     external_id: str | None = attrs.field(default=None, metadata=_opt_text(200))
     version: int = attrs.field(default=0, metadata=_checks.converts(_version))
+    # Set when retention anonymised the customer (crmcore.domain.retention): its personal
+    # data is gone, its history stays for analytics, and retention does not process it again.
+    anonymised_at: dt.datetime | None = attrs.field(
+        default=None, metadata=_checks.converts(_checks.optional_aware_utc)
+    )
     # Set by an access policy's masking (crmcore.domain.access.mask_customer) on what a read
     # returns; frozen so a host cannot clear it and store the masked values back.
     masked: bool = attrs.field(

@@ -239,6 +239,23 @@ class CustomerRepository(Protocol):
         """Every customer, ascending by number, fetched in batches."""
         ...
 
+    def inactive(
+        self,
+        cutoff: dt.datetime,
+        *,
+        include_anonymised: bool = False,
+        after: CrmNumber | None = None,
+        limit: int = 1000,
+    ) -> Sequence[CrmNumber]:
+        """Customers inactive since ``cutoff``, ascending by number: registered before it,
+        with no transaction and no interaction that occurred at or after it.
+
+        At most ``limit`` numbers greater than ``after`` (keyset paging: pass the last
+        number of one page as the next page's ``after``). Customers with ``anonymised_at``
+        set are left out unless ``include_anonymised``; erased customers always are.
+        """
+        ...
+
 
 RecordT = TypeVar("RecordT", Interaction, Transaction)
 
@@ -316,6 +333,26 @@ class InteractionRepository(Protocol):
         """The customer's interactions, newest first (ties by id), optionally before an instant."""
         ...
 
+    def with_text_before(
+        self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
+        """``(id, customer)`` of interactions that occurred before ``cutoff`` and still have a
+        subject or notes, ascending by id: at most ``limit`` ids greater than ``after``
+        (keyset paging, as :meth:`CustomerRepository.inactive`)."""
+        ...
+
+    def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
+        """Remove the free texts ``fields`` (any of ``"subject"``, ``"notes"``,
+        ``"outcome"``) of these interactions; return how many interactions changed.
+
+        Unknown ids are passed over; nothing else of an interaction changes (its aggregate
+        contribution neither).
+
+        Raises:
+            ValidationError: a field that is not one of the three.
+        """
+        ...
+
 
 class TransactionRepository(Protocol):
     """Purchases and refunds."""
@@ -365,6 +402,11 @@ class TransactionRepository(Protocol):
         """The customer's transactions, newest first (ties by id), optionally before an instant."""
         ...
 
+    def redact_line_descriptions(self, number: CrmNumber) -> int:
+        """Remove the free-text description of every line of the customer's transactions;
+        return how many transactions changed (amounts, SKUs and quantities stay)."""
+        ...
+
 
 class AggregateRepository(Protocol):
     """Per-customer running aggregates (read side; the other repositories keep them current)."""
@@ -410,6 +452,11 @@ class SegmentRepository(Protocol):
         self, name: str, *, before: dt.datetime | None = None
     ) -> SegmentMembership | None:
         """The most recent run (strictly before ``before``, when given), or ``None``."""
+        ...
+
+    def runs_including(self, number: CrmNumber) -> Sequence[tuple[str, dt.datetime]]:
+        """``(segment, as_of)`` of every saved run whose members include ``number``, ordered
+        by segment name, then ``as_of`` (what a subject access export lists)."""
         ...
 
 

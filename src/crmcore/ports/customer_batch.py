@@ -80,8 +80,8 @@ class CustomerBatch:
     @classmethod
     def of(cls, customers: Sequence[Customer]) -> CustomerBatch:
         """The batch of new customers given as objects (their ``updated_at`` must equal
-        ``created_at``, and they have no addresses, attributes or stage history:
-        what an import creates). For tests and hosts holding objects already.
+        ``created_at``, and they have no addresses, attributes or stage history and are not
+        anonymised: what an import creates). For tests and hosts holding objects already.
 
         Raises:
             ValidationError: an item is not a customer, or has more than an import creates.
@@ -95,6 +95,7 @@ class CustomerBatch:
                 or customer.attributes
                 or customer.stage_history
                 or customer.version
+                or customer.anonymised_at is not None
                 or customer.updated_at != customer.created_at
             ):
                 raise ValidationError(
@@ -206,6 +207,7 @@ class CustomerBatch:
             put(customer, "source", source)
             put(customer, "external_id", external_id)
             put(customer, "version", 0)
+            put(customer, "anonymised_at", None)
             put(customer, "masked", False)
             out.append(customer)
         return out

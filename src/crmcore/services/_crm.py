@@ -59,6 +59,8 @@ from crmcore.services._results import (
     Registration,
     register_drafts,
 )
+from crmcore.services._retention import Retention
+from crmcore.services._subject import SubjectAccess
 
 __all__ = ["Crm", "CustomerFields"]
 
@@ -146,7 +148,7 @@ def _transaction_recorded(item: Transaction, at: dt.datetime) -> DomainEvent:
     )
 
 
-class Crm(Consents, BulkImports, AuditTrail):
+class Crm(Consents, BulkImports, AuditTrail, SubjectAccess, Retention):
     """The crmcore application facade.
 
     Example::

@@ -108,6 +108,7 @@ def _customer(
         source=draw(st.just("crm-import")) if with_ext else None,
         external_id=draw(st.from_regex(r"[A-Z0-9]{4,10}", fullmatch=True)) if with_ext else None,
         version=0,
+        anonymised_at=draw(st.none() | aware_datetimes(min_value=created, max_value=max_created)),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Final
 
@@ -14,10 +15,12 @@ from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.analytics.columns import STAGE_CODES
 from crmcore.domain import CrmNumber, Customer, LifecycleStage
+from crmcore.domain._checks import aware_utc
 from crmcore.domain.contact import email_lookup_key
 from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import ConcurrencyError, DuplicateError, ValidationError
 from crmcore.ports.customer_batch import CustomerBatch
+from crmcore.ports.retention import page_limit
 
 __all__ = ["Customers", "check_number"]
 
@@ -405,6 +408,35 @@ class Customers:
     def numbers(self) -> Sequence[CrmNumber]:
         self._context.check_active()
         return sorted(self._state.customers)
+
+    def inactive(
+        self,
+        cutoff: dt.datetime,
+        *,
+        include_anonymised: bool = False,
+        after: CrmNumber | None = None,
+        limit: int = 1000,
+    ) -> Sequence[CrmNumber]:
+        self._context.check_active()
+        when = aware_utc("cutoff", cutoff)
+        cut = to_us(when)
+        limit = page_limit(limit)
+        state = self._state
+        active: set[int] = set()
+        for history in (state.transactions, state.interactions):
+            rows = history.log.view("row")
+            recent = rows[(history.log.view("occurred_us") >= cut) & (rows >= 0)]
+            active.update(np.unique(recent).tolist())
+        row_of = state.row_of
+        found = sorted(
+            number
+            for number, customer in state.customers.items()
+            if (after is None or number > after)
+            and customer.created_at < when
+            and (include_anonymised or customer.anonymised_at is None)
+            and row_of[number] not in active
+        )
+        return found[:limit]
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
         self._context.check_active()

@@ -366,6 +366,59 @@ class HistoryTable(Generic[R]):
 
         return restore
 
+    def blank_texts(self, rows: Int64Array, names: Sequence[str], undo: list[Undo]) -> int:
+        """Set the free texts ``names`` of log rows ``rows`` to ``None`` (their bytes zeroed,
+        so nothing of them stays in the buffer); return how many rows had one of them."""
+        log, text = self.log, self.text
+        had = np.zeros(len(rows), dtype=bool)
+        saved: list[tuple[str, Int64Array, Int64Array, Any]] = []
+        for name in names:
+            lengths = log.columns[f"{name}_len"][rows].copy()
+            starts = log.columns[f"{name}_start"][rows].astype(np.int64)
+            positions = spans(starts, np.maximum(lengths, 0).astype(np.int64))
+            saved.append((name, lengths, positions, text.wipe(positions)))
+            log.columns[f"{name}_len"][rows] = -1
+            had |= lengths >= 0
+
+        def restore() -> None:
+            for name, lengths, positions, data in reversed(saved):
+                log.columns[f"{name}_len"][rows] = lengths
+                text.unwipe(positions, data)
+
+        undo.append(restore)
+        return int(np.count_nonzero(had))
+
+    def rows_of(self, row: int) -> Int64Array:
+        """The log rows of the customer at aggregate row ``row``."""
+        owner = self.log.view("row")
+        found = self.listing.rows_of(owner, self.log.size, row)
+        mine: Int64Array = found[owner[found] == row]
+        return mine
+
+    def first_ids(
+        self, mask: npt.NDArray[np.bool_], after: uuid.UUID | None, limit: int
+    ) -> Int64Array:
+        """The log rows selected by ``mask`` with the ``limit`` smallest ids above ``after``,
+        ascending by id (keyset paging)."""
+        found = np.flatnonzero(mask)
+        high = self.log.view("id_high")[found].astype(np.uint64)
+        low = self.log.view("id_low")[found].astype(np.uint64)
+        if after is not None:
+            a_high, a_low = np.uint64(after.int >> 64), np.uint64(after.int & MASK)
+            keep = (high > a_high) | ((high == a_high) & (low > a_low))
+            found, high, low = found[keep], high[keep], low[keep]
+        chosen: Int64Array = found[np.lexsort((low, high))[:limit]]
+        return chosen
+
+    def row_of_id(self, record_id: uuid.UUID) -> int:
+        """The log row of the record with this id (-1: none)."""
+        return self._find_id(record_id.int)[0]
+
+    def id_of(self, row: int) -> uuid.UUID:
+        """The id of log row ``row``."""
+        cols = self.log.columns
+        return uuid_of((int(cols["id_high"][row]) << 64) | int(cols["id_low"][row]))
+
     # -- reads ---------------------------------------------------------------------------------
 
     def read(self, rows: Int64Array, numbers: Sequence[CrmNumber], reporting: str) -> list[R]:

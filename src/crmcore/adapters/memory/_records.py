@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, Generic
 
+import attrs
 import numpy as np
 
+from crmcore._epoch import to_us
 from crmcore.adapters.memory._columns import ALIVE, Int64Array
 from crmcore.adapters.memory._context import TransactionContext
 from crmcore.adapters.memory._encoders import (
@@ -26,8 +28,10 @@ from crmcore.adapters.memory._history import HistoryTable, R
 from crmcore.analytics.columns import COMPLAINT_CODE, INTERACTION_COLUMNS, TRANSACTION_COLUMNS
 from crmcore.analytics.totals import INT64_MAX, overflowing_groups, total_overflow
 from crmcore.domain import CrmNumber, Interaction, Transaction, TransactionKind
+from crmcore.domain._checks import aware_utc
 from crmcore.errors import ValidationError
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
+from crmcore.ports.retention import page_limit, redactable
 
 __all__ = ["Interactions", "Transactions"]
 
@@ -183,6 +187,36 @@ class Interactions(_Records[Interaction]):
         encoded = INTERACTION_ENCODER.encode_batch(batch, history)
         return self._fold(history.add_encoded(encoded, rows, context.undo))
 
+    def with_text_before(
+        self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
+        context = self._context
+        context.check_active()
+        cut = to_us(aware_utc("cutoff", cutoff))
+        limit = page_limit(limit)
+        history = self._history
+        log = history.log
+        mask = (
+            (log.view("row") >= 0)
+            & (log.view("occurred_us") < cut)
+            & ((log.view("subject_len") >= 0) | (log.view("notes_len") >= 0))
+        )
+        rows = history.first_ids(mask, after, limit)
+        numbers = context.state.row_numbers
+        owners = log.view("row")
+        return [(history.id_of(r), numbers[int(owners[r])]) for r in rows.tolist()]
+
+    def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
+        context = self._context
+        context.check_active()
+        names = redactable(fields)
+        history = self._history
+        found = [history.row_of_id(i) for i in ids if isinstance(i, uuid.UUID)]
+        rows = np.array(sorted({r for r in found if r >= 0}), dtype=np.int64)
+        if not names or len(rows) == 0:
+            return 0
+        return history.blank_texts(rows, names, context.undo)
+
 
 class Transactions(_Records[Transaction]):
     """:class:`~crmcore.ports.TransactionRepository` of one in-memory unit of work.
@@ -193,6 +227,22 @@ class Transactions(_Records[Transaction]):
 
     def __init__(self, context: TransactionContext) -> None:
         super().__init__(context, context.state.transactions)
+
+    def redact_line_descriptions(self, number: CrmNumber) -> int:
+        context = self._context
+        context.check_active()
+        row = context.state.row_of.get(number)
+        if row is None or number not in context.state.customers:
+            return 0
+        extras = self._history.extras
+        saved: dict[int, Any] = {}
+        for r in self._history.rows_of(row).tolist():
+            lines: Any = extras.get(r)
+            if lines and any(line.description is not None for line in lines):
+                saved[r] = lines
+                extras[r] = tuple(attrs.evolve(line, description=None) for line in lines)
+        context.undo.append(lambda: extras.update(saved))
+        return len(saved)
 
     def _check(self, transaction: object) -> Transaction:
         if not isinstance(transaction, Transaction):

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from crmcore.adapters.memory._context import TransactionContext
-from crmcore.domain import Segment, SegmentMembership
+from crmcore.domain import CrmNumber, Segment, SegmentMembership
 from crmcore.domain._checks import aware_utc
 from crmcore.errors import DuplicateError, NotFound, ValidationError
 
@@ -94,3 +94,13 @@ class Segments:
         cutoff = aware_utc("before", before)
         position = bisect.bisect_left([run.as_of for run in runs], cutoff)
         return runs[position - 1] if position > 0 else None
+
+    def runs_including(self, number: CrmNumber) -> Sequence[tuple[str, dt.datetime]]:
+        self._context.check_active()
+        memberships = self._state.memberships
+        return [
+            (name, run.as_of)
+            for name in sorted(memberships)
+            for run in memberships[name]
+            if number in run.members
+        ]

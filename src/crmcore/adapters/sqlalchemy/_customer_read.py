@@ -64,6 +64,7 @@ _COLUMNS: Final = (
     "created_at",
     "updated_at",
     "version",
+    "anonymised_at",
 )
 
 
@@ -217,6 +218,7 @@ def _build(
             created,
             updated,
             version,
+            anonymised_at,
         ) = row
         mails = emails.get(text, empty)
         calls = phones.get(text, empty)
@@ -257,6 +259,7 @@ def _build(
         put(customer, "source", source)
         put(customer, "external_id", external_id)
         put(customer, "version", version)
+        put(customer, "anonymised_at", anonymised_at)
         put(customer, "masked", False)
         out.append(customer)
     return out

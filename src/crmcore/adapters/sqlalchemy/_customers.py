@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, select, update
 
 from crmcore.adapters.sqlalchemy._aggregates import zero_aggregate
 from crmcore.adapters.sqlalchemy._context import TransactionContext
@@ -22,7 +23,9 @@ from crmcore.adapters.sqlalchemy._lookups import (
 from crmcore.adapters.sqlalchemy._mapping import customer_from_row, customer_rows
 from crmcore.adapters.sqlalchemy._sealing import RowSealer
 from crmcore.domain import CrmNumber, Customer
+from crmcore.domain._checks import aware_utc
 from crmcore.domain.contact import email_lookup_key
+from crmcore.domain.numbers import trusted_numbers
 from crmcore.errors import (
     ConcurrencyError,
     DuplicateError,
@@ -31,6 +34,7 @@ from crmcore.errors import (
     ValidationError,
 )
 from crmcore.ports.customer_batch import CustomerBatch
+from crmcore.ports.retention import page_limit
 
 __all__ = ["SqlCustomers", "open_customer"]
 
@@ -415,6 +419,33 @@ class SqlCustomers:
                 select(c.c.number).where(c.c.erased.is_(False)).order_by(c.c.number)
             ).scalars()
             return [CrmNumber(n) for n in rows]
+
+    def inactive(
+        self,
+        cutoff: dt.datetime,
+        *,
+        include_anonymised: bool = False,
+        after: CrmNumber | None = None,
+        limit: int = 1000,
+    ) -> Sequence[CrmNumber]:
+        conn = self._ctx.read()
+        when = aware_utc("cutoff", cutoff)
+        limit = page_limit(limit)
+        t = self._t
+        c = t.customers
+        conditions = [c.c.erased.is_(False), c.c.created_at < when]
+        if not include_anonymised:
+            conditions.append(c.c.anonymised_at.is_(None))
+        if after is not None:
+            conditions.append(c.c.number > key_of(after))
+        for history in (t.transactions, t.interactions):
+            # (customer, occurred_at) is indexed: one index probe per candidate.
+            conditions.append(
+                ~exists().where(history.c.customer == c.c.number, history.c.occurred_at >= when)
+            )
+        query = select(c.c.number).where(*conditions).order_by(c.c.number).limit(limit)
+        with translated("customer"):
+            return trusted_numbers(conn.execute(query).scalars().all())
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[Customer]:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, false, select
+from sqlalchemy import Connection, Table, exists, false, or_, select, update
 
 from crmcore.adapters.sqlalchemy._aggregates import (
     fold_interactions,
@@ -23,10 +23,17 @@ from crmcore.adapters.sqlalchemy._aggregates import (
 from crmcore.adapters.sqlalchemy._batchcolumns import interaction_columns, transaction_columns
 from crmcore.adapters.sqlalchemy._context import TransactionContext
 from crmcore.adapters.sqlalchemy._errors import translated
-from crmcore.adapters.sqlalchemy._lookups import key_of, refs_in, require_customers, where_in
+from crmcore.adapters.sqlalchemy._lookups import (
+    chunks,
+    key_of,
+    refs_in,
+    require_customers,
+    where_in,
+)
 from crmcore.adapters.sqlalchemy._mapping import (
     interaction_from_row,
     interaction_row,
+    lines_without_descriptions,
     transaction_from_row,
     transaction_row,
 )
@@ -38,6 +45,7 @@ from crmcore.adapters.sqlalchemy._row_writes import (
     row_totals,
     transaction_deltas,
 )
+from crmcore.adapters.sqlalchemy._sealing import INTERACTION_FIELDS, record_hex
 from crmcore.adapters.sqlalchemy._staging import (
     fold_staged_interactions,
     fold_staged_transactions,
@@ -46,8 +54,15 @@ from crmcore.adapters.sqlalchemy._staging import (
 )
 from crmcore.domain import CrmNumber, Interaction, Transaction
 from crmcore.domain._checks import aware_utc
-from crmcore.errors import ConcurrencyError, DuplicateError, ErasedError, NotFound, ValidationError
+from crmcore.errors import (
+    ConcurrencyError,
+    DuplicateError,
+    ErasedError,
+    NotFound,
+    ValidationError,
+)
 from crmcore.ports.batches import InteractionBatch, TransactionBatch
+from crmcore.ports.retention import page_limit, redactable
 
 __all__ = ["SqlInteractions", "SqlTransactions"]
 
@@ -373,6 +388,79 @@ class SqlInteractions(_History):
     ) -> Sequence[Interaction]:
         return self._for_customer(number, limit, before)
 
+    def with_text_before(
+        self, cutoff: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> Sequence[tuple[uuid.UUID, CrmNumber]]:
+        conn = self._ctx.read()
+        when = aware_utc("cutoff", cutoff)
+        limit = page_limit(limit)
+        i = self._t.interactions
+        sealer = self._ctx.sealer
+        if sealer is None:
+            query = select(i.c.id, i.c.customer).where(
+                i.c.occurred_at < when, or_(i.c.subject.is_not(None), i.c.notes.is_not(None))
+            )
+            if after is not None:
+                query = query.where(i.c.id > after)
+            with translated(self.kind):
+                rows = conn.execute(query.order_by(i.c.id).limit(limit)).all()
+            return [(_as_uuid(ident), CrmNumber(customer)) for ident, customer in rows]
+        # Sealed texts are one ciphertext per field whatever the value: open them to tell.
+        found: list[tuple[uuid.UUID, CrmNumber]] = []
+        while len(found) < limit:
+            query = select(i).where(i.c.occurred_at < when)
+            if after is not None:
+                query = query.where(i.c.id > after)
+            with translated(self.kind):
+                page = conn.execute(query.order_by(i.c.id).limit(limit)).mappings().all()
+            if not page:
+                break
+            for row in page:
+                opened = sealer.open_interaction(dict(row))
+                if opened["subject"] is not None or opened["notes"] is not None:
+                    found.append((_as_uuid(row["id"]), CrmNumber(row["customer"])))
+            after = _as_uuid(page[-1]["id"])
+        return found[:limit]
+
+    def redact(self, ids: Collection[uuid.UUID], fields: Collection[str]) -> int:
+        conn = self._ctx.write()
+        names = redactable(fields)
+        keys = sorted({i for i in ids if isinstance(i, uuid.UUID)})
+        if not names or not keys:
+            return 0
+        i = self._t.interactions
+        sealer = self._ctx.sealer
+        changed = 0
+        with translated(self.kind):
+            for chunk in chunks(keys):
+                if sealer is None:
+                    result = conn.execute(
+                        update(i)
+                        .where(i.c.id.in_(chunk), or_(*(i.c[n].is_not(None) for n in names)))
+                        .values(dict.fromkeys(names))
+                    )
+                    changed += result.rowcount
+                    continue
+                for row in conn.execute(select(i).where(i.c.id.in_(chunk))).mappings().all():
+                    opened = sealer.open_interaction(dict(row))
+                    if all(opened[n] is None for n in names):
+                        continue
+                    values = [None if f in names else opened[f] for f in INTERACTION_FIELDS]
+                    sealed = sealer.seal_interaction_fields(
+                        row["customer"], record_hex(row["id"]), values
+                    )
+                    conn.execute(
+                        update(i)
+                        .where(i.c.id == row["id"])
+                        .values(
+                            sealed=sealed,
+                            key_id=sealer.cipher.active_key_id,
+                            **dict.fromkeys(INTERACTION_FIELDS),
+                        )
+                    )
+                    changed += 1
+        return changed
+
 
 class SqlTransactions(_History):
     """The transactions of one unit of work (see :class:`~crmcore.ports.TransactionRepository`)."""
@@ -418,6 +506,21 @@ class SqlTransactions(_History):
 
     def _deltas(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return transaction_deltas(row)
+
+    def redact_line_descriptions(self, number: CrmNumber) -> int:
+        conn = self._ctx.write()
+        t = self._t.transactions
+        with translated(self.kind):
+            rows = conn.execute(
+                select(t.c.id, t.c.lines).where(t.c.customer == key_of(number))
+            ).all()
+            changed = 0
+            for ident, stored in rows:
+                redacted = lines_without_descriptions(stored)
+                if redacted is not None:
+                    conn.execute(update(t).where(t.c.id == ident).values(lines=redacted))
+                    changed += 1
+        return changed
 
     def get(self, transaction_id: uuid.UUID) -> Transaction:
         result: Transaction = self._get(transaction_id)

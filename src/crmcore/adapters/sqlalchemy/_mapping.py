@@ -51,6 +51,15 @@ def _dumps(value: object) -> str:
 _NO_LINES: Final = _dumps([])  # "[]": most transactions carry no lines
 
 
+def lines_without_descriptions(stored: str) -> str | None:
+    """A transaction's stored ``lines`` with every description removed, or ``None`` when
+    no line has one (nothing to change)."""
+    lines = json.loads(stored)
+    if all(line[3] is None for line in lines):
+        return None
+    return _dumps([[sku, qty, unit, None] for sku, qty, unit, _ in lines])
+
+
 def _opt_value(member: Any) -> str | None:
     return None if member is None else str(member.value)
 
@@ -124,6 +133,7 @@ def customer_rows(
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "version": c.version,
+        "anonymised_at": c.anonymised_at,
         "created_us": to_us(c.created_at),
         "country": c.addresses[0].country if c.addresses else None,
         "birth_year": None if c.birth_date is None else c.birth_date.year,
@@ -189,6 +199,7 @@ def customer_from_row(
         source=row["source"],
         external_id=row["external_id"],
         version=row["version"],
+        anonymised_at=row["anonymised_at"],
     )
 
 

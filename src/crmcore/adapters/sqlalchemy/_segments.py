@@ -147,3 +147,12 @@ class SqlSegments:
             return SegmentMembership(
                 segment=name, as_of=as_of, members=frozenset(CrmNumber(n) for n in members)
             )
+
+    def runs_including(self, number: CrmNumber) -> Sequence[tuple[str, dt.datetime]]:
+        conn = self._ctx.read()
+        m = self._t.segment_members
+        query = select(m.c.segment, m.c.as_of).where(m.c.customer == number.value)
+        with translated("segment run"):
+            rows = conn.execute(query).all()
+        # Ordered here, not by ORDER BY: each database collates names its own way.
+        return sorted((segment, as_of) for segment, as_of in rows)

@@ -208,6 +208,8 @@ def build_tables(
         Column("created_at", UtcDateTime),
         Column("updated_at", UtcDateTime),
         Column("version", Integer, nullable=False),
+        # Set by retention's anonymisation (migration crmcore_0005_retention).
+        Column("anonymised_at", UtcDateTime),
         # Denormalised for analytics pushdown (maintained from the entity on every write).
         Column("created_us", BigInteger),
         Column("country", String(2)),

@@ -22,8 +22,10 @@ third-party adapter that passes it behaves like crmcore's own.
 way: :class:`AllocatorContract`, :class:`CustomerRepositoryContract`, :class:`HistoryContract`
 (interactions and transactions), :class:`AggregateContract`,
 :class:`SegmentRepositoryContract`, :class:`ConsentContract` (the consent ledger),
-:class:`AuditLogContract` and :class:`UnitOfWorkContract`. Two more contracts are opt-in,
-because not every store offers what they test:
+:class:`AuditLogContract`, :class:`RetentionContract` (what retention needs: inactive
+customers, redacting interaction texts and line descriptions) and
+:class:`UnitOfWorkContract`. Two more contracts are opt-in, because not every store offers
+what they test:
 
 * :class:`MetricsSourceContract`, for a store with a ``metrics_source()``: snapshots equal
   the fold of the stored history, and database-side rule members and RFM scores (the optional
@@ -54,6 +56,7 @@ from crmcore.testing.contract.consents import ConsentContract
 from crmcore.testing.contract.customers import CustomerRepositoryContract
 from crmcore.testing.contract.history import HistoryContract
 from crmcore.testing.contract.metrics import MetricsSourceContract
+from crmcore.testing.contract.retention import RetentionContract
 from crmcore.testing.contract.segments import SegmentRepositoryContract
 from crmcore.testing.contract.transfer import TransferContract
 from crmcore.testing.contract.unit_of_work import UnitOfWorkContract
@@ -68,6 +71,7 @@ __all__ = [
     "CustomerRepositoryContract",
     "HistoryContract",
     "MetricsSourceContract",
+    "RetentionContract",
     "SegmentRepositoryContract",
     "StoreContract",
     "TransferContract",
@@ -83,6 +87,7 @@ class StoreContract(
     SegmentRepositoryContract,
     ConsentContract,
     AuditLogContract,
+    RetentionContract,
     UnitOfWorkContract,
 ):
     """The behaviour every :class:`~crmcore.ports.Store` must have, as pytest test methods.

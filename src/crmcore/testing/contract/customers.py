@@ -152,6 +152,7 @@ class CustomerRepositoryContract(StoreFixture):
                     addresses=(),
                     attributes={},
                     stage_history=(),
+                    anonymised_at=None,
                     external_id=None if external_id is None else f"{external_id}-{number.value}",
                 )
             )

@@ -19,6 +19,7 @@ from crmcore.ports import Store, UnitOfWork
 from crmcore.testing.contract._support import (
     T0,
     StoreFixture,
+    is_utc,
     read,
     register,
     write,
@@ -101,3 +102,33 @@ class SegmentRepositoryContract(StoreFixture):
         write(store, lambda uow: uow.segments.delete("vip"))
         write(store, lambda uow: uow.segments.save(Segment("vip", "frequency >= 3")))
         assert read(store, latest) is None
+
+    def test_runs_including_a_customer(self, store: Store) -> None:
+        a, b = register(store).number, register(store).number
+        with store.unit_of_work() as uow:
+            for name in ("zeta", "alpha"):
+                uow.segments.save(Segment(name, "frequency >= 3"))
+            uow.commit()
+        later = T0 + dt.timedelta(days=1, microseconds=7)
+        for run in (
+            SegmentMembership("zeta", later, frozenset({a})),
+            SegmentMembership("zeta", T0, frozenset({a, b})),
+            SegmentMembership("alpha", later, frozenset({b})),
+            SegmentMembership("alpha", T0, frozenset({a})),
+        ):
+            with store.unit_of_work() as uow:
+                uow.segments.save_membership(run)
+                uow.commit()
+
+        def runs(number: Any) -> Any:
+            return read(store, lambda uow: list(uow.segments.runs_including(number)))
+
+        assert runs(a) == [("alpha", T0), ("zeta", T0), ("zeta", later)]
+        assert runs(b) == [("alpha", later), ("zeta", T0)]
+        assert all(is_utc(at) for _, at in runs(a))
+        nobody = register(store).number
+        assert runs(nobody) == []
+        # Erasure deletes the customer's memberships; the others' stay.
+        write(store, lambda uow: uow.customers.erase(a))
+        assert runs(a) == []
+        assert runs(b) == [("alpha", later), ("zeta", T0)]

@@ -9,7 +9,7 @@ then dropped. The downgrade folds the ledger back into the column (purpose, chan
 instant and source: the fields the old column had) and drops the table.
 
 Revision ID: crmcore_0002_consents
-Revises: crmcore_0004_encryption
+Revises: crmcore_0005_retention
 Create Date: 2026-12-02
 """
 
@@ -30,7 +30,7 @@ from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.adapters.sqlalchemy.migrations import options
 
 revision = "crmcore_0002_consents"
-down_revision = "crmcore_0004_encryption"
+down_revision = "crmcore_0005_retention"
 branch_labels = None
 depends_on = None
 
