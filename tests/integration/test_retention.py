@@ -205,7 +205,9 @@ def _analytics(crm: Crm, number: Any) -> tuple[Any, dict[str, Any]]:
     analytics = Analytics(crm)
     score = analytics.rfm(AS_OF).explain(number)
     row = crm.store.metrics_source().customer_row(number, AS_OF)
-    personal = {"gender", "birth_year", "country"}  # profile data, removed on purpose
+    # Profile data and the consent ledger (its sources and evidence name the person),
+    # removed on purpose.
+    personal = {"gender", "birth_year", "country", "consents"}
     return (score.r, score.f, score.m, score.segment), {
         k: v for k, v in row.items() if k not in personal
     }

@@ -218,7 +218,7 @@ def _legacy_customer(number: str, consents: str | None, *, erased: bool = False)
     }
 
 
-def test_0002_moves_the_json_consents_into_the_ledger_and_back(
+def test_0006_moves_the_json_consents_into_the_ledger_and_back(
     engine: sa.Engine, prefix: str
 ) -> None:
     """The data migration, on a store written by crmcore_0001: every JSON decision becomes
@@ -258,7 +258,7 @@ def test_0002_moves_the_json_consents_into_the_ledger_and_back(
         tuple(decisions[1]),
         tuple(decisions[2]),
     ]
-    assert {r.actor for r in history} == {"migration:crmcore_0002"}
+    assert {r.actor for r in history} == {"migration:crmcore_0006"}
     assert all(r.lawful_basis.value == "consent" for r in history)
     assert crm.consent_state(ann).granted("marketing", "email")  # the later of the tie
     assert crm.consent_history(bob) == []

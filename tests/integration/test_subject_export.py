@@ -49,9 +49,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _without_entry_ids(exported: dict[str, Any]) -> dict[str, Any]:
-    # Audit entries carry random ids (uuid4): the one part of the data that is not the same
-    # on two stores fed the same use cases.
-    return exported | {"audit": [{**e, "id": "-"} for e in exported["audit"]]}
+    # Audit entries and consent records carry random ids (uuid4): the one part of the data
+    # that is not the same on two stores fed the same use cases.
+    return exported | {
+        section: [{**e, "id": "-"} for e in exported[section]] for section in ("audit", "consents")
+    }
 
 
 def _reference_export() -> dict[str, Any]:
@@ -116,7 +118,7 @@ def test_export_holds_everything_about_the_subject_and_nothing_of_others() -> No
     assert profile["name"]["given"] == f"Ann{SENTINEL}"
     assert profile["attributes"]["credit"] == {"type": "decimal", "value": "12.5"}
     assert profile["attributes"]["shoe_size"] == {"type": "int", "value": 39}
-    assert profile["consents"][0]["source"] == f"web-form-{SENTINEL}"
+    assert exported["consents"][0]["source"] == f"web-form-{SENTINEL}"
     assert [e["label"] for e in exported["contact_points"]["emails"]] == ["personal", "work"]
     assert exported["contact_points"]["addresses"][0]["postal_code"] == f"10{SENTINEL}"
     assert [s["to"] for s in exported["stage_history"]] == ["new"]
@@ -142,8 +144,10 @@ def test_export_holds_everything_about_the_subject_and_nothing_of_others() -> No
     assert scores["rfm"]["monetary"] == {"amount": "145.25", "currency": "EUR"}
     assert 0.0 <= scores["churn_risk"] <= 1.0
     assert "bob" not in json.dumps(exported).lower()
-    # This store keeps no consent ledger: said as null, not as [].
-    assert exported["consents"] is None
+    # The ledger, with who recorded each decision and how.
+    assert [(c["purpose"], c["decision"]) for c in exported["consents"]] == [
+        ("marketing", "granted")
+    ]
     # The audit trail about the subject, oldest first, without this export's own entry.
     actions = [entry["action"] for entry in exported["audit"]]
     assert actions[0] == "register" and "export" not in actions
@@ -208,14 +212,12 @@ class _Uow:
 def test_consent_and_audit_sections_read_their_repositories_when_the_store_has_them() -> None:
     crm = Crm(InMemoryStore(reporting_currency="EUR"), clock=FixedClock(NOW))
     subject, _ = populate(crm)
-    record = crm.get(subject).consents[0]
+    record = crm.consent_history(subject)[0]
     ledger, log = _Ledger([record]), _Ledger([])
     uow: Any = _Uow(consents=ledger, audit=log)
     assert consents_section(uow, subject) == [json_ready(record)]
     assert audit_section(uow, subject) == []
     assert ledger.asked == [subject] and log.asked == [subject]
-    assert consents_section(_Uow(), subject) is None  # type: ignore[arg-type]
-    assert audit_section(_Uow(), subject) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("decision", ["mask", "deny"])

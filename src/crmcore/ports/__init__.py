@@ -498,6 +498,12 @@ class ConsentLedger(Protocol):
         :meth:`history`."""
         ...
 
+    def forget(self, number: CrmNumber) -> int:
+        """Remove every entry of the customer; return how many. Only anonymisation calls it
+        (erasure removes the ledger with the customer): the entries' sources and evidence
+        references identify the person."""
+        ...
+
 
 class AuditLog(Protocol):
     """The audit trail: append-only entries of who did what to whose data.

@@ -164,6 +164,9 @@ def _anonymise(run: _Run, rule: AnonymiseInactiveCustomers, cutoff: dt.datetime)
         uow.customers.update(customer)
         uow.interactions.redact([i.id for i in uow.interactions.for_customer(number)], REDACTABLE)
         uow.transactions.redact_line_descriptions(number)
+        # Consent entries name their source and evidence (a form, a call recording): they
+        # identify the person, and an anonymous record has no one to contact anyway.
+        uow.consents.forget(number)
         uow.add_event(CustomerUpdated(at=now, customer=number, version=customer.version))
         run.context.audit(
             uow, AuditAction.RETENTION, AuditEntity.CUSTOMER, number, fields=ANONYMISED_FIELDS

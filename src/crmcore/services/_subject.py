@@ -292,27 +292,13 @@ def _chronological(items: Iterable[Any]) -> list[Any]:
 
 
 def consents_section(uow: UnitOfWork, number: CrmNumber) -> JsonValue:
-    """The ``consents`` section: the customer's consent ledger, oldest entry first.
-
-    Read from the unit of work's ``consents`` repository (a ``ConsentLedger``); ``None`` for
-    a store without one, so an export never shows a ledger that is not kept.
-    """
-    ledger = getattr(uow, "consents", None)
-    if ledger is None:
-        return None
-    return json_ready(ledger.history(number))
+    """The ``consents`` section: the customer's consent ledger, oldest entry first."""
+    return json_ready(uow.consents.history(number))
 
 
 def audit_section(uow: UnitOfWork, number: CrmNumber) -> JsonValue:
-    """The ``audit`` section: the audit entries about the customer, oldest first.
-
-    Read from the unit of work's ``audit`` repository (an ``AuditLog``, queried by CRM
-    number); ``None`` for a store that keeps no audit trail.
-    """
-    log = getattr(uow, "audit", None)
-    if log is None:
-        return None
-    return json_ready(log.query(number=number))
+    """The ``audit`` section: the audit entries about the customer, oldest first."""
+    return json_ready(uow.audit.query(number=number))
 
 
 def _scores(context: ServiceContext, number: CrmNumber, now: dt.datetime) -> dict[str, JsonValue]:

@@ -61,6 +61,23 @@ class Consents:
 
         context.undo.append(undo)
 
+    def forget(self, number: CrmNumber) -> int:
+        context = self._context
+        context.check_active()
+        check_number(number)
+        ledger, taken = self._state.consents, self._state.consent_ids
+        removed = ledger.pop(number, [])
+        ids = {record.id for record in removed}
+        taken.difference_update(ids)
+
+        def undo() -> None:
+            if removed:
+                ledger[number] = removed
+                taken.update(ids)
+
+        context.undo.append(undo)
+        return len(removed)
+
     def history(self, number: CrmNumber) -> Sequence[ConsentRecord]:
         self._context.check_active()
         check_number(number)

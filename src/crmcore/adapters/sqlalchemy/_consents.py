@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from crmcore._epoch import to_us
 from crmcore.adapters.sqlalchemy._context import TransactionContext
@@ -147,6 +147,13 @@ class SqlConsents:
             for key, seq in found:
                 out[key] = seq + 1
         return out
+
+    def forget(self, number: CrmNumber) -> int:
+        key = key_of(number)
+        conn = self._ctx.write()
+        t = self._t.consents
+        with translated("consent record"):
+            return int(conn.execute(delete(t).where(t.c.customer == key)).rowcount or 0)
 
     def history(self, number: CrmNumber) -> Sequence[ConsentRecord]:
         key = key_of(number)

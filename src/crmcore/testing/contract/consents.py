@@ -245,3 +245,29 @@ class ConsentContract(StoreFixture):
         assert crm.consent_history(bob) == [kept]
         with pytest.raises(ErasedError):
             crm.grant_consent(ann, "marketing")
+
+    def test_forget_removes_one_customers_entries_and_rolls_back(self, store: Store) -> None:
+        crm = Crm(store, clock=FixedClock(T0))
+        ann, bob = crm.register("Ann").number, crm.register("Bob").number
+        crm.grant_consent(ann, "marketing", evidence="EV-7", at=T0)
+        crm.withdraw_consent(ann, "marketing", at=T0 + dt.timedelta(days=1))
+        kept = crm.grant_consent(bob, "marketing", at=T0)
+
+        def forget_then_fail() -> None:
+            with store.unit_of_work() as uow:
+                assert uow.consents.forget(ann) == 2
+                assert list(uow.consents.history(ann)) == []
+                raise Boom
+
+        with pytest.raises(Boom):
+            forget_then_fail()
+        assert len(_history(store, ann)) == 2
+        with store.unit_of_work() as uow:
+            assert uow.consents.forget(ann) == 2
+            assert uow.consents.forget(ann) == 0
+            uow.commit()
+        assert _history(store, ann) == []
+        assert crm.consent_history(bob) == [kept]
+        # The customer lives on: a new decision starts a new ledger.
+        again = crm.grant_consent(ann, "newsletter", at=T0 + dt.timedelta(days=2))
+        assert crm.consent_history(ann) == [again]

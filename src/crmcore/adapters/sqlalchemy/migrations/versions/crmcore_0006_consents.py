@@ -4,11 +4,11 @@ and the consent a segment may require (``segments.consent_purpose``/``consent_ch
 Every decision held in ``customers.consents`` (JSON ``[purpose, channel, granted, at,
 source]`` items, in the order they were recorded) becomes one ledger row: a new id, the same
 purpose, channel, decision, instant and source, lawful basis "consent", actor
-``"migration:crmcore_0002"``, its position in the JSON list as its append order. The column is
+``"migration:crmcore_0006"``, its position in the JSON list as its append order. The column is
 then dropped. The downgrade folds the ledger back into the column (purpose, channel, decision,
 instant and source: the fields the old column had) and drops the table.
 
-Revision ID: crmcore_0002_consents
+Revision ID: crmcore_0006_consents
 Revises: crmcore_0005_retention
 Create Date: 2026-12-02
 """
@@ -29,13 +29,13 @@ from crmcore._epoch import to_us
 from crmcore.adapters.sqlalchemy._types import LONG_TEXT, RECORD_ID, UtcDateTime
 from crmcore.adapters.sqlalchemy.migrations import options
 
-revision = "crmcore_0002_consents"
+revision = "crmcore_0006_consents"
 down_revision = "crmcore_0005_retention"
 branch_labels = None
 depends_on = None
 
 _MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
-_ACTOR: Final = "migration:crmcore_0002"
+_ACTOR: Final = "migration:crmcore_0006"
 _PAGE: Final = 1000
 
 
