@@ -5,12 +5,14 @@ Import as ``from tests.helpers import ...``.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from crmcore.analytics import CustomerMetrics
@@ -100,3 +102,59 @@ def empty_store_pairs(request: pytest.FixtureRequest, tmp_path: Path, prefix: st
             return one, two
 
         yield empty
+
+
+def _table_text(store: Any) -> str:
+    import sqlalchemy as sa
+
+    parts = []
+    with store.engine.connect() as conn:
+        for table in store.tables.all:
+            for row in conn.execute(sa.select(table)):
+                parts.append(" ".join(str(value) for value in row))
+    return "\n".join(parts)
+
+
+def _object_texts(value: Any, seen: set[int] | None = None) -> Iterator[str]:
+    """Every text and byte string reachable from ``value`` (the in-memory store's state)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bytes | bytearray):
+        yield bytes(value).decode("utf-8", "replace")
+    elif isinstance(value, np.ndarray):
+        if value.dtype == object:
+            for item in value.tolist():
+                yield from _object_texts(item, seen)
+        else:
+            yield value.tobytes().decode("latin-1")
+    elif isinstance(value, dict):
+        for key, item in list(value.items()):
+            yield from _object_texts(key, seen)
+            yield from _object_texts(item, seen)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in list(value):
+            yield from _object_texts(item, seen)
+    elif isinstance(value, dt.date | int | float | type(None)):
+        yield str(value)
+    elif hasattr(value, "__dict__") or hasattr(type(value), "__slots__"):
+        names = set(getattr(value, "__dict__", {}))
+        for cls in type(value).__mro__:
+            names.update(getattr(cls, "__slots__", ()))
+        for name in names:
+            if hasattr(value, name):
+                yield from _object_texts(getattr(value, name), seen)
+
+
+def store_text(store: Any) -> str:
+    """Everything a store holds, as text: every value of every row of every crmcore table of
+    a SQL store, or every string reachable from an in-memory store's state. A test searches
+    it for personal data that should be gone."""
+    from crmcore import InMemoryStore
+
+    if isinstance(store, InMemoryStore):
+        return "\n".join(_object_texts(store))
+    return _table_text(store)

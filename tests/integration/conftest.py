@@ -28,6 +28,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_subject_export.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
     "test_export_coverage.py": ("sqlalchemy",),
     "test_retention.py": ("sqlalchemy", "alembic", "pymysql", "psycopg"),
+    "test_privacy_erasure.py": ("sqlalchemy", "alembic", "cryptography", "pymysql", "psycopg"),
 }
 
 

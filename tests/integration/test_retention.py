@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import pytest
-from tests.helpers import backend_url, unique_prefix
+from tests.helpers import backend_url, store_text, unique_prefix
 from tests.subject_data import SENTINEL, SENTINEL_DAY, SENTINEL_PHONE, T0, populate
 
 from crmcore import InMemoryStore
@@ -150,57 +149,6 @@ def test_blanking_notes_keeps_everything_else(store: Store) -> None:
     assert crm.get(subject).name.given == f"Ann{SENTINEL}"
 
 
-def _table_dump(store: Any) -> str:
-    import sqlalchemy as sa
-
-    parts = []
-    with store.engine.connect() as conn:
-        for table in store.tables.all:
-            for row in conn.execute(sa.select(table)):
-                parts.append(" ".join(str(value) for value in row))
-    return "\n".join(parts)
-
-
-def _object_dump(value: Any, seen: set[int] | None = None) -> Iterator[str]:
-    """Every text and byte string reachable from ``value`` (the in-memory store's state)."""
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, bytes | bytearray):
-        yield bytes(value).decode("utf-8", "replace")
-    elif isinstance(value, np.ndarray):
-        if value.dtype == object:
-            for item in value.tolist():
-                yield from _object_dump(item, seen)
-        else:
-            yield value.tobytes().decode("latin-1")
-    elif isinstance(value, dict):
-        for key, item in list(value.items()):
-            yield from _object_dump(key, seen)
-            yield from _object_dump(item, seen)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in list(value):
-            yield from _object_dump(item, seen)
-    elif isinstance(value, dt.date | int | float | type(None)):
-        yield str(value)
-    elif hasattr(value, "__dict__") or hasattr(type(value), "__slots__"):
-        names = set(getattr(value, "__dict__", {}))
-        for cls in type(value).__mro__:
-            names.update(getattr(cls, "__slots__", ()))
-        for name in names:
-            if hasattr(value, name):
-                yield from _object_dump(getattr(value, name), seen)
-
-
-def _dump(store: Store) -> str:
-    if isinstance(store, InMemoryStore):
-        return "\n".join(_object_dump(store))
-    return _table_dump(store)
-
-
 def _analytics(crm: Crm, number: Any) -> tuple[Any, dict[str, Any]]:
     analytics = Analytics(crm)
     score = analytics.rfm(AS_OF).explain(number)
@@ -217,12 +165,12 @@ def test_an_anonymised_customer_leaves_no_personal_data_and_keeps_its_analytics(
     store: Store,
 ) -> None:
     crm, subject, bystander, _ = _world(store)
-    dump = _dump(store)
+    dump = store_text(store)
     assert all(marker in dump for marker in _MARKERS)  # the dump does see them
     scores, metrics = _analytics(crm, subject)
     assert set(RFM_FIELDS) <= set(metrics)
     crm.apply_retention([AnonymiseInactiveCustomers(inactive_for=years(7))])
-    dump = _dump(store)
+    dump = store_text(store)
     for marker in _MARKERS:
         assert marker.lower() not in dump.lower(), marker
     assert _analytics(crm, subject) == (scores, metrics)

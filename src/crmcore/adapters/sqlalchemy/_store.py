@@ -127,8 +127,9 @@ class SqlStore:
             url: a SQLAlchemy URL (``sqlite:///crm.db``, ``sqlite://`` for memory,
                 ``postgresql+psycopg://...``, ``mysql+pymysql://...``).
             create_schema: create crmcore's tables if missing (see :meth:`create_schema`).
-            scheme, reporting_currency, table_prefix, schema, metadata, keyring,
-                encrypt_existing: as for the constructor.
+            scheme: as for the constructor, and so are ``reporting_currency``,
+                ``table_prefix``, ``schema``, ``metadata``, ``keyring`` and
+                ``encrypt_existing``.
 
         Raises:
             ConfigurationError: a malformed URL, a missing driver, an unreachable database.
