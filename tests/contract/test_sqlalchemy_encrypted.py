@@ -21,12 +21,15 @@ from crmcore.testing.contract import (
 from crmcore.testing.stateful import make_differential_machine
 
 from .conftest import STATEFUL_SETTINGS
-from .test_sqlalchemy import _leftover_rows
 
+# Before the import of test_sqlalchemy, whose own skip would otherwise surface here as an
+# error in an environment without the extras.
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("cryptography")
 from crmcore.adapters.sqlalchemy import SqlStore
 from crmcore.crypto import KeyRing
+
+from .test_sqlalchemy import _leftover_rows
 
 RING = KeyRing.generate()
 
