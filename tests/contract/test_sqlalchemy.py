@@ -35,8 +35,12 @@ SqlStore = sqlalchemy_adapter.SqlStore
 
 
 class _SqliteMemory:
+    keyring: Any = None  # test_sqlalchemy_encrypted.py runs the same contracts with one
+
     def make_store(self) -> Store:
-        return SqlStore.from_url("sqlite:///:memory:", create_schema=True)  # type: ignore[no-any-return]
+        return SqlStore.from_url(  # type: ignore[no-any-return]
+            "sqlite:///:memory:", create_schema=True, keyring=self.keyring
+        )
 
     def close_store(self, store: Store) -> None:
         store.close()  # type: ignore[attr-defined]
@@ -44,13 +48,16 @@ class _SqliteMemory:
 
 class _SqliteFile:
     url: str
+    keyring: Any = None
 
     @pytest.fixture(autouse=True)
     def _database_file(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
 
     def make_store(self) -> Store:
-        return SqlStore.from_url(self.url, create_schema=True)  # type: ignore[no-any-return]
+        return SqlStore.from_url(  # type: ignore[no-any-return]
+            self.url, create_schema=True, keyring=self.keyring
+        )
 
     def close_store(self, store: Store) -> None:
         store.close()  # type: ignore[attr-defined]
@@ -62,10 +69,11 @@ class _SqliteFile:
 
 class _Server:
     url: str
+    keyring: Any = None
 
     def make_store(self) -> Store:
         return SqlStore.from_url(  # type: ignore[no-any-return]
-            self.url, create_schema=True, table_prefix=unique_prefix()
+            self.url, create_schema=True, table_prefix=unique_prefix(), keyring=self.keyring
         )
 
     def close_store(self, store: Store) -> None:

@@ -29,66 +29,26 @@ pytest.importorskip("cryptography")
 from crmcore.adapters.sqlalchemy import SqlStore
 from crmcore.crypto import KeyRing
 
+from . import test_sqlalchemy
 from .test_sqlalchemy import _leftover_rows
 
 RING = KeyRing.generate()
 
 
-class _SqliteMemory:
-    def make_store(self) -> Store:
-        return SqlStore.from_url("sqlite:///:memory:", create_schema=True, keyring=RING)
-
-    def close_store(self, store: Store) -> None:
-        store.close()  # type: ignore[attr-defined]
+class _SqliteMemory(test_sqlalchemy._SqliteMemory):
+    keyring = RING
 
 
-class _SqliteFile:
-    url: str
-
-    @pytest.fixture(autouse=True)
-    def _database_file(self, tmp_path: Path) -> None:
-        self.url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-
-    def make_store(self) -> Store:
-        return SqlStore.from_url(self.url, create_schema=True, keyring=RING)
-
-    def close_store(self, store: Store) -> None:
-        store.close()  # type: ignore[attr-defined]
-
-    def empty_store(self, store: Store) -> bool:
-        delete_rows(store)
-        return True
+class _SqliteFile(test_sqlalchemy._SqliteFile):
+    keyring = RING
 
 
-class _Server:
-    url: str
-
-    def make_store(self) -> Store:
-        return SqlStore.from_url(
-            self.url, create_schema=True, table_prefix=unique_prefix(), keyring=RING
-        )
-
-    def close_store(self, store: Store) -> None:
-        try:
-            store.drop_schema()  # type: ignore[attr-defined]
-        finally:
-            store.close()  # type: ignore[attr-defined]
-
-    def empty_store(self, store: Store) -> bool:
-        delete_rows(store)
-        return True
+class _Postgres(test_sqlalchemy._Postgres):
+    keyring = RING
 
 
-class _Postgres(_Server):
-    @pytest.fixture(autouse=True)
-    def _database(self, postgres_url: str) -> None:
-        self.url = postgres_url
-
-
-class _Mariadb(_Server):
-    @pytest.fixture(autouse=True)
-    def _database(self, mariadb_url: str) -> None:
-        self.url = mariadb_url
+class _Mariadb(test_sqlalchemy._Mariadb):
+    keyring = RING
 
 
 class TestEncryptedSqliteMemoryStore(_SqliteMemory, StoreContract):

@@ -38,6 +38,7 @@ __all__ = [
     "BgNbdModel",
     "bgnbd_gradient",
     "bgnbd_log_likelihood",
+    "distinct_rows",
     "fit_bgnbd",
 ]
 
@@ -56,6 +57,23 @@ def check_summary(x: FloatArray, t_x: FloatArray, big_t: FloatArray) -> None:
         raise ValidationError("t_x", "outside 0..T", "must satisfy 0 <= t_x <= T")
     if np.any((x > 0) & (t_x <= 0)):
         raise ValidationError("t_x", 0, "must be positive for a customer with repeat purchases")
+
+
+def distinct_rows(
+    x: FloatArray, t_x: FloatArray, big_t: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The checked summary's distinct ``(x, t_x, T)`` rows and how many customers share each.
+
+    Customers with the same row contribute the same likelihood term, so the fits work on
+    the distinct rows, weighted (with day periods, far fewer rows than customers in a large
+    store).
+
+    Raises:
+        ValidationError: mismatched or impossible summaries.
+    """
+    check_summary(x, t_x, big_t)
+    rows, weights = np.unique(np.stack([x, t_x, big_t]), axis=1, return_counts=True)
+    return rows[0], rows[1], rows[2], weights.astype(np.float64)
 
 
 def _terms(
@@ -291,13 +309,7 @@ def fit_bgnbd(
         ValidationError: mismatched or impossible summaries, or no finite maximum.
     """
     x, t_x, big_t = (np.asarray(v, dtype=np.float64) for v in (x, t_x, big_t))
-    check_summary(x, t_x, big_t)
-    # Customers with the same (x, t_x, T) contribute the same term: fit on the distinct rows,
-    # weighted by how many customers share each (with day periods, far fewer rows than
-    # customers in a large store).
-    rows, weights = np.unique(np.stack([x, t_x, big_t]), axis=1, return_counts=True)
-    ux, ut, uT = rows
-    counts = weights.astype(np.float64)
+    ux, ut, uT, counts = distinct_rows(x, t_x, big_t)
 
     def log_likelihood(p: FloatArray) -> float:
         return float((bgnbd_log_likelihood((p[0], p[1], p[2], p[3]), ux, ut, uT) * counts).sum())

@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from crmcore.analytics._bgnbd import check_summary, maximise, standard_errors
+from crmcore.analytics._bgnbd import distinct_rows, maximise, standard_errors
 from crmcore.analytics._special import scipy_special
 from crmcore.errors import ValidationError
 
@@ -144,10 +144,7 @@ def fit_pareto_nbd(
         ValidationError: mismatched or impossible summaries, or no finite maximum.
     """
     x, t_x, big_t = (np.asarray(v, dtype=np.float64) for v in (x, t_x, big_t))
-    check_summary(x, t_x, big_t)
-    rows, weights = np.unique(np.stack([x, t_x, big_t]), axis=1, return_counts=True)
-    ux, ut, uT = rows
-    counts = weights.astype(np.float64)
+    ux, ut, uT, counts = distinct_rows(x, t_x, big_t)
 
     def log_likelihood(p: FloatArray) -> float:
         values = pareto_nbd_log_likelihood((p[0], p[1], p[2], p[3]), ux, ut, uT)
