@@ -75,6 +75,7 @@ EXPORT_COVERAGE: Final[Mapping[str, str]] = {
     "interactions": "interactions",
     "segment_members": "segment_memberships",
     "audit_log": "audit",
+    "consents": "consents",
 }
 """Stored table (name without the store's prefix) -> the export section holding its rows.
 
