@@ -175,11 +175,13 @@ def test_holdout_predictions_track_actual_repeat_purchases(cdnow: tuple[Any, Ana
 
 
 def test_pareto_nbd_fit_equals_lifetimes_on_the_cdnow_sample() -> None:
-    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
-
     from crmcore.analytics import fit_pareto_nbd
 
-    sample = load_cdnow_summary_data_with_monetary_value()
+    # Read the file, not lifetimes.datasets' loader: that one needs pkg_resources (setuptools),
+    # which a fresh Python 3.13 environment does not have.
+    sample = pd.read_csv(
+        Path(lifetimes.__file__).parent / "datasets" / "cdnow_customers_summary.csv"
+    )
     x, t_x, big_t = (sample[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     ours = fit_pareto_nbd(x, t_x, big_t, period_days=7)
     reference = lifetimes.ParetoNBDFitter().fit(x, t_x, big_t)
